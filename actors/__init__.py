@@ -1,0 +1,3 @@
+"""stateward.actors: reserved for the next issues."""
+
+__all__: tuple[str, ...] = ()

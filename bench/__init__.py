@@ -1,0 +1,3 @@
+"""stateward.bench: benchmarks against peers and the command line."""
+
+__all__: tuple[str, ...] = ()

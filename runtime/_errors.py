@@ -1,0 +1,251 @@
+"""The one exception tree of stateward.
+
+Everything the library raises on purpose derives from :class:`StatewardError`::
+
+    StatewardError
+    ├── InvalidArgument (also ValueError)      bad input to a public call
+    ├── LifecycleError                         an object used in the wrong lifecycle state
+    │   ├── SystemNotRunning                   the actor system is not open (or already closed)
+    │   └── SubscriptionClosed                 receiving from a closed bus subscription
+    ├── ActorError                             about one actor, carries its ``address``
+    │   ├── ActorNotFound                      no actor registered at that address
+    │   ├── ActorStopped                       the actor stopped before it could answer
+    │   ├── DuplicateAddress                   spawning at an address already taken
+    │   ├── MailboxFull                        a non-blocking tell found the mailbox full
+    │   ├── AskTimeout (also TimeoutError)     no reply before the ask's deadline
+    │   └── ActorCrashed                       the handler raised; the original is ``__cause__``
+    ├── SupervisionError
+    │   └── RestartIntensityExceeded           too many restarts in a period; escalated
+    ├── CommandRejected                        a handler refused a command; the actor is healthy
+    │   ├── InvalidTransition                  the event is not allowed in the current state
+    │   └── GoalUnreachable                    no event path leads to the requested state
+    └── MachineDefinitionError                 a state machine definition is inconsistent
+
+"You stopped it" and "it crashed" are kept apart: :class:`ActorStopped` means the actor was
+shut down (by you, its supervisor or the system), :class:`ActorCrashed` means its handler
+raised, and the exception that did it is chained as ``__cause__``.
+
+A handler that raises a :class:`CommandRejected` is *not* considered crashed: the error goes
+back to the asker as it is and the actor keeps its state and its place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = (
+    "StatewardError",
+    "InvalidArgument",
+    "LifecycleError",
+    "SystemNotRunning",
+    "SubscriptionClosed",
+    "ActorError",
+    "ActorNotFound",
+    "ActorStopped",
+    "DuplicateAddress",
+    "MailboxFull",
+    "AskTimeout",
+    "ActorCrashed",
+    "SupervisionError",
+    "RestartIntensityExceeded",
+    "CommandRejected",
+    "InvalidTransition",
+    "GoalUnreachable",
+    "MachineDefinitionError",
+)
+
+
+class StatewardError(Exception):
+    """Base of every exception stateward raises on purpose."""
+
+
+class InvalidArgument(StatewardError, ValueError):
+    """A public call got a value it cannot accept.
+
+    Args:
+        name: the parameter that was wrong.
+        expected: what would have been accepted.
+        got: what was passed.
+    """
+
+    def __init__(self, name: str, *, expected: str, got: object) -> None:
+        self.name = name
+        self.expected = expected
+        self.got = got
+        super().__init__(f"{name}: expected {expected}, got {got!r}")
+
+
+class LifecycleError(StatewardError):
+    """An object was used in a lifecycle state that does not allow the call."""
+
+
+class SystemNotRunning(LifecycleError):
+    """The actor system is not open, is shutting down, or has stopped.
+
+    When the system stopped because of an escalated failure, that failure is ``__cause__``.
+    """
+
+    def __init__(self, state: str, *, action: str) -> None:
+        self.state = state
+        self.action = action
+        super().__init__(
+            f"cannot {action}: the actor system is {state}; "
+            "use it inside `async with open_actor_system(...)`"
+        )
+
+
+class SubscriptionClosed(LifecycleError):
+    """A bus subscription was closed and has no more events to give."""
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+        super().__init__(f"subscription to {pattern!r} is closed")
+
+
+class ActorError(StatewardError):
+    """An error about one actor, named by ``address``."""
+
+    def __init__(self, address: str, message: str) -> None:
+        self.address = address
+        super().__init__(message)
+
+
+class ActorNotFound(ActorError):
+    """No actor is registered at ``address``."""
+
+    def __init__(self, address: str) -> None:
+        super().__init__(
+            address, f"no actor at address {address!r}; spawn it first or check the address"
+        )
+
+
+class ActorStopped(ActorError):
+    """The actor at ``address`` stopped before it handled the message."""
+
+    def __init__(self, address: str, *, reason: str = "it was stopped") -> None:
+        self.reason = reason
+        super().__init__(address, f"actor {address!r} cannot take the message: {reason}")
+
+
+class DuplicateAddress(ActorError):
+    """An actor is already registered at ``address``."""
+
+    def __init__(self, address: str) -> None:
+        super().__init__(
+            address,
+            f"an actor is already registered at {address!r}; addresses are unique, "
+            "look the existing one up with system.lookup()",
+        )
+
+
+class MailboxFull(ActorError):
+    """A non-blocking tell found the mailbox at its capacity."""
+
+    def __init__(self, address: str, capacity: int) -> None:
+        self.capacity = capacity
+        super().__init__(
+            address,
+            f"mailbox of {address!r} is full ({capacity} messages); "
+            "use `await ref.tell(...)` to wait for room",
+        )
+
+
+class AskTimeout(ActorError, TimeoutError):
+    """No reply arrived before the ask's deadline.
+
+    The message may still be handled later; its reply is then dropped and counted as late.
+    """
+
+    def __init__(self, address: str, timeout: float, message_type: str) -> None:
+        self.timeout = timeout
+        self.message_type = message_type
+        super().__init__(
+            address,
+            f"actor {address!r} did not answer {message_type} within {timeout:g}s; "
+            "the message may still be handled and its late reply will be dropped",
+        )
+
+
+class ActorCrashed(ActorError):
+    """The handler raised while handling the asker's message; the original is ``__cause__``."""
+
+    def __init__(self, address: str, message_type: str, error: BaseException) -> None:
+        self.message_type = message_type
+        self.error = error
+        super().__init__(
+            address,
+            f"actor {address!r} crashed handling {message_type}: "
+            f"{type(error).__name__}: {error}; its supervisor decides whether it restarts",
+        )
+
+
+class SupervisionError(StatewardError):
+    """Supervision gave up on a subtree."""
+
+
+class RestartIntensityExceeded(SupervisionError):
+    """A supervisor saw more than ``max_restarts`` restarts within ``period`` seconds.
+
+    The supervisor stopped its children and escalated to its parent. At the root this stops
+    the whole actor system. The last child failure is ``__cause__``.
+    """
+
+    def __init__(self, supervisor: str, *, max_restarts: int, period: float, child: str) -> None:
+        self.supervisor = supervisor
+        self.max_restarts = max_restarts
+        self.period = period
+        self.child = child
+        super().__init__(
+            f"supervisor {supervisor!r} exceeded its restart intensity "
+            f"({max_restarts} restarts in {period:g}s), last failing child {child!r}; "
+            "it stopped its children and escalated"
+        )
+
+
+class CommandRejected(StatewardError):
+    """A handler refused a command. The actor did not crash and nothing changed."""
+
+
+class InvalidTransition(CommandRejected):
+    """An event is not allowed in the machine's current state.
+
+    Args:
+        resource_id: the resource whose machine refused the event.
+        state: its current state.
+        event: the refused event.
+        allowed: the events the current state does allow.
+    """
+
+    def __init__(
+        self, resource_id: str, *, state: str, event: str, allowed: Iterable[str]
+    ) -> None:
+        self.resource_id = resource_id
+        self.state = state
+        self.event = event
+        self.allowed = tuple(allowed)
+        allowed_text = ", ".join(self.allowed) if self.allowed else "none (terminal state)"
+        super().__init__(
+            f"{resource_id} cannot `{event}` in state `{state}`; allowed: {allowed_text}"
+        )
+
+
+class GoalUnreachable(CommandRejected):
+    """No sequence of events leads from the current state to the goal."""
+
+    def __init__(self, resource_id: str, *, state: str, goal: str) -> None:
+        self.resource_id = resource_id
+        self.state = state
+        self.goal = goal
+        super().__init__(
+            f"{resource_id} cannot reach state `{goal}` from `{state}`: no event path leads there"
+        )
+
+
+class MachineDefinitionError(StatewardError):
+    """A state machine definition is inconsistent; ``problems`` lists every issue found."""
+
+    def __init__(self, machine: str, problems: Iterable[str]) -> None:
+        self.machine = machine
+        self.problems = tuple(problems)
+        listing = "; ".join(self.problems)
+        super().__init__(f"state machine {machine!r} is invalid: {listing}")
