@@ -1,5 +1,23 @@
 """stateward.runtime: actors, mailboxes, supervision, state machines, clock, event bus."""
 
+from ._actor import DEFAULT as DEFAULT
+from ._actor import Actor as Actor
+from ._actor import ActorContext as ActorContext
+from ._actor import ActorRef as ActorRef
+from ._actor import Reply as Reply
+from ._actor import Restart as Restart
+from ._actor import StartReason as StartReason
+from ._bus import BusStatistics as BusStatistics
+from ._bus import Event as Event
+from ._bus import EventBus as EventBus
+from ._bus import Overflow as Overflow
+from ._bus import Subscription as Subscription
+from ._env import Clock as Clock
+from ._env import Environment as Environment
+from ._env import IdGenerator as IdGenerator
+from ._env import RealClock as RealClock
+from ._env import VirtualClock as VirtualClock
+from ._env import VirtualEventLoop as VirtualEventLoop
 from ._errors import ActorCrashed as ActorCrashed
 from ._errors import ActorError as ActorError
 from ._errors import ActorNotFound as ActorNotFound
@@ -18,8 +36,52 @@ from ._errors import StatewardError as StatewardError
 from ._errors import SubscriptionClosed as SubscriptionClosed
 from ._errors import SupervisionError as SupervisionError
 from ._errors import SystemNotRunning as SystemNotRunning
+from ._fsm import DriveTo as DriveTo
+from ._fsm import Fire as Fire
+from ._fsm import FSMActor as FSMActor
+from ._fsm import MemoryJournal as MemoryJournal
+from ._fsm import TransitionJournal as TransitionJournal
+from ._machine import Machine as Machine
+from ._machine import MachineInstance as MachineInstance
+from ._machine import StateKind as StateKind
+from ._machine import Transition as Transition
+from ._machine import TransitionRecord as TransitionRecord
+from ._supervisor import Strategy as Strategy
+from ._supervisor import Supervisor as Supervisor
+from ._system import ActorSystem as ActorSystem
+from ._system import DeadLetter as DeadLetter
+from ._system import SystemStatistics as SystemStatistics
+from ._system import open_actor_system as open_actor_system
 
 __all__ = (
+    # actors and systems
+    "Actor",
+    "ActorContext",
+    "ActorRef",
+    "ActorSystem",
+    "open_actor_system",
+    "SystemStatistics",
+    "DeadLetter",
+    "Reply",
+    "StartReason",
+    "DEFAULT",
+    # supervision
+    "Supervisor",
+    "Strategy",
+    "Restart",
+    # environment
+    "Environment",
+    "Clock",
+    "RealClock",
+    "VirtualClock",
+    "VirtualEventLoop",
+    "IdGenerator",
+    # event bus
+    "EventBus",
+    "Event",
+    "Subscription",
+    "Overflow",
+    "BusStatistics",
     # errors
     "StatewardError",
     "InvalidArgument",
@@ -39,4 +101,15 @@ __all__ = (
     "InvalidTransition",
     "GoalUnreachable",
     "MachineDefinitionError",
+    # state machines
+    "StateKind",
+    "Transition",
+    "Machine",
+    "MachineInstance",
+    "TransitionRecord",
+    "FSMActor",
+    "Fire",
+    "DriveTo",
+    "TransitionJournal",
+    "MemoryJournal",
 )

@@ -216,9 +216,7 @@ class InvalidTransition(CommandRejected):
         allowed: the events the current state does allow.
     """
 
-    def __init__(
-        self, resource_id: str, *, state: str, event: str, allowed: Iterable[str]
-    ) -> None:
+    def __init__(self, resource_id: str, *, state: str, event: str, allowed: Iterable[str]) -> None:
         self.resource_id = resource_id
         self.state = state
         self.event = event

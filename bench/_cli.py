@@ -1,0 +1,246 @@
+"""The ``stateward`` command line.
+
+Subcommands (each one adds its parser in an ``_add_<name>`` function and sets ``handler``):
+
+- ``bench``: run the benchmark rows against their baselines, print a table, write JSON.
+- ``diagram``: render a :class:`stateward.runtime.Machine` as Mermaid or Graphviz dot.
+
+``inspect`` (read a database offline) and ``simulate`` (the chaos simulator) will join them
+the same way. Exit codes: 0 success, 1 a failure while running, 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from stateward.runtime import InvalidArgument
+
+from ._harness import FULL_SIZES, QUICK_SIZES, SIZES, Result, Row, Skipped, run_rows
+from ._report import format_quantity, report_table, write_json
+from ._rows import ROWS
+
+__all__ = ("main",)
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+_Handler = Callable[[argparse.Namespace, argparse.ArgumentParser], int]
+
+#: Width used when stdout is not a terminal (a file, a pipe, a test's capture): wide enough
+#: for the table not to wrap, since nobody is resizing anything.
+_PLAIN_WIDTH = 160
+
+
+def _usage_error(parser: argparse.ArgumentParser, message: str) -> int:
+    """Report bad usage the way argparse does, but return instead of exiting."""
+    parser.print_usage(sys.stderr)
+    print(f"{parser.prog}: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _stdout_console() -> Console:
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=_PLAIN_WIDTH)
+    return console
+
+
+# --- bench ---------------------------------------------------------------------------------
+
+
+def _add_bench(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "bench",
+        help="measure stateward against its baselines and peers",
+        description=(
+            "Run the benchmark rows. Each row is measured against its baseline in the same "
+            "run; a ratio above 1 means better than the baseline. Rows: " + ", ".join(ROWS.names())
+        ),
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"small sizes: the whole suite in well under a minute ({QUICK_SIZES.rounds} rounds)",
+    )
+    # Hidden: the test suite runs rows at ``tiny`` sizes to check wiring, not speed.
+    parser.add_argument("--sizes", choices=tuple(SIZES), default=None, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        action="extend",
+        metavar="GLOB",
+        help="run only the rows whose names match one of these fnmatch globs (e.g. 'actor.*')",
+    )
+    parser.add_argument(
+        "--json", type=Path, metavar="PATH", help="also write the results to PATH as JSON"
+    )
+    parser.set_defaults(handler=_bench, command_parser=parser)
+
+
+def _bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    if args.sizes is not None and args.quick:
+        return _usage_error(parser, "--quick and --sizes are exclusive")
+    sizes = SIZES[args.sizes] if args.sizes else (QUICK_SIZES if args.quick else FULL_SIZES)
+    try:
+        rows = ROWS.select(args.only)
+    except InvalidArgument as exc:
+        return _usage_error(parser, str(exc))
+    json_path: Path | None = args.json
+    if json_path is not None and not json_path.parent.is_dir():
+        return _usage_error(parser, f"--json: directory {str(json_path.parent)!r} does not exist")
+
+    progress_console = Console(stderr=True)
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=progress_console,
+    ) as progress:
+        task = progress.add_task(f"bench ({sizes.name})", total=len(rows))
+
+        def on_start(row: Row) -> None:
+            progress.update(task, description=f"{row.name}: {row.summary}")
+
+        def on_done(row: Row, outcome: Result | Skipped) -> None:
+            if isinstance(outcome, Skipped):
+                progress.console.print(f"[yellow]skipped[/] {row.name}: {outcome.reason}")
+            else:
+                progress.console.print(
+                    f"{row.name}: {format_quantity(outcome.value)} {outcome.unit}, "
+                    f"ratio {outcome.ratio:.2f}x vs {outcome.baseline}"
+                )
+            progress.advance(task)
+
+        report = run_rows(rows, sizes, on_start=on_start, on_done=on_done)
+
+    console = _stdout_console()
+    console.print(report_table(report))
+    for skipped in report.skipped:
+        console.print(f"[yellow]skipped[/] {skipped.name}: {skipped.reason}")
+    if json_path is not None:
+        write_json(report, json_path)
+        console.print(f"results written to {json_path}")
+    return EXIT_OK
+
+
+# --- diagram -------------------------------------------------------------------------------
+
+
+def _add_diagram(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "diagram",
+        help="render a state machine as Mermaid or Graphviz dot",
+        description="Import MODULE, take its attribute NAME (a stateward Machine), render it.",
+    )
+    parser.add_argument(
+        "machine",
+        metavar="MODULE:NAME",
+        help="where the Machine lives, e.g. mypkg.machines:INSTANCE",
+    )
+    parser.add_argument(
+        "--format",
+        choices=("mermaid", "dot"),
+        default="mermaid",
+        help="output format (default: mermaid)",
+    )
+    parser.set_defaults(handler=_diagram, command_parser=parser)
+
+
+def _diagram(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from stateward.runtime import Machine
+
+    spec: str = args.machine
+    module_name, colon, attribute = spec.partition(":")
+    if not colon or not module_name or not attribute:
+        return _usage_error(
+            parser,
+            f"expected MODULE:NAME such as `mypkg.machines:INSTANCE`, got {spec!r}",
+        )
+    try:
+        target: object = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        # Only a module on the path to the one asked for is a usage error; a missing
+        # dependency inside an existing module is that module's failure, reported below.
+        if exc.name is not None and (
+            module_name == exc.name or module_name.startswith(exc.name + ".")
+        ):
+            return _usage_error(
+                parser, f"cannot import module {module_name!r}: no module named {exc.name!r}"
+            )
+        print(f"{parser.prog}: error: importing {module_name!r} failed: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except Exception as exc:
+        print(
+            f"{parser.prog}: error: importing {module_name!r} failed: {type(exc).__name__}: {exc}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    for depth, part in enumerate(attribute.split(".")):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            where = ".".join(attribute.split(".")[:depth])
+            owner = f"{module_name}:{where}" if where else f"module {module_name!r}"
+            return _usage_error(parser, f"{owner} has no attribute {part!r}")
+    if not isinstance(target, Machine):
+        return _usage_error(
+            parser,
+            f"{spec} is a {type(target).__name__}, expected a stateward.runtime.Machine",
+        )
+    rendered = target.to_mermaid() if args.format == "mermaid" else target.to_dot()
+    sys.stdout.write(rendered)
+    return EXIT_OK
+
+
+# --- entry point ---------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``stateward`` argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="stateward",
+        description="stateward: structured state management for cloud resources.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_bench(subparsers)
+    _add_diagram(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``stateward`` command line and return its exit code.
+
+    Args:
+        argv: the arguments after the program name; ``sys.argv[1:]`` when None.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        # argparse exits on --help (0) and on bad usage (2); ``main`` returns instead so that
+        # it can be called in-process, by tests and by other tools.
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    handler: _Handler = args.handler
+    command_parser: argparse.ArgumentParser = args.command_parser
+    return handler(args, command_parser)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,556 @@
+"""The benchmark harness: sizes, rows, rounds, goals and results.
+
+A *row* compares one subject (a stateward feature or a peer library) with one baseline. Both
+sides are measured in the same process and the same run, with their rounds interleaved
+(subject, baseline, subject, …) so that drift such as CPU frequency changes or a noisy
+neighbour hits both alike. Every side is warmed up first, then measured for a fixed number of
+rounds of a fixed size; the figure kept is the best round for throughputs (the least disturbed
+one, as ``timeit`` does) and the median round for memory (which is nearly deterministic, so the
+median only removes a rare outlier). Latency rows also keep every per-operation time of the
+measured rounds and report p50 and p99.
+
+Ratios are oriented so that **a ratio above 1 always means "better than the baseline"**:
+``value / baseline_value`` when higher is better (throughput), ``baseline_value / value`` when
+lower is better (bytes, seconds).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib.util
+import math
+import os
+import platform
+import statistics
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal
+
+from stateward.runtime import InvalidArgument
+
+__all__ = (
+    "Sizes",
+    "TINY_SIZES",
+    "QUICK_SIZES",
+    "FULL_SIZES",
+    "SIZES",
+    "Round",
+    "Aggregate",
+    "Side",
+    "Comparison",
+    "Goal",
+    "Row",
+    "Result",
+    "Skipped",
+    "Report",
+    "Registry",
+    "compare",
+    "percentile",
+    "python_description",
+    "machine_description",
+    "run_rows",
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Sizes:
+    """How much work each row does. Every figure is per round.
+
+    Attributes:
+        name: the preset's name (``tiny``, ``quick``, ``full``).
+        rounds: measured rounds per side (after warm-up).
+        warmup_rounds: unmeasured rounds per side, run first.
+        messages: tells per round in ``actor.tell``.
+        asks: sequential asks per round in ``actor.ask`` and ``fsm.actor_transition``.
+        idle_actors: live actors kept idle per round in the memory rows.
+        spawns: actors created per round in ``actor.spawn``.
+        transitions: ``fire`` calls per round in ``fsm.transition``.
+        peer_messages: tells per round in ``peer.pykka.tell`` (thread actors are slow).
+        peer_asks: asks per round in ``peer.pykka.ask``.
+        peer_rounds: measured rounds per side of the pykka rows.
+    """
+
+    name: str
+    rounds: int
+    warmup_rounds: int
+    messages: int
+    asks: int
+    idle_actors: int
+    spawns: int
+    transitions: int
+    peer_messages: int
+    peer_asks: int
+    peer_rounds: int
+
+
+#: For the test suite only: exercises every code path in well under a second.
+TINY_SIZES = Sizes(
+    name="tiny",
+    rounds=1,
+    warmup_rounds=1,
+    messages=200,
+    asks=100,
+    idle_actors=50,
+    spawns=100,
+    transitions=400,
+    peer_messages=100,
+    peer_asks=20,
+    peer_rounds=1,
+)
+
+#: ``stateward bench --quick``: the whole suite in a few seconds on a 2-core machine.
+QUICK_SIZES = Sizes(
+    name="quick",
+    rounds=5,
+    warmup_rounds=1,
+    messages=20_000,
+    asks=5_000,
+    idle_actors=2_000,
+    spawns=5_000,
+    transitions=100_000,
+    peer_messages=10_000,
+    peer_asks=1_000,
+    peer_rounds=3,
+)
+
+#: ``stateward bench``: large enough rounds that timer resolution and loop start-up vanish.
+FULL_SIZES = Sizes(
+    name="full",
+    rounds=7,
+    warmup_rounds=2,
+    messages=200_000,
+    asks=50_000,
+    idle_actors=20_000,
+    spawns=20_000,
+    transitions=1_000_000,
+    peer_messages=100_000,
+    peer_asks=10_000,
+    peer_rounds=5,
+)
+
+SIZES: Mapping[str, Sizes] = MappingProxyType(
+    {sizes.name: sizes for sizes in (TINY_SIZES, QUICK_SIZES, FULL_SIZES)}
+)
+
+#: How the rounds of one side are reduced to one figure.
+Aggregate = Literal["best", "median"]
+
+
+@dataclass(frozen=True, slots=True)
+class Round:
+    """The outcome of one round of one side.
+
+    Attributes:
+        value: the round's figure in the row's unit (e.g. operations per second).
+        latencies: per-operation times in seconds, when the row reports percentiles.
+    """
+
+    value: float
+    latencies: Sequence[float] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Side:
+    """One side of a comparison (the subject or the baseline) after all its rounds.
+
+    Attributes:
+        name: what was measured, e.g. ``stateward`` or ``asyncio.Queue actor``.
+        value: the kept figure (best or median round).
+        rounds: every measured round's figure, in run order.
+        p50: median per-operation latency in seconds, if recorded.
+        p99: 99th-percentile per-operation latency in seconds, if recorded.
+    """
+
+    name: str
+    value: float
+    rounds: tuple[float, ...]
+    p50: float | None = None
+    p99: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Comparison:
+    """What a row's measure function returns: both sides, and anything worth reporting.
+
+    Attributes:
+        subject: the measured side.
+        baseline: the side it is compared with.
+        details: extra facts for the JSON report (sizes, settings).
+        waive_goal: why the row's goal does not apply to this run (e.g. the peer the goal
+            is about is not installed and a stand-in baseline was used); None when it does.
+    """
+
+    subject: Side
+    baseline: Side
+    details: Mapping[str, object] = field(default_factory=dict)
+    waive_goal: str | None = None
+
+
+def percentile(samples: Sequence[float], fraction: float) -> float:
+    """Return the nearest-rank percentile of ``samples``.
+
+    Args:
+        samples: the observations, in any order; must not be empty.
+        fraction: which percentile, from 0 to 1 (0.99 for p99).
+    """
+    if not samples:
+        raise InvalidArgument("samples", expected="at least one observation", got=samples)
+    ordered = sorted(samples)
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[rank - 1]
+
+
+def _side(name: str, rounds: Sequence[Round], *, higher_is_better: bool, how: Aggregate) -> Side:
+    values = tuple(r.value for r in rounds)
+    if how == "median":
+        kept = statistics.median(values)
+    else:
+        kept = max(values) if higher_is_better else min(values)
+    latencies = [lat for r in rounds for lat in r.latencies]
+    if not latencies:
+        return Side(name=name, value=kept, rounds=values)
+    return Side(
+        name=name,
+        value=kept,
+        rounds=values,
+        p50=percentile(latencies, 0.50),
+        p99=percentile(latencies, 0.99),
+    )
+
+
+def compare(
+    subject: tuple[str, Callable[[], Round]],
+    baseline: tuple[str, Callable[[], Round]],
+    *,
+    rounds: int,
+    warmup_rounds: int,
+    higher_is_better: bool,
+    how: Aggregate = "best",
+) -> tuple[Side, Side]:
+    """Warm up both sides, then run their rounds interleaved and reduce each to one figure.
+
+    Interleaving matters more than it looks: measuring all subject rounds and then all
+    baseline rounds lets a slow drift of the machine masquerade as a difference.
+
+    Args:
+        subject: a name and a callable that runs one round of the subject.
+        baseline: the same for the baseline.
+        rounds: measured rounds per side.
+        warmup_rounds: unmeasured rounds per side, run first (caches, JIT-like specialisation
+            of the interpreter, allocator pools).
+        higher_is_better: whether a bigger figure is better (it picks the best round).
+        how: keep the best round or the median one.
+
+    Returns:
+        The subject's side and the baseline's side.
+    """
+    if rounds < 1:
+        raise InvalidArgument("rounds", expected="at least 1", got=rounds)
+    subject_name, run_subject = subject
+    baseline_name, run_baseline = baseline
+    for _ in range(warmup_rounds):
+        run_subject()
+        run_baseline()
+    subject_rounds: list[Round] = []
+    baseline_rounds: list[Round] = []
+    for _ in range(rounds):
+        subject_rounds.append(run_subject())
+        baseline_rounds.append(run_baseline())
+    return (
+        _side(subject_name, subject_rounds, higher_is_better=higher_is_better, how=how),
+        _side(baseline_name, baseline_rounds, higher_is_better=higher_is_better, how=how),
+    )
+
+
+GoalKind = Literal["min_ratio", "max_value"]
+
+
+@dataclass(frozen=True, slots=True)
+class Goal:
+    """What a row must reach to pass: a minimum ratio, or a maximum absolute value.
+
+    Build one with :meth:`min_ratio` or :meth:`max_value`.
+    """
+
+    kind: GoalKind
+    bound: float
+
+    @classmethod
+    def min_ratio(cls, bound: float) -> Goal:
+        """The ratio (oriented so that above 1 is better) must be at least ``bound``."""
+        return cls("min_ratio", bound)
+
+    @classmethod
+    def max_value(cls, bound: float) -> Goal:
+        """The measured value itself must be at most ``bound`` (for lower-is-better rows)."""
+        return cls("max_value", bound)
+
+    def met(self, *, value: float, ratio: float) -> bool:
+        """Whether a result with this ``value`` and ``ratio`` reaches the goal."""
+        if self.kind == "min_ratio":
+            return ratio >= self.bound
+        return value <= self.bound
+
+    def describe(self, unit: str) -> str:
+        """A short human form, e.g. ``ratio ≥ 0.5`` or ``≤ 2048 B/actor``."""
+        if self.kind == "min_ratio":
+            return f"ratio ≥ {self.bound:g}"
+        return f"≤ {self.bound:g} {unit}"
+
+    def to_json(self) -> dict[str, object]:
+        """The goal as JSON-ready data."""
+        return {"kind": self.kind, "bound": self.bound}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Row:
+    """One registered benchmark.
+
+    Attributes:
+        name: a dotted name, unique in its registry (``actor.tell``).
+        unit: the unit of ``value`` (``msg/s``, ``B/actor``).
+        higher_is_better: whether a bigger value is better; it orients the ratio.
+        measure: runs the benchmark at the given sizes and returns both sides.
+        summary: one line saying what is measured against what.
+        goal: what the row must reach; reference rows have none.
+        requires: modules that must be importable, else the row is skipped with a note.
+    """
+
+    name: str
+    unit: str
+    higher_is_better: bool
+    measure: Callable[[Sizes], Comparison]
+    summary: str
+    goal: Goal | None = None
+    requires: tuple[str, ...] = ()
+
+    def missing_requirements(self) -> tuple[str, ...]:
+        """The modules of ``requires`` that cannot be imported here."""
+        return tuple(name for name in self.requires if importlib.util.find_spec(name) is None)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Result:
+    """A measured row, in the shape of the JSON contract plus extras."""
+
+    name: str
+    value: float
+    unit: str
+    baseline: str
+    baseline_value: float
+    higher_is_better: bool
+    subject: str
+    goal: Goal | None
+    p50: float | None
+    p99: float | None
+    baseline_p50: float | None
+    baseline_p99: float | None
+    rounds: tuple[float, ...]
+    baseline_rounds: tuple[float, ...]
+    details: Mapping[str, object]
+
+    @property
+    def ratio(self) -> float:
+        """How much better than the baseline; above 1 is better, whatever the unit."""
+        if self.higher_is_better:
+            return self.value / self.baseline_value if self.baseline_value else math.inf
+        return self.baseline_value / self.value if self.value else math.inf
+
+    @property
+    def passed(self) -> bool | None:
+        """Whether the goal is met, or ``None`` for a reference row without a goal."""
+        if self.goal is None:
+            return None
+        return self.goal.met(value=self.value, ratio=self.ratio)
+
+    def to_json(self) -> dict[str, object]:
+        """The result as the contract's JSON object (seven fixed keys, then extras)."""
+        return {
+            "name": self.name,
+            "value": self.value,
+            "unit": self.unit,
+            "baseline": self.baseline,
+            "baseline_value": self.baseline_value,
+            "ratio": self.ratio,
+            "higher_is_better": self.higher_is_better,
+            "subject": self.subject,
+            "goal": None if self.goal is None else self.goal.to_json(),
+            "passed": self.passed,
+            "p50": self.p50,
+            "p99": self.p99,
+            "baseline_p50": self.baseline_p50,
+            "baseline_p99": self.baseline_p99,
+            "rounds": list(self.rounds),
+            "baseline_rounds": list(self.baseline_rounds),
+            "details": dict(self.details),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A row that was not run, and why."""
+
+    name: str
+    reason: str
+
+
+def python_description() -> str:
+    """The interpreter that ran the benchmarks, e.g. ``CPython 3.11.7``."""
+    return f"{platform.python_implementation()} {platform.python_version()}"
+
+
+def _cpu_model() -> str:
+    """The CPU model name; ``platform.processor()`` is empty on most Linux systems."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def machine_description() -> str:
+    """The machine that ran the benchmarks: OS, architecture, CPU model and CPU count."""
+    processor = _cpu_model()
+    parts = [f"{platform.system()} {platform.release()}", platform.machine()]
+    if processor and processor != platform.machine():
+        parts.append(processor)
+    parts.append(f"{os.cpu_count() or 1} CPUs")
+    return ", ".join(parts)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Report:
+    """Everything one benchmark run produced."""
+
+    python: str
+    machine: str
+    sizes: Sizes
+    results: tuple[Result, ...]
+    skipped: tuple[Skipped, ...]
+
+    def to_json(self) -> dict[str, object]:
+        """The report in the exact top-level shape of the JSON contract."""
+        return {
+            "python": self.python,
+            "machine": self.machine,
+            "results": [result.to_json() for result in self.results],
+        }
+
+
+class Registry:
+    """The benchmark rows, in registration order; names are unique."""
+
+    def __init__(self, rows: Iterable[Row] = ()) -> None:
+        self._rows: dict[str, Row] = {}
+        for row in rows:
+            self.add(row)
+
+    def add(self, row: Row) -> Row:
+        """Register ``row`` and return it.
+
+        Raises:
+            InvalidArgument: a row with the same name is already registered.
+        """
+        if row.name in self._rows:
+            raise InvalidArgument("row.name", expected="a name not registered yet", got=row.name)
+        self._rows[row.name] = row
+        return row
+
+    def names(self) -> tuple[str, ...]:
+        """Every row name, in registration order."""
+        return tuple(self._rows)
+
+    def __iter__(self) -> Iterator[Row]:
+        return iter(tuple(self._rows.values()))
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def select(self, globs: Sequence[str] | None) -> tuple[Row, ...]:
+        """The rows whose names match any of ``globs`` (all rows when ``globs`` is empty).
+
+        Raises:
+            InvalidArgument: a glob matches no row; a typo must not silently run nothing.
+        """
+        if not globs:
+            return tuple(self._rows.values())
+        for glob in globs:
+            if not fnmatch.filter(self._rows, glob):
+                raise InvalidArgument(
+                    "--only",
+                    expected="a glob matching at least one of " + ", ".join(self._rows),
+                    got=glob,
+                )
+        return tuple(
+            row
+            for name, row in self._rows.items()
+            if any(fnmatch.fnmatchcase(name, glob) for glob in globs)
+        )
+
+
+def run_rows(
+    rows: Iterable[Row],
+    sizes: Sizes,
+    *,
+    on_start: Callable[[Row], None] | None = None,
+    on_done: Callable[[Row, Result | Skipped], None] | None = None,
+) -> Report:
+    """Run ``rows`` one after the other at ``sizes``.
+
+    Args:
+        rows: the rows to run, in order.
+        sizes: how much work each row does.
+        on_start: called before each row (progress display).
+        on_done: called after each row with its result or the reason it was skipped.
+    """
+    results: list[Result] = []
+    skipped: list[Skipped] = []
+    for row in rows:
+        if on_start is not None:
+            on_start(row)
+        outcome: Result | Skipped
+        missing = row.missing_requirements()
+        if missing:
+            outcome = Skipped(
+                row.name,
+                f"{', '.join(missing)} not importable; install the peers extra "
+                "(pip install 'stateward[peers]')",
+            )
+            skipped.append(outcome)
+        else:
+            comparison = row.measure(sizes)
+            details = dict(comparison.details)
+            if comparison.waive_goal is not None:
+                details["goal_waived"] = comparison.waive_goal
+            outcome = Result(
+                name=row.name,
+                value=comparison.subject.value,
+                unit=row.unit,
+                baseline=comparison.baseline.name,
+                baseline_value=comparison.baseline.value,
+                higher_is_better=row.higher_is_better,
+                subject=comparison.subject.name,
+                goal=None if comparison.waive_goal is not None else row.goal,
+                p50=comparison.subject.p50,
+                p99=comparison.subject.p99,
+                baseline_p50=comparison.baseline.p50,
+                baseline_p99=comparison.baseline.p99,
+                rounds=comparison.subject.rounds,
+                baseline_rounds=comparison.baseline.rounds,
+                details=details,
+            )
+            results.append(outcome)
+        if on_done is not None:
+            on_done(row, outcome)
+    return Report(
+        python=python_description(),
+        machine=machine_description(),
+        sizes=sizes,
+        results=tuple(results),
+        skipped=tuple(skipped),
+    )

@@ -1,0 +1,166 @@
+"""The ``stateward`` command line, run in-process through ``main``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from stateward.bench import main
+
+HELPERS = "bench_cli_machines"
+CONTRACT_KEYS = {
+    "name",
+    "value",
+    "unit",
+    "baseline",
+    "baseline_value",
+    "ratio",
+    "higher_is_better",
+}
+
+
+@pytest.fixture(autouse=True)
+def _helpers_importable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the helper module of this folder importable by its bare name."""
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+
+
+def test_diagram_prints_mermaid(capsys: pytest.CaptureFixture[str]) -> None:
+    """`diagram MODULE:NAME` prints the machine's Mermaid rendering and exits 0."""
+    assert main(["diagram", f"{HELPERS}:LIGHT"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("stateDiagram-v2\n")
+    assert "    [*] --> off\n" in out
+    assert "    on --> broken: burn_out\n" in out
+
+
+def test_diagram_prints_dot(capsys: pytest.CaptureFixture[str]) -> None:
+    """`--format dot` prints the Graphviz rendering."""
+    assert main(["diagram", f"{HELPERS}:LIGHT", "--format", "dot"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith('digraph "light" {\n')
+    assert '"on" -> "broken" [label="burn_out"];' in out
+
+
+def test_diagram_follows_dotted_attribute(capsys: pytest.CaptureFixture[str]) -> None:
+    """NAME may be a dotted path of attributes inside the module."""
+    assert main(["diagram", f"{HELPERS}:Holder.light"]) == 0
+    assert capsys.readouterr().out.startswith("stateDiagram-v2\n")
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (
+            "no_colon_here",
+            "expected MODULE:NAME such as `mypkg.machines:INSTANCE`, got 'no_colon_here'",
+        ),
+        (":LIGHT", "expected MODULE:NAME"),
+        (f"{HELPERS}:", "expected MODULE:NAME"),
+        (
+            "stateward_no_such_module:M",
+            "cannot import module 'stateward_no_such_module': "
+            "no module named 'stateward_no_such_module'",
+        ),
+        (f"{HELPERS}:MISSING", f"module '{HELPERS}' has no attribute 'MISSING'"),
+        (f"{HELPERS}:Holder.nope", f"{HELPERS}:Holder has no attribute 'nope'"),
+        (
+            f"{HELPERS}:NOT_A_MACHINE",
+            f"{HELPERS}:NOT_A_MACHINE is a dict, expected a stateward.runtime.Machine",
+        ),
+    ],
+)
+def test_diagram_bad_spec_is_usage_error(
+    spec: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A malformed spec, missing module or attribute, or a non-Machine exits 2 and says so."""
+    assert main(["diagram", spec]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "stateward diagram: error: " in captured.err
+    assert message in captured.err
+
+
+def test_diagram_rejects_unknown_format(capsys: pytest.CaptureFixture[str]) -> None:
+    """An unknown --format is rejected by argparse with exit 2."""
+    assert main(["diagram", f"{HELPERS}:LIGHT", "--format", "svg"]) == 2
+    assert "invalid choice: 'svg'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [[], ["frobnicate"]])
+def test_missing_or_unknown_command_is_usage_error(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No subcommand, or an unknown one, exits 2 with argparse's message."""
+    assert main(argv) == 2
+    assert "stateward: error:" in capsys.readouterr().err
+
+
+def test_bench_only_glob_matching_nothing_is_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`--only` with a glob that matches no row exits 2, naming the glob and the rows."""
+    assert main(["bench", "--quick", "--only", "actor.*", "nosuch.*"]) == 2
+    err = capsys.readouterr().err
+    assert "stateward bench: error: --only: expected a glob matching at least one of" in err
+    assert "actor.tell" in err
+    assert "got 'nosuch.*'" in err
+
+
+def test_bench_quick_and_sizes_are_exclusive(capsys: pytest.CaptureFixture[str]) -> None:
+    """`--quick` with the hidden `--sizes` is a usage error rather than a silent choice."""
+    assert main(["bench", "--quick", "--sizes", "tiny"]) == 2
+    assert "--quick and --sizes are exclusive" in capsys.readouterr().err
+
+
+def test_bench_json_directory_must_exist(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--json` into a missing directory fails before any row runs."""
+    assert main(["bench", "--json", str(tmp_path / "nope" / "b.json")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def _check_contract(path: Path) -> list[dict[str, object]]:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert set(data) == {"python", "machine", "results"}
+    assert isinstance(data["python"], str)
+    assert isinstance(data["machine"], str)
+    results: list[dict[str, object]] = data["results"]
+    for result in results:
+        assert set(result) >= CONTRACT_KEYS
+        assert isinstance(result["ratio"], float)
+        assert result["ratio"] > 0
+        assert isinstance(result["higher_is_better"], bool)
+    return results
+
+
+def test_bench_quick_fsm_transition_writes_contract_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`bench --quick --only fsm.transition --json` writes the contract with one result."""
+    path = tmp_path / "b.json"
+    assert main(["bench", "--quick", "--only", "fsm.transition", "--json", str(path)]) == 0
+    results = _check_contract(path)
+    assert [r["name"] for r in results] == ["fsm.transition"]
+    assert results[0]["unit"] == "transition/s"
+    assert results[0]["higher_is_better"] is True
+    assert "fsm.transition" in capsys.readouterr().out
+
+
+def test_bench_every_row_runs_at_tiny_sizes(tmp_path: Path) -> None:
+    """Every registered row runs end to end (at tiny sizes) and lands in the JSON or is skipped."""
+    path = tmp_path / "b.json"
+    assert main(["bench", "--sizes", "tiny", "--json", str(path)]) == 0
+    names = [r["name"] for r in _check_contract(path)]
+    assert names[:7] == [
+        "actor.tell",
+        "actor.ask",
+        "actor.idle_memory",
+        "actor.passivated_memory",
+        "actor.spawn",
+        "fsm.transition",
+        "fsm.actor_transition",
+    ]
