@@ -12,12 +12,15 @@ the same way. Exit codes: 0 success, 1 a failure while running, 2 bad usage.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -120,7 +123,7 @@ def _bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
         def on_done(row: Row, outcome: Result | Skipped) -> None:
             if isinstance(outcome, Skipped):
-                progress.console.print(f"[yellow]skipped[/] {row.name}: {outcome.reason}")
+                progress.console.print(f"[yellow]skipped[/] {row.name}: {escape(outcome.reason)}")
             else:
                 progress.console.print(
                     f"{row.name}: {format_quantity(outcome.value)} {outcome.unit}, "
@@ -133,10 +136,12 @@ def _bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     console = _stdout_console()
     console.print(report_table(report))
     for skipped in report.skipped:
-        console.print(f"[yellow]skipped[/] {skipped.name}: {skipped.reason}")
+        console.print(
+            f"[yellow]skipped[/] {skipped.name}: {escape(skipped.reason)}", soft_wrap=True
+        )
     if json_path is not None:
         write_json(report, json_path)
-        console.print(f"results written to {json_path}")
+        console.print(f"results written to {escape(str(json_path))}", soft_wrap=True)
     return EXIT_OK
 
 
@@ -163,6 +168,26 @@ def _add_diagram(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     parser.set_defaults(handler=_diagram, command_parser=parser)
 
 
+@contextlib.contextmanager
+def _cwd_importable() -> Iterator[None]:
+    """Let modules of the working directory be imported, as ``python -m`` would.
+
+    A console script's ``sys.path`` starts with the script's own folder, not the working
+    directory, so ``stateward diagram mymachines:M`` could not find ``mymachines.py``.
+    The path is restored afterwards because ``main`` is also called in-process.
+    """
+    cwd = os.getcwd()
+    if cwd in sys.path or "" in sys.path:
+        yield
+        return
+    sys.path.insert(0, cwd)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(cwd)
+
+
 def _diagram(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from stateward.runtime import Machine
 
@@ -174,7 +199,8 @@ def _diagram(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             f"expected MODULE:NAME such as `mypkg.machines:INSTANCE`, got {spec!r}",
         )
     try:
-        target: object = importlib.import_module(module_name)
+        with _cwd_importable():
+            target: object = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         # Only a module on the path to the one asked for is a usage error; a missing
         # dependency inside an existing module is that module's failure, reported below.

@@ -14,6 +14,7 @@ from typing import Any
 from ._baselines import (
     BARE_ACTOR,
     DICT_MACHINE,
+    MAILBOX_CAPACITY,
     bare_ask_round,
     bare_idle_memory_round,
     bare_spawn_round,
@@ -71,7 +72,8 @@ def _async_pair(
             higher_is_better=higher_is_better,
             how="median" if median else "best",
         )
-    return Comparison(subject=subject_side, baseline=baseline_side, details={"size": size})
+    details = {"size": size, "mailbox_capacity": MAILBOX_CAPACITY}
+    return Comparison(subject=subject_side, baseline=baseline_side, details=details)
 
 
 def _measure_tell(sizes: Sizes) -> Comparison:

@@ -309,6 +309,8 @@ class _Cell:
                     continue
                 queue = live.queue
                 if not queue:
+                    system._counters.messages += processed
+                    processed = 0
                     # Linger for one loop tick: a sender woken by our last reply usually sends
                     # again right away, and reusing this task is cheaper than a new one.
                     await asyncio.sleep(0)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
+from importlib.machinery import ModuleSpec
 from pathlib import Path
 
 import pytest
@@ -164,3 +167,50 @@ def test_bench_every_row_runs_at_tiny_sizes(tmp_path: Path) -> None:
         "fsm.transition",
         "fsm.actor_transition",
     ]
+
+
+def test_bench_without_peers_skips_and_falls_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without the peers extra, pykka rows are skipped with a note and fsm uses the dict floor."""
+    real_find_spec = importlib.util.find_spec
+
+    def find_spec(name: str, package: str | None = None) -> ModuleSpec | None:
+        if name in {"pykka", "automaton"}:
+            return None
+        return real_find_spec(name, package)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    path = tmp_path / "b.json"
+    argv = ["bench", "--sizes", "tiny", "--only", "fsm.transition", "peer.*", "--json", str(path)]
+    assert main(argv) == 0
+    [result] = _check_contract(path)
+    assert result["baseline"] == "dict lookup loop"
+    assert result["goal"] is None
+    assert isinstance(result["details"], dict)
+    assert "automaton is not installed" in result["details"]["goal_waived"]
+    out = capsys.readouterr().out
+    assert "skipped peer.pykka.tell: pykka not importable" in out
+    assert "stateward[peers]" in out
+
+
+def test_help_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    """`bench --help` returns 0 and lists the rows."""
+    assert main(["bench", "--help"]) == 0
+    assert "actor.idle_memory" in capsys.readouterr().out
+
+
+def test_diagram_imports_from_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A module in the working directory is importable, and sys.path is restored after."""
+    name = "stateward_cwd_machines"
+    (tmp_path / f"{name}.py").write_text(f"from {HELPERS} import LIGHT as M\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in {"", str(tmp_path)}])
+    try:
+        assert main(["diagram", f"{name}:M"]) == 0
+    finally:
+        sys.modules.pop(name, None)
+    assert capsys.readouterr().out.startswith("stateDiagram-v2\n")
+    assert str(tmp_path) not in sys.path

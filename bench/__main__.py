@@ -1,0 +1,7 @@
+"""``python -m stateward.bench``: the same as the ``stateward`` command."""
+
+import sys
+
+from ._cli import main
+
+sys.exit(main())
