@@ -347,7 +347,7 @@ class _Cell:
         finally:
             live.task = None
             live.current = None
-            live.last_active = system._loop.time()
+            live.last_active = system.env.clock.monotonic()
             system._counters.messages += processed
             if live.queue is not None and not live.queue:
                 live.queue = None  # an empty deque still holds a 512-byte block

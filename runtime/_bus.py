@@ -24,6 +24,7 @@ from ._errors import InvalidArgument, SubscriptionClosed
 __all__ = ("Event", "EventBus", "Overflow", "Subscription", "BusStatistics")
 
 _WORD = re.compile(r"[^.*#\s]+")
+_TOPIC = "a non-empty topic without wildcards"
 
 
 class Overflow(enum.Enum):
@@ -93,7 +94,8 @@ class Subscription:
         self._buffer: deque[Event] = deque()
         self._capacity = buffer
         self._overflow = overflow
-        self._waiter: asyncio.Future[None] | None = None
+        # Tasks waiting in receive(); each event wakes one, closing wakes all.
+        self._waiters: deque[asyncio.Future[None]] = deque()
         self.closed = False
         #: Events handed to this subscription.
         self.delivered = 0
@@ -109,9 +111,12 @@ class Subscription:
             self._buffer.popleft()
         self._buffer.append(event)
         self.delivered += 1
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self._bus._delivered += 1
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                break
 
     def receive_nowait(self) -> Event | None:
         """The next buffered event, or None when there is none yet.
@@ -135,11 +140,13 @@ class Subscription:
             event = self.receive_nowait()
             if event is not None:
                 return event
-            self._waiter = asyncio.get_running_loop().create_future()
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
             try:
-                await self._waiter
+                await waiter
             finally:
-                self._waiter = None
+                if not waiter.done():
+                    self._waiters.remove(waiter)
 
     def close(self) -> None:
         """Stop receiving; events already buffered can still be read."""
@@ -147,8 +154,10 @@ class Subscription:
             return
         self.closed = True
         self._bus._unsubscribe(self)
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
 
     def __aiter__(self) -> AsyncIterator[Event]:
         return self
@@ -185,6 +194,7 @@ class EventBus:
         # topic -> matching subscriptions; cleared whenever the subscriptions change.
         self._routes: dict[str, tuple[Subscription, ...]] = {}
         self._published = 0
+        self._delivered = 0
         self._dropped = 0
 
     def subscribe(
@@ -216,13 +226,13 @@ class EventBus:
         Returns:
             How many subscriptions matched.
         """
+        if not isinstance(topic, str):
+            raise InvalidArgument("topic", expected=_TOPIC, got=topic)
         route = self._routes.get(topic)
         if route is None:
-            if not isinstance(topic, str) or not topic or "*" in topic or "#" in topic:
-                raise InvalidArgument(
-                    "topic", expected="a non-empty topic without wildcards", got=topic
-                )
             words = topic.split(".")
+            if not all(_WORD.fullmatch(word) for word in words):
+                raise InvalidArgument("topic", expected=_TOPIC, got=topic)
             route = tuple(s for s in self._subscriptions if _matches(s._words, words))
             if len(self._routes) >= 10_000:
                 self._routes.clear()  # bound the cache; topics can carry resource ids
@@ -239,7 +249,7 @@ class EventBus:
         return BusStatistics(
             subscriptions=len(self._subscriptions),
             published=self._published,
-            delivered=sum(s.delivered for s in self._subscriptions),
+            delivered=self._delivered,
             dropped=self._dropped,
         )
 

@@ -39,7 +39,12 @@ VIRTUAL_EPOCH = 1_767_225_600.0
 
 @runtime_checkable
 class Clock(Protocol):
-    """Where the runtime reads time and sleeps."""
+    """Where the runtime reads time and sleeps.
+
+    ``monotonic()`` must read the running event loop's time (as both clocks here do): the
+    runtime's timers (ask deadlines, shutdown timeouts) are loop timers, and they must agree
+    with the clock.
+    """
 
     def monotonic(self) -> float:
         """Seconds on a clock that never goes back; for deadlines and intervals."""

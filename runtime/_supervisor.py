@@ -160,7 +160,7 @@ class Supervisor:
         )
 
     async def _restart_for(self, child: _Cell | Supervisor, error: BaseException | None) -> None:
-        now = self._system._loop.time()
+        now = self._system.env.clock.monotonic()
         self._restarts.append(now)
         while self._restarts and self._restarts[0] <= now - self.period:
             self._restarts.popleft()
@@ -225,9 +225,9 @@ class Supervisor:
 
     async def _shutdown(self, reason: str, deadline: float) -> None:
         """Stop every child in reverse start order, each within its own timeout."""
-        loop = self._system._loop
+        clock = self._system.env.clock
         for child in reversed(list(self._children.values())):
-            remaining = max(0.0, deadline - loop.time())
+            remaining = max(0.0, deadline - clock.monotonic())
             timeout = min(child.shutdown_timeout, remaining)
             if isinstance(child, Supervisor):
                 await child._shutdown(reason, deadline)

@@ -279,7 +279,7 @@ class ActorSystem:
         self._state = _State.CLOSING
         assert self._root is not None
         reason = "the actor system shut down"
-        await self._root._shutdown(reason, self._loop.time() + total)
+        await self._root._shutdown(reason, self.env.clock.monotonic() + total)
         for cell in list(self._cells.values()):
             cell._remove(reason)  # spawned under a supervisor that was already gone
         if self._sweeper is not None:
@@ -369,7 +369,7 @@ class ActorSystem:
                     "factory", expected="a callable returning an Actor", got=actor
                 )
             live = _Live(actor, StartReason.SPAWN)
-            live.last_active = self._loop.time()
+            live.last_active = self.env.clock.monotonic()
         cell = _Cell(address, spec, live)
         self._cells[address] = cell
         parent._adopt(cell)
@@ -543,7 +543,7 @@ class ActorSystem:
         """Passivate actors idle for longer than their ``idle_after``."""
         while True:
             await self.env.clock.sleep(self._sweep_interval)
-            now = self._loop.time()
+            now = self.env.clock.monotonic()
             for address, cell in list(self._idle_watch.items()):
                 live = cell.live
                 if live is None:
