@@ -12,6 +12,7 @@ from ._bus import Event as Event
 from ._bus import EventBus as EventBus
 from ._bus import Overflow as Overflow
 from ._bus import Subscription as Subscription
+from ._env import VIRTUAL_EPOCH as VIRTUAL_EPOCH
 from ._env import Clock as Clock
 from ._env import Environment as Environment
 from ._env import IdGenerator as IdGenerator
@@ -27,6 +28,7 @@ from ._errors import CommandRejected as CommandRejected
 from ._errors import DuplicateAddress as DuplicateAddress
 from ._errors import GoalUnreachable as GoalUnreachable
 from ._errors import InvalidArgument as InvalidArgument
+from ._errors import InvalidCommand as InvalidCommand
 from ._errors import InvalidTransition as InvalidTransition
 from ._errors import LifecycleError as LifecycleError
 from ._errors import MachineDefinitionError as MachineDefinitionError
@@ -75,6 +77,7 @@ __all__ = (
     "RealClock",
     "VirtualClock",
     "VirtualEventLoop",
+    "VIRTUAL_EPOCH",
     "IdGenerator",
     # event bus
     "EventBus",
@@ -98,6 +101,7 @@ __all__ = (
     "SupervisionError",
     "RestartIntensityExceeded",
     "CommandRejected",
+    "InvalidCommand",
     "InvalidTransition",
     "GoalUnreachable",
     "MachineDefinitionError",

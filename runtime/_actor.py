@@ -339,6 +339,7 @@ class _Cell:
                         _settle(reply, ActorStopped(self.address, reason="it was killed"))
                     raise
                 processed += 1
+                live.current = None
                 if reply is not None:
                     if reply.done():
                         system._counters.late_replies += 1

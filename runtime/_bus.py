@@ -11,6 +11,7 @@ counted on the subscription and on the bus.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import re
 from collections import deque
@@ -112,11 +113,14 @@ class Subscription:
         self._buffer.append(event)
         self.delivered += 1
         self._bus._delivered += 1
+        self._wake_one()
+
+    def _wake_one(self) -> None:
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
-                break
+                return
 
     def receive_nowait(self) -> Event | None:
         """The next buffered event, or None when there is none yet.
@@ -144,9 +148,14 @@ class Subscription:
             self._waiters.append(waiter)
             try:
                 await waiter
+            except BaseException:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake_one()  # we were woken but are leaving: pass the turn on
+                raise
             finally:
-                if not waiter.done():
-                    self._waiters.remove(waiter)
+                if not waiter.done() or waiter.cancelled():
+                    with contextlib.suppress(ValueError):
+                        self._waiters.remove(waiter)
 
     def close(self) -> None:
         """Stop receiving; events already buffered can still be read."""

@@ -27,6 +27,7 @@ __all__ = (
     "RealClock",
     "VirtualClock",
     "VirtualEventLoop",
+    "VIRTUAL_EPOCH",
     "IdGenerator",
     "Environment",
 )
@@ -144,7 +145,11 @@ class VirtualClock:
     __slots__ = ("_now", "jumps")
 
     def __init__(self, *, start: float = 0.0) -> None:
-        if start < 0:
+        if (
+            isinstance(start, bool)
+            or not isinstance(start, int | float)
+            or not 0 <= start < float("inf")
+        ):
             raise InvalidArgument("start", expected="a non-negative number of seconds", got=start)
         self._now = float(start)
         self.jumps = 0

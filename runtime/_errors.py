@@ -17,6 +17,7 @@ Everything the library raises on purpose derives from :class:`StatewardError`::
     ├── SupervisionError
     │   └── RestartIntensityExceeded           too many restarts in a period; escalated
     ├── CommandRejected                        a handler refused a command; the actor is healthy
+    │   ├── InvalidCommand (also ValueError)   the command itself is malformed or unknown
     │   ├── InvalidTransition                  the event is not allowed in the current state
     │   └── GoalUnreachable                    no event path leads to the requested state
     └── MachineDefinitionError                 a state machine definition is inconsistent
@@ -49,6 +50,7 @@ __all__ = (
     "SupervisionError",
     "RestartIntensityExceeded",
     "CommandRejected",
+    "InvalidCommand",
     "InvalidTransition",
     "GoalUnreachable",
     "MachineDefinitionError",
@@ -204,6 +206,22 @@ class RestartIntensityExceeded(SupervisionError):
 
 class CommandRejected(StatewardError):
     """A handler refused a command. The actor did not crash and nothing changed."""
+
+
+class InvalidCommand(CommandRejected, ValueError):
+    """A command an actor cannot understand: unknown type, or content out of range.
+
+    Args:
+        resource_id: the actor that refused it.
+        expected: what it accepts.
+        got: a short description of what it got.
+    """
+
+    def __init__(self, resource_id: str, *, expected: str, got: str) -> None:
+        self.resource_id = resource_id
+        self.expected = expected
+        self.got = got
+        super().__init__(f"{resource_id} refused a command: expected {expected}, got {got}")
 
 
 class InvalidTransition(CommandRejected):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from ._actor import Actor, StartReason
-from ._errors import InvalidArgument
+from ._errors import InvalidArgument, InvalidCommand
 from ._machine import Machine, MachineInstance, TransitionRecord
 
 __all__ = ("Fire", "DriveTo", "FSMActor", "TransitionJournal", "MemoryJournal")
@@ -140,8 +140,10 @@ class FSMActor(Actor):
             )
         if isinstance(message, DriveTo):
             return await self.drive_to(message.goal, task_id=message.task_id, cause=message.cause)
-        raise InvalidArgument(
-            "message", expected="an event name, Fire or DriveTo", got=type(message).__name__
+        raise InvalidCommand(
+            self.context.resource_id,
+            expected="an event name, Fire or DriveTo",
+            got=repr(type(message).__name__),
         )
 
     async def transition(
@@ -183,6 +185,12 @@ class FSMActor(Actor):
         Raises:
             GoalUnreachable: no path leads there; nothing changed.
         """
+        if goal not in self.machine.states:
+            raise InvalidCommand(
+                self.context.resource_id,
+                expected=f"a state of machine {self.machine.name!r}",
+                got=repr(goal),
+            )
         path = self.instance.path_to(goal)
         return tuple([await self.transition(e, task_id=task_id, cause=cause) for e in path])
 

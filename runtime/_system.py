@@ -502,8 +502,8 @@ class ActorSystem:
         live = cell.live
         if live is None:
             return True
-        if live.task is not None or live.queue or live.suspended:
-            return False
+        if live.current is not None or live.queue or live.suspended or live.reason is not None:
+            return False  # busy, crashed, or not even started
         await asyncio.wait({cell._control(live, _Control.PASSIVATE)})
         if cell.live is not live:
             self._idle_watch.pop(address, None)
