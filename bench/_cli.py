@@ -4,9 +4,10 @@ Subcommands (each one adds its parser in an ``_add_<name>`` function and sets ``
 
 - ``bench``: run the benchmark rows against their baselines, print a table, write JSON.
 - ``diagram``: render a :class:`stateward.runtime.Machine` as Mermaid or Graphviz dot.
+- ``inspect``: read a database offline (read-only): resources, one resource's history.
 
-``inspect`` (read a database offline) and ``simulate`` (the chaos simulator) will join them
-the same way. Exit codes: 0 success, 1 a failure while running, 2 bad usage.
+``simulate`` (the chaos simulator) will join them the same way. Exit codes: 0 success,
+1 a failure while running, 2 bad usage.
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from stateward.runtime import InvalidArgument
+from stateward.runtime import InvalidArgument, SchemaError
 
 from ._harness import FULL_SIZES, QUICK_SIZES, SIZES, Result, Row, Skipped, run_rows
+from ._inspect import DEFAULT_LIMIT, InspectFailed, Options, run_inspect
 from ._report import format_quantity, report_table, write_json
 from ._rows import ROWS
 
@@ -235,6 +237,56 @@ def _diagram(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return EXIT_OK
 
 
+# --- inspect -------------------------------------------------------------------------------
+
+
+def _add_inspect(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "inspect",
+        help="read a stateward database offline: resources and their history",
+        description=(
+            "List the resources of a stateward SQLite database, or one resource's transition "
+            "history. The file is opened read-only and never locked for writing, so the "
+            "process that owns it may keep running."
+        ),
+    )
+    parser.add_argument("db", type=Path, metavar="DB", help="the SQLite file")
+    # One view per invocation; --task, --tasks and --parked will join this group.
+    view = parser.add_mutually_exclusive_group()
+    view.add_argument("--resource", metavar="ID", help="show this resource's transition history")
+    parser.add_argument("--kind", metavar="KIND", help="list only resources of this kind")
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=DEFAULT_LIMIT,
+        metavar="N",
+        help=f"show at most N rows (default: {DEFAULT_LIMIT}); a note says when more exist",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    parser.set_defaults(handler=_inspect, command_parser=parser)
+
+
+def _inspect(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    if args.limit < 1:
+        return _usage_error(parser, f"--limit: expected an integer >= 1, got {args.limit}")
+    if args.kind is not None and args.resource is not None:
+        return _usage_error(parser, "--kind filters the resource list; drop it with --resource")
+    options = Options(
+        db=args.db, resource=args.resource, kind=args.kind, limit=args.limit, as_json=args.json
+    )
+    try:
+        run_inspect(options, console=_stdout_console())
+    except InspectFailed as exc:
+        if exc.usage:
+            return _usage_error(parser, str(exc))
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except SchemaError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
 # --- entry point ---------------------------------------------------------------------------
 
 
@@ -247,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_bench(subparsers)
     _add_diagram(subparsers)
+    _add_inspect(subparsers)
     return parser
 
 

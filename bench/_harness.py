@@ -69,6 +69,12 @@ class Sizes:
         peer_messages: tells per round in ``peer.pykka.tell`` (thread actors are slow).
         peer_asks: asks per round in ``peer.pykka.ask``.
         peer_rounds: measured rounds per side of the pykka rows.
+        store_rounds: measured rounds per side of the ``store.*`` rows (each one fsyncs a
+            real file or reopens a whole database, so they are fewer).
+        durable_actors: durable FSM actors in ``store.durable_transition``.
+        durable_transitions: transitions per actor per round in ``store.durable_transition``.
+        recovery_resources: resources in the database of the ``store.recovery*`` rows.
+        recovery_asks: resources asked after a lazy restore in ``store.recovery``.
     """
 
     name: str
@@ -82,6 +88,11 @@ class Sizes:
     peer_messages: int
     peer_asks: int
     peer_rounds: int
+    store_rounds: int
+    durable_actors: int
+    durable_transitions: int
+    recovery_resources: int
+    recovery_asks: int
 
 
 #: For the test suite only: exercises every code path in well under a second.
@@ -97,6 +108,11 @@ TINY_SIZES = Sizes(
     peer_messages=100,
     peer_asks=20,
     peer_rounds=1,
+    store_rounds=1,
+    durable_actors=50,
+    durable_transitions=2,
+    recovery_resources=200,
+    recovery_asks=20,
 )
 
 #: ``stateward bench --quick``: the whole suite in a few seconds on a 2-core machine.
@@ -112,6 +128,11 @@ QUICK_SIZES = Sizes(
     peer_messages=10_000,
     peer_asks=1_000,
     peer_rounds=3,
+    store_rounds=3,
+    durable_actors=5_000,
+    durable_transitions=4,
+    recovery_resources=20_000,
+    recovery_asks=1_000,
 )
 
 #: ``stateward bench``: large enough rounds that timer resolution and loop start-up vanish.
@@ -127,6 +148,11 @@ FULL_SIZES = Sizes(
     peer_messages=100_000,
     peer_asks=10_000,
     peer_rounds=5,
+    store_rounds=5,
+    durable_actors=10_000,
+    durable_transitions=5,
+    recovery_resources=100_000,
+    recovery_asks=1_000,
 )
 
 SIZES: Mapping[str, Sizes] = MappingProxyType(

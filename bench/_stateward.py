@@ -190,9 +190,9 @@ async def fsm_actor_round(asks: int) -> Round:
     """Transitions per second through an FSM actor, one sequential ask per event.
 
     This is the whole path of a command: mailbox, ``fire`` with the clock read, the append
-    to the system's default journal, the bus publish and the reply.
+    to the system's in-memory store, the bus publish and the reply.
     """
-    from stateward.runtime import FSMActor, open_actor_system
+    from stateward.runtime import FSMActor, MemoryStore, open_actor_system
 
     cycle_definition = cycle_machine()
 
@@ -201,7 +201,8 @@ async def fsm_actor_round(asks: int) -> Round:
 
     events = CYCLE_EVENTS
     cycle = len(events)
-    async with open_actor_system() as system:
+    # The system does not close a store it was given; closing it here stops its writer task.
+    async with MemoryStore() as store, open_actor_system(store=store) as system:
         ref = system.spawn(Cycle, address="cycle", mailbox_capacity=MAILBOX_CAPACITY)
         ask = ref.ask
         clock = time.perf_counter

@@ -25,6 +25,7 @@ from ._errors import ActorNotFound as ActorNotFound
 from ._errors import ActorStopped as ActorStopped
 from ._errors import AskTimeout as AskTimeout
 from ._errors import CommandRejected as CommandRejected
+from ._errors import CommitFailed as CommitFailed
 from ._errors import DuplicateAddress as DuplicateAddress
 from ._errors import GoalUnreachable as GoalUnreachable
 from ._errors import InvalidArgument as InvalidArgument
@@ -33,21 +34,36 @@ from ._errors import InvalidTransition as InvalidTransition
 from ._errors import LifecycleError as LifecycleError
 from ._errors import MachineDefinitionError as MachineDefinitionError
 from ._errors import MailboxFull as MailboxFull
+from ._errors import ResourceQuarantined as ResourceQuarantined
 from ._errors import RestartIntensityExceeded as RestartIntensityExceeded
+from ._errors import RevisionConflict as RevisionConflict
+from ._errors import SchemaError as SchemaError
 from ._errors import StatewardError as StatewardError
+from ._errors import StoreError as StoreError
+from ._errors import StoreUnavailable as StoreUnavailable
 from ._errors import SubscriptionClosed as SubscriptionClosed
 from ._errors import SupervisionError as SupervisionError
 from ._errors import SystemNotRunning as SystemNotRunning
 from ._fsm import DriveTo as DriveTo
 from ._fsm import Fire as Fire
 from ._fsm import FSMActor as FSMActor
-from ._fsm import MemoryJournal as MemoryJournal
-from ._fsm import TransitionJournal as TransitionJournal
+from ._fsm import NoData as NoData
 from ._machine import Machine as Machine
 from ._machine import MachineInstance as MachineInstance
 from ._machine import StateKind as StateKind
 from ._machine import Transition as Transition
 from ._machine import TransitionRecord as TransitionRecord
+from ._sqlite import SCHEMA_VERSION as SCHEMA_VERSION
+from ._sqlite import Durability as Durability
+from ._sqlite import SqliteStore as SqliteStore
+from ._sqlite import open_sqlite_store as open_sqlite_store
+from ._store import Loaded as Loaded
+from ._store import MemoryStore as MemoryStore
+from ._store import ResourceSummary as ResourceSummary
+from ._store import Retention as Retention
+from ._store import Store as Store
+from ._store import StoreStatistics as StoreStatistics
+from ._store import Write as Write
 from ._supervisor import Strategy as Strategy
 from ._supervisor import Supervisor as Supervisor
 from ._system import ActorSystem as ActorSystem
@@ -114,6 +130,24 @@ __all__ = (
     "FSMActor",
     "Fire",
     "DriveTo",
-    "TransitionJournal",
-    "MemoryJournal",
+    "NoData",
+    # durable store
+    "Store",
+    "Write",
+    "Loaded",
+    "ResourceSummary",
+    "StoreStatistics",
+    "Retention",
+    "MemoryStore",
+    "SqliteStore",
+    "open_sqlite_store",
+    "Durability",
+    "SCHEMA_VERSION",
+    # store errors
+    "StoreError",
+    "StoreUnavailable",
+    "CommitFailed",
+    "RevisionConflict",
+    "ResourceQuarantined",
+    "SchemaError",
 )

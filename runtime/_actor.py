@@ -30,6 +30,7 @@ from ._errors import (
     CommandRejected,
     InvalidArgument,
     MailboxFull,
+    ResourceQuarantined,
 )
 
 if TYPE_CHECKING:
@@ -216,6 +217,45 @@ def _expire(reply: asyncio.Future[Any], cell: _Cell, timeout: float, message: An
         cell.spec.system._counters.ask_timeouts += 1
 
 
+#: Ask deadlines fire at most this late (seconds): they are grouped in slots of this width.
+DEADLINE_RESOLUTION = 0.01
+
+
+class _Deadlines:
+    """Ask deadlines grouped in slots, with one loop timer per slot instead of one per ask.
+
+    With thousands of asks in flight, a timer per ask means a heap push and a cancel each,
+    comparing timer handles in Python; a slot is a dict insert and a delete. A deadline
+    fires up to :data:`DEADLINE_RESOLUTION` late, never early.
+    """
+
+    __slots__ = ("_loop", "_slots")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._slots: dict[int, dict[int, tuple[asyncio.Future[Any], _Cell, float, Any]]] = {}
+
+    def add(self, reply: asyncio.Future[Any], cell: _Cell, timeout: float, message: Any) -> int:
+        """Fail ``reply`` with AskTimeout unless it is settled within ``timeout``."""
+        slot = math.ceil((self._loop.time() + timeout) / DEADLINE_RESOLUTION)
+        waiting = self._slots.get(slot)
+        if waiting is None:
+            waiting = self._slots[slot] = {}
+            self._loop.call_at(slot * DEADLINE_RESOLUTION, self._fire, slot)
+        waiting[id(reply)] = (reply, cell, timeout, message)
+        return slot
+
+    def discard(self, slot: int, reply: asyncio.Future[Any]) -> None:
+        """Forget a settled ask."""
+        waiting = self._slots.get(slot)
+        if waiting is not None:
+            waiting.pop(id(reply), None)
+
+    def _fire(self, slot: int) -> None:
+        for reply, cell, timeout, message in self._slots.pop(slot, {}).values():
+            _expire(reply, cell, timeout, message)
+
+
 class _Cell:
     """One address: its spec, its current incarnation (None while passivated), its fate."""
 
@@ -367,6 +407,15 @@ class _Cell:
             live.actor.context = ActorContext(self)
             live.reason = None
             await live.actor.rehydrate(reason)
+        except ResourceQuarantined as exc:
+            # Restarting cannot help: the stored rows are bad. Take this one resource out of
+            # service; its waiting askers learn why, every other actor keeps working.
+            self.spec.system._log.error(
+                "resource quarantined", address=self.address, reason=exc.reason
+            )
+            self.spec.supervisor._forget(self.address)
+            self._remove(f"quarantined: {exc.reason}", error=exc)
+            return False
         except Exception as exc:
             self._crashed(live, _StartFailed(reason), None, exc)
             return False
@@ -457,8 +506,9 @@ class _Cell:
         if new.queue:
             self._schedule(new)
 
-    def _remove(self, reason: str) -> None:
-        """Unregister: every waiting asker fails, every waiting tell becomes a dead letter."""
+    def _remove(self, reason: str, error: Exception | None = None) -> None:
+        """Unregister: every waiting asker fails (with ``error`` if given, else
+        ActorStopped), every waiting tell becomes a dead letter."""
         if self.closed is not None:
             return
         self.closed = reason
@@ -472,7 +522,7 @@ class _Cell:
             if reply is None:
                 system._dead_letter(self.address, message, reason)
             else:
-                _settle(reply, ActorStopped(self.address, reason=reason))
+                _settle(reply, error or ActorStopped(self.address, reason=reason))
         live.queue = None
         for waiter in live.waiters or ():
             _settle(waiter, ActorStopped(self.address, reason=reason))
@@ -565,9 +615,9 @@ class ActorRef:
             timeout = system._ask_timeout
         elif not (isinstance(timeout, int | float) and 0 < timeout < math.inf):
             raise InvalidArgument("timeout", expected="a positive finite number", got=timeout)
-        loop = system._loop
-        reply: asyncio.Future[Any] = loop.create_future()
-        handle = loop.call_later(timeout, _expire, reply, cell, timeout, message)
+        reply: asyncio.Future[Any] = system._loop.create_future()
+        deadlines = system._deadlines
+        slot = deadlines.add(reply, cell, timeout, message)
         try:
             try:
                 cell._put(message, reply)
@@ -575,7 +625,7 @@ class ActorRef:
                 await cell._put_wait(message, reply)
             return await reply
         finally:
-            handle.cancel()
+            deadlines.discard(slot, reply)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ActorRef) and other._cell is self._cell
@@ -660,14 +710,14 @@ class ActorContext:
             timeout = system._ask_timeout
         elif not (isinstance(timeout, int | float) and 0 < timeout < math.inf):
             raise InvalidArgument("timeout", expected="a positive finite number", got=timeout)
-        loop = system._loop
-        reply: asyncio.Future[Any] = loop.create_future()
+        reply: asyncio.Future[Any] = system._loop.create_future()
         target._cell._put(message, reply)
-        handle = loop.call_later(timeout, _expire, reply, target._cell, timeout, message)
+        deadlines = system._deadlines
+        slot = deadlines.add(reply, target._cell, timeout, message)
         me = self._cell
 
         def deliver(done: asyncio.Future[Any]) -> None:
-            handle.cancel()
+            deadlines.discard(slot, done)
             if done.cancelled():
                 answer = Reply(tag, message, error=ActorStopped(target.address))
             elif (error := done.exception()) is not None:

@@ -26,6 +26,7 @@ __all__ = ("Event", "EventBus", "Overflow", "Subscription", "BusStatistics")
 
 _WORD = re.compile(r"[^.*#\s]+")
 _TOPIC = "a non-empty topic without wildcards"
+_TOPIC_FORM = re.compile(r"[^.*#\s]+(?:\.[^.*#\s]+)*")
 
 
 class Overflow(enum.Enum):
@@ -237,6 +238,12 @@ class EventBus:
         """
         if not isinstance(topic, str):
             raise InvalidArgument("topic", expected=_TOPIC, got=topic)
+        if not self._subscriptions:
+            # Nobody listens: skip routing, which would miss its cache on every resource id.
+            if not _TOPIC_FORM.fullmatch(topic):
+                raise InvalidArgument("topic", expected=_TOPIC, got=topic)
+            self._published += 1
+            return 0
         route = self._routes.get(topic)
         if route is None:
             words = topic.split(".")

@@ -20,7 +20,13 @@ Everything the library raises on purpose derives from :class:`StatewardError`::
     │   ├── InvalidCommand (also ValueError)   the command itself is malformed or unknown
     │   ├── InvalidTransition                  the event is not allowed in the current state
     │   └── GoalUnreachable                    no event path leads to the requested state
-    └── MachineDefinitionError                 a state machine definition is inconsistent
+    ├── MachineDefinitionError                 a state machine definition is inconsistent
+    └── StoreError                             the durable store could not do what was asked
+        ├── StoreUnavailable                   disk full, I/O error or lock, after retries
+        ├── CommitFailed (also CommandRejected) a transition was not committed; nothing changed
+        ├── RevisionConflict                   a write did not follow the stored revision
+        ├── ResourceQuarantined                a resource's rows cannot be read; out of service
+        └── SchemaError                        the database was written by a newer schema
 
 "You stopped it" and "it crashed" are kept apart: :class:`ActorStopped` means the actor was
 shut down (by you, its supervisor or the system), :class:`ActorCrashed` means its handler
@@ -54,6 +60,12 @@ __all__ = (
     "InvalidTransition",
     "GoalUnreachable",
     "MachineDefinitionError",
+    "StoreError",
+    "StoreUnavailable",
+    "CommitFailed",
+    "RevisionConflict",
+    "ResourceQuarantined",
+    "SchemaError",
 )
 
 
@@ -265,3 +277,86 @@ class MachineDefinitionError(StatewardError):
         self.problems = tuple(problems)
         listing = "; ".join(self.problems)
         super().__init__(f"state machine {machine!r} is invalid: {listing}")
+
+
+class StoreError(StatewardError):
+    """The durable store could not do what was asked."""
+
+
+class StoreUnavailable(StoreError):
+    """The store could not write or read: the disk is full, an I/O error, or a lock held too
+    long. Transient causes were retried ``attempts`` times first.
+
+    Args:
+        operation: what the store was doing ("commit", "load", ...).
+        reason: the kind of failure: "disk full", "I/O error", "database is locked", "closed".
+        attempts: how many times the operation was tried.
+    """
+
+    def __init__(self, operation: str, *, reason: str, attempts: int = 1, detail: str = "") -> None:
+        self.operation = operation
+        self.reason = reason
+        self.attempts = attempts
+        self.detail = detail
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        extra = f" ({detail})" if detail else ""
+        super().__init__(
+            f"store {operation} failed{tries}: {reason}{extra}; nothing was written, "
+            "the store retries on the next command and recovers when the cause is gone"
+        )
+
+
+class CommitFailed(StoreError, CommandRejected):
+    """A transition could not be committed; the resource stays at its last durable revision.
+
+    This is not a crash: the actor undid the change in memory and keeps working. The store's
+    error is ``__cause__``.
+    """
+
+    def __init__(self, resource_id: str, *, event: str, revision: int, reason: str) -> None:
+        self.resource_id = resource_id
+        self.event = event
+        self.revision = revision
+        self.reason = reason
+        super().__init__(
+            f"{resource_id}: `{event}` was not committed ({reason}); "
+            f"it stays at revision {revision}, retry the command"
+        )
+
+
+class RevisionConflict(StoreError):
+    """A write expected a revision the store does not hold: the writer's state is stale."""
+
+    def __init__(self, resource_id: str, *, expected: int, actual: int) -> None:
+        self.resource_id = resource_id
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"{resource_id}: write expected to replace revision {expected}, "
+            f"but the store holds revision {actual}; the writer is stale and must reload"
+        )
+
+
+class ResourceQuarantined(StoreError):
+    """A resource's stored rows cannot be decoded or do not add up; it is out of service.
+
+    Every other resource keeps working. Inspect it with ``stateward inspect DB --resource ID``.
+    """
+
+    def __init__(self, resource_id: str, *, reason: str) -> None:
+        self.resource_id = resource_id
+        self.reason = reason
+        super().__init__(f"resource {resource_id} is quarantined: {reason}")
+
+
+class SchemaError(StoreError):
+    """The database cannot be used by this version of stateward."""
+
+    def __init__(self, path: str, *, found: int, supported: int) -> None:
+        self.path = path
+        self.found = found
+        self.supported = supported
+        super().__init__(
+            f"database {path} has schema version {found}, but this stateward supports up to "
+            f"{supported}; it was written by a newer stateward: upgrade to open it"
+        )

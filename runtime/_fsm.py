@@ -1,65 +1,46 @@
-"""Actors that own a state machine, and the journal their transitions go to.
+"""Durable actors that own a state machine.
 
 An :class:`FSMActor` turns each command into an event on its :class:`MachineInstance`. An
 event the current state does not allow raises
 :class:`~stateward.runtime.InvalidTransition` and changes nothing. An accepted one produces a
-:class:`TransitionRecord`, which is appended to the journal *before* the command is answered
-and before the transition is published on the bus: an ask that changed state returns only once
-the change is recorded. If the journal refuses the record, the in-memory state goes back to
-what it was and the asker gets the error.
+:class:`TransitionRecord`, and the actor's data moves on through :meth:`FSMActor.apply`. The
+record is committed to the store *before* the command is answered and before the transition
+is published on the bus: an ask that changed state returns only once the change is durable.
+
+If the store cannot commit, the actor goes back to its last durable revision in memory and
+the asker gets :class:`~stateward.runtime.CommitFailed` (the actor keeps working). If the
+store holds a newer revision than the actor (a stale incarnation), the commit fails with
+:class:`~stateward.runtime.RevisionConflict`, which crashes the actor so that its supervisor
+restarts it from the store.
+
+Recovery is event sourcing: :meth:`FSMActor.rehydrate` decodes the last snapshot and applies
+the journal records after it, in order, with the same :meth:`FSMActor.apply` the live path
+uses. Payloads go through msgpack on the live path too, so both see the same plain data.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar
+
+import msgspec
 
 from ._actor import Actor, StartReason
-from ._errors import InvalidArgument, InvalidCommand
+from ._errors import (
+    CommitFailed,
+    InvalidArgument,
+    InvalidCommand,
+    ResourceQuarantined,
+    StoreUnavailable,
+)
 from ._machine import Machine, MachineInstance, TransitionRecord
+from ._store import Loaded, Store, Write, decode, encode
 
-__all__ = ("Fire", "DriveTo", "FSMActor", "TransitionJournal", "MemoryJournal")
-
-
-@runtime_checkable
-class TransitionJournal(Protocol):
-    """Where transition records go; the durable store implements it."""
-
-    async def append(self, record: TransitionRecord) -> None:
-        """Record one accepted transition; return only once it is recorded."""
-        ...
-
-    async def latest(self, resource_id: str) -> TransitionRecord | None:
-        """The last recorded transition of ``resource_id``, or None if it has none."""
-        ...
+__all__ = ("Fire", "DriveTo", "FSMActor", "NoData")
 
 
-class MemoryJournal:
-    """A journal in memory: survives actor restarts and passivation, not the process."""
-
-    def __init__(self) -> None:
-        self._records: dict[str, list[TransitionRecord]] = {}
-
-    async def append(self, record: TransitionRecord) -> None:
-        """Append ``record``; its sequence must follow the resource's last one."""
-        history = self._records.setdefault(record.resource_id, [])
-        expected = history[-1].sequence + 1 if history else 1
-        if record.sequence != expected:
-            raise InvalidArgument(
-                "record.sequence",
-                expected=f"{expected} (the next sequence of {record.resource_id})",
-                got=record.sequence,
-            )
-        history.append(record)
-
-    async def latest(self, resource_id: str) -> TransitionRecord | None:
-        """The last record of ``resource_id``."""
-        history = self._records.get(resource_id)
-        return history[-1] if history else None
-
-    def history(self, resource_id: str) -> tuple[TransitionRecord, ...]:
-        """Every record of ``resource_id``, oldest first."""
-        return tuple(self._records.get(resource_id, ()))
+class NoData(msgspec.Struct, frozen=True):
+    """The data of an actor that has nothing but its state."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,50 +63,97 @@ class DriveTo:
 
 
 class FSMActor(Actor):
-    """An actor that owns one instance of :attr:`machine`.
+    """A durable actor that owns one instance of :attr:`machine` and its :attr:`data`.
 
     Messages: an event name (``"start"``), a :class:`Fire` or a :class:`DriveTo`. Subclasses
     map their own commands by overriding :meth:`receive` and calling :meth:`transition`.
     The reply to an accepted event is its :class:`TransitionRecord`.
 
+    Class attributes:
+        machine: the state machine.
+        data_type: a msgspec Struct type for the actor's data; its defaults are the data of
+            a new resource. Adding a field with a default keeps old snapshots readable.
+        snapshot_every: take a snapshot of the data every this many transitions (and on the
+            first); loading replays at most this many journal records.
+
     Args:
-        journal: where records go; the system's journal by default.
+        store: where transitions are committed; the system's store by default.
     """
 
     machine: ClassVar[Machine]
+    data_type: ClassVar[type[msgspec.Struct]] = NoData
+    snapshot_every: ClassVar[int] = 32
 
-    def __init__(self, *, journal: TransitionJournal | None = None) -> None:
-        if not isinstance(getattr(type(self), "machine", None), Machine):
+    def __init__(self, *, store: Store | None = None) -> None:
+        cls = type(self)
+        if not isinstance(getattr(cls, "machine", None), Machine):
             raise InvalidArgument(
-                f"{type(self).__name__}.machine", expected="a Machine class attribute", got=None
+                f"{cls.__name__}.machine", expected="a Machine class attribute", got=None
             )
-        if journal is not None and not isinstance(journal, TransitionJournal):
-            raise InvalidArgument("journal", expected="a TransitionJournal", got=journal)
-        self._journal = journal
+        if not (isinstance(cls.snapshot_every, int) and cls.snapshot_every >= 1):
+            raise InvalidArgument(
+                f"{cls.__name__}.snapshot_every", expected="an int >= 1", got=cls.snapshot_every
+            )
+        if store is not None and not isinstance(store, Store):
+            raise InvalidArgument("store", expected="a Store", got=store)
+        self._store = store
         self.instance: MachineInstance
+        self.data: Any = None
 
     @property
-    def journal(self) -> TransitionJournal:
-        """The journal this actor writes to."""
-        if self._journal is None:
-            self._journal = self.context.system.journal
-        return self._journal
+    def store(self) -> Store:
+        """The store this actor commits to."""
+        if self._store is None:
+            self._store = self.context.system.store
+        return self._store
 
     @property
     def state(self) -> str:
         """The current state."""
         return self.instance.state
 
+    @property
+    def revision(self) -> int:
+        """The number of committed transitions."""
+        return self.instance.sequence
+
+    def apply(self, data: Any, record: TransitionRecord) -> Any:
+        """The data after ``record``; must be pure: recovery replays it.
+
+        ``record.payload`` is plain data (what msgpack carries). The default keeps the data.
+        """
+        return data
+
     async def rehydrate(self, reason: StartReason) -> None:
-        """Restore the machine from the journal's last record (or start it fresh)."""
+        """Load the last snapshot and replay the journal after it; a new resource starts
+        from its machine's initial state and ``data_type()``."""
         resource_id = self.context.resource_id
-        last = await self.journal.latest(resource_id)
-        if last is None:
+        loaded = self.context.system._take_preloaded(resource_id)
+        if loaded is None:
+            loaded = await self.store.load(resource_id)
+        if loaded is None:
             self.instance = self.machine.instance(resource_id)
-        else:
-            self.instance = self.machine.instance(
-                resource_id, state=last.target, sequence=last.sequence
+            self.data = self.data_type()
+            return
+        self.instance, self.data = await self._restore(loaded)
+
+    async def _restore(self, loaded: Loaded) -> tuple[MachineInstance, Any]:
+        try:
+            data = (
+                msgspec.msgpack.decode(loaded.snapshot, type=self.data_type)
+                if loaded.snapshot is not None
+                else self.data_type()
             )
+            for record in loaded.tail:
+                data = self.apply(data, record)
+            instance = self.machine.instance(
+                loaded.resource_id, state=loaded.state, sequence=loaded.revision
+            )
+        except (msgspec.DecodeError, msgspec.ValidationError, InvalidArgument) as exc:
+            reason = f"stored data does not fit {type(self).__name__}: {exc}"
+            await self.store.quarantine(loaded.resource_id, reason)
+            raise ResourceQuarantined(loaded.resource_id, reason=reason) from exc
+        return instance, data
 
     async def receive(self, message: Any) -> Any:
         """Fire the event the message names; reply with the record(s)."""
@@ -154,23 +182,46 @@ class FSMActor(Actor):
         task_id: str | None = None,
         cause: str | None = None,
     ) -> TransitionRecord:
-        """Fire ``event``, journal the record, then publish it and call :meth:`on_transition`.
+        """Fire ``event``, commit it, then publish it and call :meth:`on_transition`.
 
         Raises:
             InvalidTransition: the event is not allowed now; nothing changed.
+            InvalidCommand: the payload is not plain data msgpack can carry.
+            CommitFailed: the store could not commit; nothing changed.
         """
+        if payload is not None:
+            try:
+                payload = decode(encode(payload))
+            except (TypeError, msgspec.EncodeError) as exc:
+                raise InvalidCommand(
+                    self.context.resource_id,
+                    expected="a payload of plain data (dicts, lists, str, numbers, Structs)",
+                    got=f"{type(payload).__name__} ({exc})",
+                ) from exc
         instance = self.instance
         state, sequence = instance.state, instance.sequence
         record = instance.fire(
             event, at=self.context.clock.now(), payload=payload, task_id=task_id, cause=cause
         )
         try:
-            await self.journal.append(record)
+            data = self.apply(self.data, record)
+            snapshot = None
+            if record.sequence == 1 or record.sequence % self.snapshot_every == 0:
+                snapshot = msgspec.msgpack.encode(data)
+            await self.store.commit(Write(self.machine.name, record, snapshot))
+        except StoreUnavailable as exc:
+            self.instance = self.machine.instance(
+                instance.resource_id, state=state, sequence=sequence
+            )
+            raise CommitFailed(
+                instance.resource_id, event=record.event, revision=sequence, reason=exc.reason
+            ) from exc
         except BaseException:
             self.instance = self.machine.instance(
                 instance.resource_id, state=state, sequence=sequence
             )
             raise
+        self.data = data
         self.context.system.bus.publish(
             f"transition.{self.machine.name}.{record.resource_id}", record
         )
@@ -184,6 +235,7 @@ class FSMActor(Actor):
 
         Raises:
             GoalUnreachable: no path leads there; nothing changed.
+            InvalidCommand: ``goal`` is not a state of the machine.
         """
         if goal not in self.machine.states:
             raise InvalidCommand(
@@ -195,4 +247,4 @@ class FSMActor(Actor):
         return tuple([await self.transition(e, task_id=task_id, cause=cause) for e in path])
 
     async def on_transition(self, record: TransitionRecord) -> None:
-        """Called after each journaled transition; drive side effects from here."""
+        """Called after each committed transition; drive side effects from here."""

@@ -16,7 +16,7 @@ import re
 import types
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from typing import Final, NoReturn, TypeAlias
+from typing import Any, Final, NoReturn, TypeAlias
 
 import msgspec
 
@@ -95,8 +95,9 @@ class Transition(msgspec.Struct, frozen=True):
 class TransitionRecord(msgspec.Struct, frozen=True, gc=False):
     """An accepted transition, as journaled.
 
-    ``gc=False`` is safe because every field is atomic, and it makes creating a record (once
-    per transition, on the hot path) cheaper.
+    ``gc=False`` makes creating a record (once per transition, on the hot path) cheaper. It
+    is safe because the fields are atomic except ``payload``, which is plain data (what
+    msgpack encodes: dicts, lists, strings, numbers) and so cannot form a reference cycle.
 
     Attributes:
         resource_id: the resource whose machine moved.
@@ -107,6 +108,7 @@ class TransitionRecord(msgspec.Struct, frozen=True, gc=False):
         task_id: the task that caused the transition, if any.
         cause: a free-form reason, if any.
         at: when it happened, on the injected clock.
+        payload: the data the event carried, as plain data; durable actors replay it.
     """
 
     resource_id: str
@@ -117,6 +119,7 @@ class TransitionRecord(msgspec.Struct, frozen=True, gc=False):
     task_id: str | None
     cause: str | None
     at: float
+    payload: Any = None
 
 
 def _edge_text(index: int, transition: Transition) -> str:
@@ -620,7 +623,7 @@ class MachineInstance:
         self._row = row
         self._sequence = sequence = self._sequence + 1
         return TransitionRecord(
-            self._resource_id, sequence, source, name, target, task_id, cause, at
+            self._resource_id, sequence, source, name, target, task_id, cause, at, payload
         )
 
     def _refuse(self, event: object) -> NoReturn:

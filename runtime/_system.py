@@ -19,7 +19,7 @@ import asyncio
 import enum
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -35,6 +35,7 @@ from ._actor import (
     UseDefault,
     _Cell,
     _Control,
+    _Deadlines,
     _Live,
     _Spec,
 )
@@ -48,13 +49,15 @@ from ._errors import (
     LifecycleError,
     SystemNotRunning,
 )
-from ._fsm import MemoryJournal, TransitionJournal
+from ._store import Loaded, MemoryStore, Store
 from ._supervisor import Strategy, Supervisor
 
 __all__ = ("ActorSystem", "DeadLetter", "SystemStatistics", "open_actor_system")
 
 #: How many dead letters the system keeps for inspection (all are counted).
 DEAD_LETTER_HISTORY = 1000
+#: Resources read from the store per page by :meth:`ActorSystem.restore`.
+RESTORE_PAGE = 5000
 ROOT = "/root"
 
 
@@ -97,6 +100,7 @@ class SystemStatistics:
         passivations: incarnations dropped for being idle.
         activations: passivated actors brought back by a message.
         bus_dropped: bus events lost to subscriber overflow.
+        store_degraded: the store's last transaction failed (see ``store.statistics()``).
     """
 
     actors: int
@@ -116,6 +120,7 @@ class SystemStatistics:
     passivations: int
     activations: int
     bus_dropped: int
+    store_degraded: bool
 
 
 class _Counters:
@@ -173,7 +178,8 @@ class ActorSystem:
         strategy, max_restarts, period: the root supervisor's policy.
         sweep_interval: how often idle actors are looked for (see ``idle_after`` of
             :meth:`spawn`).
-        journal: where state machine transitions are recorded; in memory by default.
+        store: where state machine transitions are committed; in memory by default. The
+            caller opens and closes it.
     """
 
     def __init__(
@@ -188,12 +194,13 @@ class ActorSystem:
         max_restarts: int = 3,
         period: float = 5.0,
         sweep_interval: float = 1.0,
-        journal: TransitionJournal | None = None,
+        store: Store | None = None,
     ) -> None:
-        if journal is not None and not isinstance(journal, TransitionJournal):
-            raise InvalidArgument("journal", expected="a TransitionJournal", got=journal)
-        #: Where :class:`~stateward.runtime.FSMActor` transitions are recorded.
-        self.journal: TransitionJournal = journal if journal is not None else MemoryJournal()
+        if store is not None and not isinstance(store, Store):
+            raise InvalidArgument("store", expected="a Store", got=store)
+        #: Where :class:`~stateward.runtime.FSMActor` transitions are committed.
+        self.store: Store = store if store is not None else MemoryStore()
+        self._preloaded: dict[str, Loaded] = {}
         if env is not None and not isinstance(env, Environment):
             raise InvalidArgument("env", expected="an Environment", got=env)
         self.env = env if env is not None else Environment()
@@ -205,6 +212,7 @@ class ActorSystem:
         self._root_policy = (strategy, max_restarts, period)
         self._state = _State.NEW
         self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # set on open
+        self._deadlines: _Deadlines = None  # type: ignore[assignment]  # set on open
         self._counters = _Counters()
         self._cells: dict[str, _Cell] = {}
         self._supervisors: dict[str, Supervisor] = {}
@@ -236,6 +244,7 @@ class ActorSystem:
                 f"{type(loop).__name__}; run it with clock.run(main()) or on clock.new_event_loop()"
             )
         self._loop = loop
+        self._deadlines = _Deadlines(loop)
         strategy, max_restarts, period = self._root_policy
         self._root = Supervisor(
             self,
@@ -453,6 +462,71 @@ class ActorSystem:
             )
         return spec
 
+    async def restore(
+        self,
+        kinds: Mapping[str, Callable[[], Actor]],
+        *,
+        eager: bool = False,
+        supervisor: Supervisor | None = None,
+        idle_after: float = math.inf,
+    ) -> int:
+        """Register every resource in the store whose kind is in ``kinds``.
+
+        Lazily (the default), each one is registered passivated and loads itself from the
+        store on its first message. Eagerly, all of them are loaded now, in bulk, and each
+        actor rebuilds its state before this returns. Quarantined resources and kinds not in
+        ``kinds`` are skipped and logged; resources already registered are left alone.
+
+        Args:
+            kinds: the factory for each stored kind (a machine's name).
+            eager: load every resource now instead of on its first message.
+            supervisor, idle_after: as for :meth:`spawn`.
+
+        Returns:
+            How many resources were registered.
+        """
+        self._check_running("restore")
+        restored = skipped = 0
+        after: str | None = None
+        while True:
+            page = await self.store.resources(after=after, limit=RESTORE_PAGE)
+            if not page:
+                break
+            after = page[-1].resource_id
+            fresh = []
+            for summary in page:
+                factory = kinds.get(summary.kind)
+                if factory is None or summary.quarantined is not None:
+                    skipped += 1
+                    continue
+                if summary.resource_id not in self._cells:
+                    fresh.append((summary.resource_id, factory))
+            if eager:
+                self._preloaded.update(await self.store.load_many([r for r, _ in fresh]))
+            tasks = []
+            for resource_id, factory in fresh:
+                ref = self.spawn(
+                    factory,
+                    address=resource_id,
+                    supervisor=supervisor,
+                    idle_after=idle_after,
+                    passivated=not eager,
+                )
+                if eager:
+                    cell = ref._cell
+                    assert cell.live is not None
+                    tasks.append(cell._schedule(cell.live))
+                restored += 1
+            if tasks:
+                await asyncio.wait(tasks)
+            self._preloaded.clear()
+        if skipped:
+            self._log.warning("resources not restored", skipped=skipped, known=sorted(kinds))
+        return restored
+
+    def _take_preloaded(self, resource_id: str) -> Loaded | None:
+        return self._preloaded.pop(resource_id, None)
+
     # -- addressing ---------------------------------------------------------------------
 
     def lookup(self, address: str) -> ActorRef:
@@ -585,6 +659,7 @@ class ActorSystem:
             passivations=counters.passivations,
             activations=counters.activations,
             bus_dropped=self.bus.statistics().dropped,
+            store_degraded=self.store.statistics().degraded,
         )
 
     def __repr__(self) -> str:
@@ -602,7 +677,7 @@ def open_actor_system(
     max_restarts: int = 3,
     period: float = 5.0,
     sweep_interval: float = 1.0,
-    journal: TransitionJournal | None = None,
+    store: Store | None = None,
 ) -> ActorSystem:
     """An actor system to open with ``async with``; see :class:`ActorSystem` for the options."""
     return ActorSystem(
@@ -615,5 +690,5 @@ def open_actor_system(
         max_restarts=max_restarts,
         period=period,
         sweep_interval=sweep_interval,
-        journal=journal,
+        store=store,
     )

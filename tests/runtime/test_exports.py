@@ -163,10 +163,14 @@ def test_error_tree_matches_the_class_hierarchy() -> None:
     for depth, name, rest in drawn_tree():
         del parents[depth:]
         cls = classes[name]
-        if parents:
-            stateward_bases = [b for b in cls.__bases__ if issubclass(b, StatewardError)]
-            assert stateward_bases == [classes[parents[-1]]], name
         also = re.search(r"\(also (\w+)\)", rest)
+        extra = None
         if also is not None:
-            assert issubclass(cls, getattr(builtins, also[1])), name
+            extra = classes.get(also[1]) or getattr(builtins, also[1])
+            assert issubclass(cls, extra), name
+        if parents:
+            stateward_bases = [
+                b for b in cls.__bases__ if issubclass(b, StatewardError) and b is not extra
+            ]
+            assert stateward_bases == [classes[parents[-1]]], name
         parents.append(name)

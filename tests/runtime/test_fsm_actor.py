@@ -1,4 +1,4 @@
-"""Tests of FSMActor: commands, refusals, journaling order, journal failures, restarts."""
+"""Tests of FSMActor: commands, refusals, commit order, store failures, restarts."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from stateward.runtime import (
     ActorCrashed,
     CommandRejected,
+    CommitFailed,
     DriveTo,
     Environment,
     Fire,
@@ -22,14 +23,16 @@ from stateward.runtime import (
     InvalidArgument,
     InvalidTransition,
     Machine,
-    MemoryJournal,
+    MemoryStore,
     StartReason,
     StateKind,
     StatewardError,
+    StoreUnavailable,
     Subscription,
     Transition,
     TransitionRecord,
     VirtualClock,
+    Write,
     open_actor_system,
 )
 from stateward.runtime._env import VIRTUAL_EPOCH
@@ -88,10 +91,10 @@ def virtual_env() -> Environment:
     return Environment(clock=VirtualClock.current(), seed=1)
 
 
-def memory_journal(journal: object) -> MemoryJournal:
-    """``journal`` as the MemoryJournal it is by default."""
-    assert isinstance(journal, MemoryJournal)
-    return journal
+async def history(store: object, resource_id: str = VM) -> tuple[TransitionRecord, ...]:
+    """Every journal record of ``resource_id`` in ``store`` (a MemoryStore), oldest first."""
+    assert isinstance(store, MemoryStore)
+    return await store.history(resource_id, limit=1000)
 
 
 # --------------------------------------------------------------------------------------------
@@ -100,7 +103,7 @@ def memory_journal(journal: object) -> MemoryJournal:
 
 @pytest.mark.virtual_time
 async def test_event_string_fires_and_replies_with_the_record() -> None:
-    """Asking an event name fires it; the reply is the journaled TransitionRecord."""
+    """Asking an event name fires it; the reply is the committed TransitionRecord."""
     async with open_actor_system(env=virtual_env()) as system:
         ref = system.spawn(Power, address=VM)
         await asyncio.sleep(60)
@@ -118,7 +121,7 @@ async def test_fire_records_task_and_cause() -> None:
         ref = system.spawn(Power, address=VM)
         record = await ref.ask(Fire("start", task_id="task-1", cause="user asked"))
         assert (record.event, record.task_id, record.cause) == ("start", "task-1", "user asked")
-        assert memory_journal(system.journal).history(VM) == (record,)
+        assert await history(system.store) == (record,)
 
 
 @pytest.mark.virtual_time
@@ -134,7 +137,7 @@ async def test_drive_to_fires_the_shortest_path() -> None:
         assert all(r.task_id == "task-7" for r in records)
         assert await ref.ask(DriveTo("running")) == ()
         assert [r.event for r in await ref.ask(DriveTo("deleted"))] == ["stop", "stopped", "delete"]
-        assert memory_journal(system.journal).history(VM)[-1].sequence == 5
+        assert (await history(system.store))[-1].sequence == 5
 
 
 @pytest.mark.virtual_time
@@ -154,14 +157,14 @@ async def test_transitions_are_published_on_the_bus() -> None:
 
 
 @pytest.mark.virtual_time
-async def test_actor_can_use_its_own_journal() -> None:
-    """An FSM actor given a journal writes there instead of the system's journal."""
-    own = MemoryJournal()
+async def test_actor_can_use_its_own_store() -> None:
+    """An FSM actor given a store commits there instead of the system's store."""
+    own = MemoryStore()
     async with open_actor_system(env=virtual_env()) as system:
-        ref = system.spawn(lambda: Power(journal=own), address=VM)
+        ref = system.spawn(lambda: Power(store=own), address=VM)
         record = await ref.ask("start")
-        assert own.history(VM) == (record,)
-        assert memory_journal(system.journal).history(VM) == ()
+        assert await history(own) == (record,)
+        assert await history(system.store) == ()
 
 
 # --------------------------------------------------------------------------------------------
@@ -185,7 +188,7 @@ async def test_invalid_event_is_refused_without_a_crash() -> None:
         stats = system.statistics()
         assert (stats.crashes, stats.restarts) == (0, 0)
         assert await ref.ask(Probe()) == ("stopped", 0, StartReason.SPAWN)
-        assert memory_journal(system.journal).history(VM) == ()
+        assert await history(system.store) == ()
         assert (await ref.ask("start")).sequence == 1
 
 
@@ -226,8 +229,7 @@ async def test_unreachable_goal_is_refused_and_changes_nothing() -> None:
     async with open_actor_system(env=virtual_env()) as system:
         ref = system.spawn(Power, address=VM)
         await ref.ask("delete")
-        journal = memory_journal(system.journal)
-        before = journal.history(VM)
+        before = await history(system.store)
         with pytest.raises(
             GoalUnreachable,
             match=r"^vm-1 cannot reach state `running` from `deleted`: no event path leads there$",
@@ -238,7 +240,7 @@ async def test_unreachable_goal_is_refused_and_changes_nothing() -> None:
             "deleted",
             "running",
         )
-        assert journal.history(VM) == before
+        assert await history(system.store) == before
         assert await ref.ask(Probe()) == ("deleted", 1, StartReason.SPAWN)
         assert system.statistics().crashes == 0
 
@@ -293,161 +295,138 @@ async def test_class_without_machine_fails_at_spawn() -> None:
 
 
 @pytest.mark.virtual_time
-async def test_bad_journal_fails_at_spawn() -> None:
-    """An FSM actor given a journal that is no TransitionJournal fails at spawn."""
+async def test_bad_store_fails_at_spawn() -> None:
+    """An FSM actor given a store that is no Store fails at spawn."""
     async with open_actor_system(env=virtual_env()) as system:
-        with pytest.raises(InvalidArgument, match=r"^journal: expected a TransitionJournal, got "):
-            system.spawn(lambda: Power(journal=object()), address=VM)  # type: ignore[arg-type]
+        with pytest.raises(InvalidArgument, match=r"^store: expected a Store, got <object"):
+            system.spawn(lambda: Power(store=object()), address=VM)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------------------------
-# Journal before acknowledgement and before publication
+# Commit before acknowledgement and before publication
 
 
-class OrderJournal(MemoryJournal):
-    """A journal that notes, at each append, whether the bus has published the record yet."""
+class OrderStore(MemoryStore):
+    """A store that notes, at each commit, whether the bus has published the record yet."""
 
     def __init__(self) -> None:
         super().__init__()
         self.watch: Subscription | None = None
         self.calls: list[tuple[str, int, bool]] = []
 
-    async def append(self, record: TransitionRecord) -> None:
+    async def commit(self, write: Write) -> None:
         assert self.watch is not None
         published = self.watch.receive_nowait() is not None
-        await super().append(record)
-        self.calls.append(("append", record.sequence, published))
+        await super().commit(write)
+        self.calls.append(("commit", write.record.sequence, published))
 
 
 class NotingPower(Power):
-    """Notes on_transition calls in its OrderJournal, with whether the record is journaled."""
+    """Notes on_transition calls in its OrderStore, with whether the record is committed."""
 
     async def on_transition(self, record: TransitionRecord) -> None:
-        journal = self.journal
-        assert isinstance(journal, OrderJournal)
-        journaled = record in journal.history(record.resource_id)
-        journal.calls.append(("on_transition", record.sequence, journaled))
+        store = self.store
+        assert isinstance(store, OrderStore)
+        committed = record in await history(store, record.resource_id)
+        store.calls.append(("on_transition", record.sequence, committed))
 
 
 @pytest.mark.virtual_time
-async def test_record_is_journaled_before_publication_and_reply() -> None:
-    """The journal gets the record before the bus publishes it and before the ask returns."""
-    journal = OrderJournal()
-    async with open_actor_system(env=virtual_env(), journal=journal) as system:
-        journal.watch = system.bus.subscribe("transition.power.vm-1")
+async def test_record_is_committed_before_publication_and_reply() -> None:
+    """The store has the record before the bus publishes it and before the ask returns."""
+    store = OrderStore()
+    async with open_actor_system(env=virtual_env(), store=store) as system:
+        store.watch = system.bus.subscribe("transition.power.vm-1")
         ref = system.spawn(NotingPower, address=VM)
 
         record = await ref.ask("start")
-        assert journal.history(VM) == (record,)  # no await since the reply: journaled before
-        assert journal.calls == [("append", 1, False), ("on_transition", 1, True)]
-        event = journal.watch.receive_nowait()
+        assert store.calls == [("commit", 1, False), ("on_transition", 1, True)]
+        assert await history(store) == (record,)
+        event = store.watch.receive_nowait()
         assert event is not None
         assert event.payload == record
 
 
-class GatedJournal(MemoryJournal):
-    """A journal whose appends wait until the test opens the gate: a slow disk."""
+class GatedStore(MemoryStore):
+    """A store whose commits wait until the test opens the gate: a slow disk."""
 
     def __init__(self) -> None:
         super().__init__()
         self.gate = asyncio.Event()
 
-    async def append(self, record: TransitionRecord) -> None:
+    async def commit(self, write: Write) -> None:
         await self.gate.wait()
-        await super().append(record)
+        await super().commit(write)
 
 
 @pytest.mark.virtual_time
-async def test_ask_waits_for_a_slow_journal() -> None:
-    """An ask that changes state is answered only once the journal has the record."""
-    journal = GatedJournal()
-    async with open_actor_system(env=virtual_env(), journal=journal) as system:
+async def test_ask_waits_for_a_slow_store() -> None:
+    """An ask that changes state is answered only once the store has committed the record."""
+    store = GatedStore()
+    async with open_actor_system(env=virtual_env(), store=store) as system:
         ref = system.spawn(Power, address=VM)
         with system.bus.subscribe("transition.#") as subscription:
             ask = asyncio.create_task(ref.ask("start"))
             await asyncio.sleep(5)
             assert not ask.done()
             assert subscription.receive_nowait() is None
+            assert await history(store) == ()
 
-            journal.gate.set()
+            store.gate.set()
             record = await asyncio.wait_for(ask, timeout=1)
-            assert journal.history(VM) == (record,)
+            assert await history(store) == (record,)
             event = subscription.receive_nowait()
             assert event is not None
             assert event.payload == record
 
 
 # --------------------------------------------------------------------------------------------
-# A journal that refuses
-
-
-class DiskFull(OSError):
-    """The journal's storage refused a write."""
-
-
-class RefusingJournal(MemoryJournal):
-    """A journal that refuses the next ``refuse`` appends with DiskFull."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.refuse = 0
-        self.raised: list[DiskFull] = []
-
-    async def append(self, record: TransitionRecord) -> None:
-        if self.refuse:
-            self.refuse -= 1
-            error = DiskFull(f"no space for {record.resource_id} #{record.sequence}")
-            self.raised.append(error)
-            raise error
-        await super().append(record)
+# A store that refuses
 
 
 @pytest.mark.virtual_time
-async def test_journal_failure_crashes_the_ask_and_keeps_the_old_state() -> None:
-    """A refused append fails the ask with ActorCrashed from the journal error; nothing moved."""
-    journal = RefusingJournal()
-    async with open_actor_system(env=virtual_env(), journal=journal) as system:
+async def test_commit_failure_rejects_the_ask_and_keeps_the_old_state() -> None:
+    """A refused commit fails the ask with CommitFailed from StoreUnavailable; nothing moved."""
+    store = MemoryStore()
+    async with open_actor_system(env=virtual_env(), store=store) as system:
         ref = system.spawn(Power, address=VM)
         with system.bus.subscribe("transition.#") as subscription:
             await ref.ask("start")
             assert subscription.receive_nowait() is not None
-            journal.refuse = 1
+            store.fail_writes(1)
             with pytest.raises(
-                ActorCrashed,
-                match=r"^actor 'vm-1' crashed handling str: DiskFull: no space for vm-1 #2;",
+                CommitFailed,
+                match=r"^vm-1: `started` was not committed \(disk full\); it stays at revision 1, "
+                r"retry the command$",
             ) as info:
                 await ref.ask("started")
-            assert info.value.__cause__ is journal.raised[0]
+            error = info.value
+            assert (error.resource_id, error.event, error.revision) == (VM, "started", 1)
+            assert isinstance(error, CommandRejected)
+            assert isinstance(error.__cause__, StoreUnavailable)
+            assert error.__cause__.reason == "disk full"
             assert subscription.receive_nowait() is None  # never published
 
-            state, sequence, _ = await ref.ask(Probe())
-            assert (state, sequence) == ("starting", 1)
+            assert await ref.ask(Probe()) == ("starting", 1, StartReason.SPAWN)
             record = await ref.ask("started")
             assert (record.sequence, record.source, record.target) == (2, "starting", "running")
-            assert [r.sequence for r in journal.history(VM)] == [1, 2]
-            assert system.statistics().crashes == 1
-
-
-class Tolerant(Power):
-    """Survives journal failures by answering with the error instead of crashing."""
-
-    async def receive(self, message: Any) -> Any:
-        try:
-            return await super().receive(message)
-        except DiskFull as exc:
-            return exc
+            assert [r.sequence for r in await history(store)] == [1, 2]
+            stats = system.statistics()
+            assert (stats.crashes, stats.restarts) == (0, 0)
 
 
 @pytest.mark.virtual_time
-async def test_journal_failure_rolls_back_the_live_instance() -> None:
-    """After a refused append the same incarnation is back in its old state and sequence."""
-    journal = RefusingJournal()
-    async with open_actor_system(env=virtual_env(), journal=journal) as system:
-        ref = system.spawn(Tolerant, address=VM)
+async def test_commit_failure_rolls_back_the_live_instance() -> None:
+    """After refused commits the same incarnation is back in its old state and sequence."""
+    store = MemoryStore()
+    async with open_actor_system(env=virtual_env(), store=store) as system:
+        ref = system.spawn(Power, address=VM)
         await ref.ask("start")
-        journal.refuse = 2
-        assert isinstance(await ref.ask("started"), DiskFull)
-        assert isinstance(await ref.ask("fail"), DiskFull)
+        store.fail_writes(2)
+        with pytest.raises(CommitFailed, match=r"`started` was not committed"):
+            await ref.ask("started")
+        with pytest.raises(CommitFailed, match=r"`fail` was not committed"):
+            await ref.ask("fail")
 
         assert await ref.ask(Probe()) == ("starting", 1, StartReason.SPAWN)
         record = await ref.ask("fail")
@@ -456,13 +435,26 @@ async def test_journal_failure_rolls_back_the_live_instance() -> None:
         assert (stats.crashes, stats.restarts) == (0, 0)
 
 
+@pytest.mark.virtual_time
+async def test_told_event_that_fails_to_commit_is_a_rejected_tell() -> None:
+    """A told event whose commit fails is counted as a rejected tell, not a crash."""
+    store = MemoryStore()
+    async with open_actor_system(env=virtual_env(), store=store) as system:
+        ref = system.spawn(Power, address=VM)
+        store.fail_writes(1)
+        await ref.tell("start")
+        assert await ref.ask(Probe()) == ("stopped", 0, StartReason.SPAWN)
+        stats = system.statistics()
+        assert (stats.rejected_tells, stats.crashes) == (1, 0)
+
+
 # --------------------------------------------------------------------------------------------
 # State survives restarts and passivation
 
 
 @pytest.mark.virtual_time
 async def test_state_survives_a_supervisor_restart() -> None:
-    """After a crash, the restarted incarnation rehydrates its state from the journal."""
+    """After a crash, the restarted incarnation rehydrates its state from the store."""
     async with open_actor_system(env=virtual_env()) as system:
         ref = system.spawn(Power, address=VM)
         await ref.ask(DriveTo("running"))
@@ -481,7 +473,7 @@ async def test_state_survives_a_supervisor_restart() -> None:
 
 @pytest.mark.virtual_time
 async def test_state_survives_passivation() -> None:
-    """A passivated FSM actor comes back in its journaled state on its next message."""
+    """A passivated FSM actor comes back in its committed state on its next message."""
     async with open_actor_system(env=virtual_env()) as system:
         ref = system.spawn(Power, address=VM)
         await ref.ask(DriveTo("running"))
@@ -497,7 +489,7 @@ async def test_state_survives_passivation() -> None:
 
 @pytest.mark.virtual_time
 async def test_idle_fsm_actor_is_passivated_and_restored() -> None:
-    """An FSM actor idle past its idle_after is passivated, then restored from the journal."""
+    """An FSM actor idle past its idle_after is passivated, then restored from the store."""
     async with open_actor_system(env=virtual_env(), sweep_interval=1.0) as system:
         ref = system.spawn(Power, address=VM, idle_after=30.0)
         await ref.ask("start")
@@ -507,11 +499,12 @@ async def test_idle_fsm_actor_is_passivated_and_restored() -> None:
 
 
 @pytest.mark.virtual_time
-async def test_passivated_spawn_starts_from_the_journal() -> None:
-    """An FSM actor spawned passivated rehydrates from records already in the journal."""
-    journal = MemoryJournal()
-    await journal.append(TransitionRecord(VM, 1, "stopped", "start", "starting", None, None, 0.0))
-    async with open_actor_system(env=virtual_env(), journal=journal) as system:
+async def test_passivated_spawn_starts_from_the_store() -> None:
+    """An FSM actor spawned passivated rehydrates from records already in the store."""
+    store = MemoryStore()
+    record = TransitionRecord(VM, 1, "stopped", "start", "starting", None, None, 0.0)
+    await store.commit(Write("power", record))
+    async with open_actor_system(env=virtual_env(), store=store) as system:
         ref = system.spawn(Power, address=VM, passivated=True)
         assert await ref.ask(Probe()) == ("starting", 1, StartReason.REACTIVATE)
         assert (await ref.ask("started")).sequence == 2
@@ -551,10 +544,10 @@ async def run_commands(commands: list[tuple[str, bool]]) -> None:
             assert (record.source, record.event, record.target) == (state, event, target)
             state = target
 
-        history = memory_journal(system.journal).history(VM)
-        assert [(r.source, r.event, r.target) for r in history] == accepted
-        assert [r.sequence for r in history] == list(range(1, len(accepted) + 1))
-        for before, after in itertools.pairwise(history):
+        records = await history(system.store)
+        assert [(r.source, r.event, r.target) for r in records] == accepted
+        assert [r.sequence for r in records] == list(range(1, len(accepted) + 1))
+        for before, after in itertools.pairwise(records):
             assert before.target == after.source
         assert await ref.ask(Probe()) == (state, len(accepted), StartReason.SPAWN)
         assert system.statistics().crashes == 0
@@ -568,5 +561,5 @@ async def run_commands(commands: list[tuple[str, bool]]) -> None:
     )
 )
 def test_actor_accepts_exactly_what_the_table_allows(commands: list[tuple[str, bool]]) -> None:
-    """For any event sequence, accepted events and journal records follow the table."""
+    """For any event sequence, accepted events and stored records follow the table."""
     VirtualClock().run(run_commands(commands))

@@ -87,7 +87,7 @@ async def test_statistics_counts_messages_and_actors() -> None:
         ("shutdown_timeout", -1),
         ("sweep_interval", "1"),
         ("env", object()),
-        ("journal", object()),
+        ("store", object()),
     ],
 )
 def test_system_options_are_validated(option: str, value: Any) -> None:

@@ -1,0 +1,530 @@
+"""The SQLite store, on aiosqlite: WAL, one writer connection, one reader connection.
+
+Writes go through :class:`~stateward.runtime._store.GroupCommitter`: one ``BEGIN IMMEDIATE``
+... ``COMMIT`` per batch, journal rows and resource heads together, so a transition is either
+wholly there or not at all. Reads use their own connection, so they only ever see committed
+data, never the writer's open transaction.
+
+SQLite errors are translated here, at one boundary: ``SQLITE_BUSY``/``LOCKED`` is transient
+and retried; ``SQLITE_FULL``, ``SQLITE_IOERR`` and friends fail the batch with
+:class:`~stateward.runtime.StoreUnavailable`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import math
+import sqlite3
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+import msgspec
+
+from ._env import Clock
+from ._errors import InvalidArgument, ResourceQuarantined, SchemaError, StoreUnavailable
+from ._machine import TransitionRecord
+from ._store import (
+    GroupCommitter,
+    Loaded,
+    ResourceSummary,
+    Retention,
+    Write,
+    _check_page,
+    _Transient,
+    decode,
+    encode,
+)
+
+__all__ = ("Durability", "SqliteStore", "open_sqlite_store", "SCHEMA_VERSION")
+
+_T = TypeVar("_T")
+
+
+class Durability(enum.Enum):
+    """How hard a commit waits for the disk."""
+
+    #: fsync on every commit (``synchronous=FULL``): nothing acknowledged is lost, even on a
+    #: power cut.
+    FULL = "full"
+    #: fsync at checkpoints (``synchronous=NORMAL``): a power cut may lose the last commits;
+    #: a process crash loses nothing.
+    NORMAL = "normal"
+
+
+#: Forward migrations; the schema version is the number applied.
+_MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE resources (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        state TEXT NOT NULL,
+        revision INTEGER NOT NULL,
+        updated REAL NOT NULL,
+        snapshot BLOB,
+        snapshot_revision INTEGER NOT NULL DEFAULT 0,
+        snapshot_state TEXT
+    ) WITHOUT ROWID;
+    CREATE INDEX resources_kind ON resources (kind, id);
+    CREATE TABLE journal (
+        resource_id TEXT NOT NULL,
+        sequence INTEGER NOT NULL,
+        source TEXT NOT NULL,
+        event TEXT NOT NULL,
+        target TEXT NOT NULL,
+        task_id TEXT,
+        cause TEXT,
+        at REAL NOT NULL,
+        payload BLOB,
+        PRIMARY KEY (resource_id, sequence)
+    ) WITHOUT ROWID;
+    CREATE INDEX journal_at ON journal (at, resource_id, sequence);
+    CREATE TABLE quarantine (
+        resource_id TEXT PRIMARY KEY,
+        reason TEXT NOT NULL
+    ) WITHOUT ROWID;
+    """,
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+_INSERT_JOURNAL = (
+    "INSERT INTO journal (resource_id, sequence, source, event, target, task_id, cause, at,"
+    " payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# One statement for every head: the snapshot columns change only when a snapshot is given.
+_UPSERT_HEAD = """
+INSERT INTO resources (id, kind, state, revision, updated, snapshot, snapshot_revision,
+                       snapshot_state)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET
+    state = excluded.state,
+    revision = excluded.revision,
+    updated = excluded.updated,
+    snapshot = coalesce(excluded.snapshot, resources.snapshot),
+    snapshot_revision = CASE WHEN excluded.snapshot IS NULL
+        THEN resources.snapshot_revision ELSE excluded.snapshot_revision END,
+    snapshot_state = CASE WHEN excluded.snapshot IS NULL
+        THEN resources.snapshot_state ELSE excluded.snapshot_state END
+"""
+_RECORD_COLUMNS = "resource_id, sequence, source, event, target, task_id, cause, at, payload"
+_HEAD_COLUMNS = "id, kind, state, revision, updated, snapshot, snapshot_revision, snapshot_state"
+
+_TRANSIENT_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
+_REASONS = {
+    sqlite3.SQLITE_FULL: "disk full",
+    sqlite3.SQLITE_IOERR: "I/O error",
+    sqlite3.SQLITE_BUSY: "database is locked",
+    sqlite3.SQLITE_LOCKED: "database is locked",
+    sqlite3.SQLITE_READONLY: "database is read-only",
+    sqlite3.SQLITE_CORRUPT: "database file is corrupt",
+    sqlite3.SQLITE_CANTOPEN: "cannot open the database file",
+}
+
+
+def _translate(operation: str, error: sqlite3.Error) -> StoreUnavailable | _Transient:
+    code = getattr(error, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    reason = _REASONS.get(primary, "database error") if primary is not None else "database error"
+    failure = StoreUnavailable(operation, reason=reason, detail=str(error))
+    if primary in _TRANSIENT_CODES:
+        return _Transient(failure)
+    return failure
+
+
+class SqliteStore(GroupCommitter):
+    """A durable store in one SQLite file. Open it with :func:`open_sqlite_store`."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        durability: Durability = Durability.FULL,
+        clock: Clock | None = None,
+        max_batch: int = 1000,
+        retries: int = 5,
+        backoff: float = 0.01,
+        busy_timeout: float = 0.2,
+        retention: Retention = Retention(),  # noqa: B008  # frozen, so sharing is safe
+    ) -> None:
+        if not isinstance(durability, Durability):
+            raise InvalidArgument("durability", expected="a Durability", got=durability)
+        if not isinstance(busy_timeout, int | float) or not 0 <= busy_timeout < math.inf:
+            raise InvalidArgument("busy_timeout", expected="seconds >= 0", got=busy_timeout)
+        super().__init__(
+            clock=clock,
+            max_batch=max_batch,
+            retries=retries,
+            backoff=backoff,
+            retention=retention,
+        )
+        self.path = str(path)
+        self.durability = durability
+        self._busy_ms = int(busy_timeout * 1000)
+        self._writer_db: aiosqlite.Connection | None = None
+        self._reader_db: aiosqlite.Connection | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def open(self) -> SqliteStore:
+        """Open (or create) the database and bring its schema up to date.
+
+        Raises:
+            SchemaError: the database was written by a newer stateward.
+            StoreUnavailable: the file cannot be opened.
+        """
+        try:
+            self._writer_db = await aiosqlite.connect(self.path, isolation_level=None)
+            writer = self._writer_db
+            await writer.execute("PRAGMA journal_mode=WAL")
+            await writer.execute(f"PRAGMA synchronous={self.durability.name}")
+            await writer.execute(f"PRAGMA busy_timeout={self._busy_ms}")
+            await self._migrate(writer)
+            self._reader_db = await aiosqlite.connect(self.path, isolation_level=None)
+            await self._reader_db.execute(f"PRAGMA busy_timeout={self._busy_ms}")
+            async with self._reader_db.execute(
+                "SELECT resource_id, reason FROM quarantine"
+            ) as rows:
+                self._quarantined.update({str(r): str(why) async for r, why in rows})
+        except sqlite3.Error as exc:
+            await self._close_connections()
+            failure = _translate("open", exc)
+            raise (failure.error if isinstance(failure, _Transient) else failure) from exc
+        except BaseException:
+            await self._close_connections()
+            raise
+        return self
+
+    async def _migrate(self, db: aiosqlite.Connection) -> None:
+        await db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        async with db.execute("SELECT max(version) FROM schema_version") as cursor:
+            row = await cursor.fetchone()
+        found = int(row[0]) if row is not None and row[0] is not None else 0
+        if found > SCHEMA_VERSION:
+            raise SchemaError(self.path, found=found, supported=SCHEMA_VERSION)
+        for version in range(found + 1, SCHEMA_VERSION + 1):
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _MIGRATIONS[version - 1].split(";"):
+                    if statement.strip():
+                        await db.execute(statement)
+                await db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+                await db.execute("COMMIT")
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+
+    async def aclose(self) -> None:
+        """Finish queued writes, then close both connections."""
+        await self._stop_writer()
+        await self._close_connections()
+
+    async def _close_connections(self) -> None:
+        for db in (self._writer_db, self._reader_db):
+            if db is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    await db.close()
+        self._writer_db = self._reader_db = None
+
+    async def __aenter__(self) -> SqliteStore:
+        return await self.open()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # -- writing ------------------------------------------------------------------------
+
+    def _db(self, which: aiosqlite.Connection | None) -> aiosqlite.Connection:
+        if which is None:
+            raise StoreUnavailable("use", reason="the store is closed or was never opened")
+        return which
+
+    async def _guard(self, operation: str, call: Callable[[], Awaitable[_T]]) -> _T:
+        try:
+            return await call()
+        except sqlite3.Error as exc:
+            raise _translate(operation, exc) from exc
+
+    async def _revisions(self, resource_ids: list[str]) -> dict[str, int]:
+        db = self._db(self._reader_db)
+        found: dict[str, int] = {}
+        for start in range(0, len(resource_ids), 500):
+            chunk = resource_ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+
+            async def query(chunk: list[str] = chunk, marks: str = marks) -> None:
+                sql = f"SELECT id, revision FROM resources WHERE id IN ({marks})"
+                async with db.execute(sql, chunk) as rows:
+                    found.update({str(r): int(v) async for r, v in rows})
+
+            await self._guard("commit", query)
+        return found
+
+    async def _write(self, writes: list[Write]) -> int:
+        db = self._db(self._writer_db)
+        journal_rows = []
+        head_rows = []
+        snapshots: list[tuple[str, int]] = []
+        for write in writes:
+            r = write.record
+            payload = encode(r.payload) if r.payload is not None else None
+            journal_rows.append(
+                (
+                    r.resource_id,
+                    r.sequence,
+                    r.source,
+                    r.event,
+                    r.target,
+                    r.task_id,
+                    r.cause,
+                    r.at,
+                    payload,
+                )
+            )
+            # A new resource without a snapshot has none yet: its whole journal is the tail.
+            taken = write.snapshot is not None
+            head_rows.append(
+                (
+                    r.resource_id,
+                    write.kind,
+                    r.target,
+                    r.sequence,
+                    r.at,
+                    write.snapshot,
+                    r.sequence if taken else 0,
+                    r.target if taken else None,
+                )
+            )
+            if write.snapshot is not None:
+                snapshots.append((r.resource_id, r.sequence))
+
+        async def transaction() -> int:
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                await db.executemany(_INSERT_JOURNAL, journal_rows)
+                await db.executemany(_UPSERT_HEAD, head_rows)
+                pruned = 0
+                if snapshots and self.retention.keep != math.inf:
+                    keep = int(self.retention.keep)
+                    cursor = await db.executemany(
+                        "DELETE FROM journal WHERE resource_id = ? AND sequence <= ?",
+                        [(rid, revision - keep) for rid, revision in snapshots],
+                    )
+                    pruned = max(cursor.rowcount, 0)
+                await db.execute("COMMIT")
+                return pruned
+            except BaseException:
+                # The failed statement may have rolled the transaction back already.
+                with contextlib.suppress(sqlite3.Error):
+                    await db.execute("ROLLBACK")
+                raise
+
+        return await self._guard("commit", transaction)
+
+    # -- reading ------------------------------------------------------------------------
+
+    def _record(self, row: Sequence[Any]) -> TransitionRecord:
+        resource_id, sequence = str(row[0]), int(row[1])
+        try:
+            payload = decode(row[8]) if row[8] is not None else None
+        except msgspec.DecodeError as exc:
+            reason = f"journal row {sequence} cannot be decoded: {exc}"
+            self._quarantined[resource_id] = reason
+            raise ResourceQuarantined(resource_id, reason=reason) from exc
+        return TransitionRecord(
+            resource_id, sequence, row[2], row[3], row[4], row[5], row[6], float(row[7]), payload
+        )
+
+    async def _fetch(self, operation: str, sql: str, params: Sequence[Any]) -> list[Any]:
+        db = self._db(self._reader_db)
+
+        async def query() -> list[Any]:
+            return list(await db.execute_fetchall(sql, params))
+
+        try:
+            return await self._guard(operation, query)
+        except _Transient as transient:
+            raise transient.error from transient
+
+    async def load(self, resource_id: str) -> Loaded | None:
+        """The stored resource, or None if it was never written."""
+        loaded = (await self._load_rows([resource_id], quarantine_raises=True)).get(resource_id)
+        return loaded
+
+    async def load_many(self, resource_ids: Sequence[str]) -> dict[str, Loaded]:
+        """Several resources at once; quarantined ones are left out (and recorded)."""
+        found: dict[str, Loaded] = {}
+        for start in range(0, len(resource_ids), 500):
+            found.update(
+                await self._load_rows(
+                    list(resource_ids[start : start + 500]), quarantine_raises=False
+                )
+            )
+        return found
+
+    async def _load_rows(self, ids: list[str], *, quarantine_raises: bool) -> dict[str, Loaded]:
+        if quarantine_raises:
+            for resource_id in ids:
+                if resource_id in self._quarantined:
+                    raise ResourceQuarantined(resource_id, reason=self._quarantined[resource_id])
+        marks = ",".join("?" * len(ids))
+        heads = await self._fetch(
+            "load", f"SELECT {_HEAD_COLUMNS} FROM resources WHERE id IN ({marks})", ids
+        )
+        if not heads:
+            return {}
+        # Journal tails of every resource in one query: rows after each one's snapshot.
+        tails = await self._fetch(
+            "load",
+            f"SELECT {', '.join('j.' + c.strip() for c in _RECORD_COLUMNS.split(','))} "
+            f"FROM journal j JOIN resources r ON r.id = j.resource_id "
+            f"WHERE r.id IN ({marks}) AND j.sequence > r.snapshot_revision "
+            f"ORDER BY j.resource_id, j.sequence",
+            ids,
+        )
+        by_resource: dict[str, list[Sequence[Any]]] = {}
+        for row in tails:
+            by_resource.setdefault(str(row[0]), []).append(row)
+        found: dict[str, Loaded] = {}
+        for head in heads:
+            resource_id = str(head[0])
+            if resource_id in self._quarantined and not quarantine_raises:
+                continue
+            try:
+                tail = tuple(self._record(row) for row in by_resource.get(resource_id, ()))
+                loaded = Loaded(
+                    resource_id,
+                    str(head[1]),
+                    str(head[2]),
+                    int(head[3]),
+                    float(head[4]),
+                    head[5],
+                    int(head[6]),
+                    head[7],
+                    tail,
+                )
+                self._check_chain(loaded)
+            except ResourceQuarantined as error:
+                await self.quarantine(resource_id, error.reason)
+                if quarantine_raises:
+                    raise
+                continue
+            except (TypeError, ValueError) as exc:
+                reason = f"row cannot be read: {exc}"
+                await self.quarantine(resource_id, reason)
+                if quarantine_raises:
+                    raise ResourceQuarantined(resource_id, reason=reason) from exc
+                continue
+            self._loaded(loaded)
+            found[resource_id] = loaded
+        return found
+
+    async def quarantine(self, resource_id: str, reason: str) -> None:
+        """Take a resource out of service, durably: it stays quarantined after a restart."""
+        self._quarantined[resource_id] = reason
+        self._log.error("resource quarantined", resource_id=resource_id, reason=reason)
+        db = self._db(self._reader_db)
+
+        async def record() -> None:
+            await db.execute(
+                "INSERT OR REPLACE INTO quarantine (resource_id, reason) VALUES (?, ?)",
+                (resource_id, reason),
+            )
+
+        try:
+            await self._guard("quarantine", record)
+        except (StoreUnavailable, _Transient) as exc:
+            # The quarantine holds in memory; it is re-detected on the next open anyway.
+            self._log.warning("quarantine not persisted", resource_id=resource_id, error=str(exc))
+
+    async def history(
+        self, resource_id: str, *, after: int = 0, limit: int = 100
+    ) -> tuple[TransitionRecord, ...]:
+        """Journal records of one resource with sequence > ``after``, oldest first."""
+        _check_page(limit)
+        rows = await self._fetch(
+            "history",
+            f"SELECT {_RECORD_COLUMNS} FROM journal WHERE resource_id = ? AND sequence > ? "
+            "ORDER BY sequence LIMIT ?",
+            (resource_id, after, limit),
+        )
+        return tuple(self._record(row) for row in rows)
+
+    async def history_between(
+        self,
+        start: float,
+        end: float,
+        *,
+        after: tuple[float, str, int] | None = None,
+        limit: int = 100,
+    ) -> tuple[TransitionRecord, ...]:
+        """Journal records with ``start <= at < end`` by (at, resource, sequence)."""
+        _check_page(limit)
+        at, resource_id, sequence = after if after is not None else (start, "", -1)
+        rows = await self._fetch(
+            "history",
+            f"SELECT {_RECORD_COLUMNS} FROM journal WHERE at >= ? AND at < ? "
+            "AND (at, resource_id, sequence) > (?, ?, ?) "
+            "ORDER BY at, resource_id, sequence LIMIT ?",
+            (start, end, at, resource_id, sequence, limit),
+        )
+        return tuple(self._record(row) for row in rows)
+
+    async def resources(
+        self, *, kind: str | None = None, after: str | None = None, limit: int = 1000
+    ) -> tuple[ResourceSummary, ...]:
+        """Resources ordered by id, starting after ``after``."""
+        _check_page(limit)
+        rows = await self._fetch(
+            "resources",
+            "SELECT id, kind, state, revision, updated FROM resources "
+            "WHERE (? IS NULL OR kind = ?) AND id > ? ORDER BY id LIMIT ?",
+            (kind, kind, after if after is not None else "", limit),
+        )
+        return tuple(
+            ResourceSummary(
+                str(r[0]),
+                str(r[1]),
+                str(r[2]),
+                int(r[3]),
+                float(r[4]),
+                self._quarantined.get(str(r[0])),
+            )
+            for r in rows
+        )
+
+
+def open_sqlite_store(
+    path: str | Path,
+    *,
+    durability: Durability = Durability.FULL,
+    clock: Clock | None = None,
+    max_batch: int = 1000,
+    retries: int = 5,
+    backoff: float = 0.01,
+    busy_timeout: float = 0.2,
+    retention: Retention = Retention(),  # noqa: B008  # frozen, so sharing is safe
+) -> SqliteStore:
+    """A SQLite store to open with ``async with``; see :class:`SqliteStore` for the options.
+
+    Args:
+        path: the database file; created if missing.
+        durability: ``FULL`` (fsync every commit, the default) or ``NORMAL``.
+        clock: for retry backoff.
+        max_batch: transitions per transaction at most (group commit).
+        retries: how often a locked database is retried before the batch fails.
+        backoff: the first retry's delay in seconds; doubled each time.
+        busy_timeout: how long SQLite itself waits on a lock per attempt.
+        retention: how much journal to keep; all of it by default.
+    """
+    return SqliteStore(
+        path,
+        durability=durability,
+        clock=clock,
+        max_batch=max_batch,
+        retries=retries,
+        backoff=backoff,
+        busy_timeout=busy_timeout,
+        retention=retention,
+    )

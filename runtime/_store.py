@@ -1,0 +1,687 @@
+"""The durable store: its protocol, its records, group commit, and the in-memory store.
+
+A resource's durable state is a *head* (kind, state, revision, time), a *snapshot* of its data
+taken every few transitions, and its *journal*: one row per transition, kept as the audit
+trail. Loading a resource reads the head, the last snapshot and the journal tail after it.
+
+Every :class:`Write` carries one transition record and states, through its sequence number,
+the revision it replaces: a write that does not follow the stored revision fails with
+:class:`~stateward.runtime.RevisionConflict` and is never applied.
+
+:class:`GroupCommitter` is the write path shared by the stores: writes from every actor that
+arrive while a commit is in flight wait together and go into the next transaction (up to
+``max_batch``), so many actors share one fsync. A transient failure (a lock) is retried with
+bounded exponential backoff; a lasting one (disk full, I/O error) fails the writes of that
+batch with :class:`~stateward.runtime.StoreUnavailable`, marks the store degraded, and the next
+batch tries again, so the store recovers by itself when the disk does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import msgspec
+import structlog
+
+from ._env import Clock, RealClock
+from ._errors import (
+    InvalidArgument,
+    ResourceQuarantined,
+    RevisionConflict,
+    StoreUnavailable,
+)
+from ._machine import TransitionRecord
+
+__all__ = (
+    "Store",
+    "Write",
+    "Loaded",
+    "ResourceSummary",
+    "StoreStatistics",
+    "Retention",
+    "MemoryStore",
+)
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder()
+
+
+def encode(value: Any) -> bytes:
+    """msgpack bytes of plain data or msgspec Structs (never pickle: rows cannot run code)."""
+    return _encoder.encode(value)
+
+
+def decode(data: bytes) -> Any:
+    """Plain data back from :func:`encode`."""
+    return _decoder.decode(data)
+
+
+class Write(msgspec.Struct, frozen=True, gc=False):
+    """One transition to commit.
+
+    Attributes:
+        kind: the resource's kind (its machine's name).
+        record: the transition; its ``sequence`` is the new revision, and it replaces
+            revision ``sequence - 1``.
+        snapshot: the resource's data after the transition, encoded, when this write takes a
+            snapshot; None otherwise.
+    """
+
+    kind: str
+    record: TransitionRecord
+    snapshot: bytes | None = None
+
+    @property
+    def replaces(self) -> int:
+        """The revision this write expects the store to hold."""
+        return self.record.sequence - 1
+
+
+class Loaded(msgspec.Struct, frozen=True):
+    """A resource as stored: head, last snapshot, and the journal after the snapshot.
+
+    Attributes:
+        resource_id, kind, state, revision, updated: the head.
+        snapshot: the data at ``snapshot_revision`` (encoded), or None if never taken.
+        snapshot_revision: the revision of the snapshot (0 when there is none).
+        snapshot_state: the machine state at ``snapshot_revision``.
+        tail: the journal records after ``snapshot_revision``, oldest first.
+    """
+
+    resource_id: str
+    kind: str
+    state: str
+    revision: int
+    updated: float
+    snapshot: bytes | None
+    snapshot_revision: int
+    snapshot_state: str | None
+    tail: tuple[TransitionRecord, ...]
+
+
+class ResourceSummary(msgspec.Struct, frozen=True):
+    """One line of a resource listing."""
+
+    resource_id: str
+    kind: str
+    state: str
+    revision: int
+    updated: float
+    quarantined: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How much journal to keep.
+
+    Attributes:
+        keep: journal rows to keep per resource before its latest snapshot; ``math.inf``
+            (the default) keeps the whole audit trail. Pruned rows are counted in
+            :class:`StoreStatistics` and logged.
+    """
+
+    keep: float = math.inf
+
+    def __post_init__(self) -> None:
+        if not (self.keep == math.inf or (isinstance(self.keep, int) and self.keep >= 0)):
+            raise InvalidArgument("keep", expected="an int >= 0 or math.inf", got=self.keep)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStatistics:
+    """Counters of a store.
+
+    Attributes:
+        commits: transitions committed.
+        batches: transactions that committed them (commits / batches is the group size).
+        largest_batch: the most transitions one transaction carried.
+        retries: transient failures retried.
+        failures: writes failed with StoreUnavailable.
+        conflicts: writes refused for a revision conflict.
+        degraded: True while the last transaction failed; False again after one succeeds.
+        quarantined: resources taken out of service.
+        pruned: journal rows removed by the retention policy.
+        pending: writes waiting for the next transaction.
+    """
+
+    commits: int
+    batches: int
+    largest_batch: int
+    retries: int
+    failures: int
+    conflicts: int
+    degraded: bool
+    quarantined: int
+    pruned: int
+    pending: int
+
+
+@runtime_checkable
+class Store(Protocol):
+    """What the runtime needs from durable storage."""
+
+    async def commit(self, write: Write) -> None:
+        """Commit one transition; return only once it is durable.
+
+        Raises:
+            RevisionConflict: the stored revision is not ``write.replaces``.
+            StoreUnavailable: the store could not write; nothing was written.
+        """
+        ...
+
+    async def load(self, resource_id: str) -> Loaded | None:
+        """The stored resource, or None if it was never written.
+
+        Raises:
+            ResourceQuarantined: its rows cannot be decoded or do not add up.
+        """
+        ...
+
+    async def load_many(self, resource_ids: Sequence[str]) -> dict[str, Loaded]:
+        """Several resources at once (eager recovery); quarantined ones are left out."""
+        ...
+
+    async def quarantine(self, resource_id: str, reason: str) -> None:
+        """Take a resource out of service (its data could not be decoded upstream)."""
+        ...
+
+    async def history(
+        self, resource_id: str, *, after: int = 0, limit: int = 100
+    ) -> tuple[TransitionRecord, ...]:
+        """Journal records of one resource with sequence > ``after``, oldest first."""
+        ...
+
+    async def history_between(
+        self,
+        start: float,
+        end: float,
+        *,
+        after: tuple[float, str, int] | None = None,
+        limit: int = 100,
+    ) -> tuple[TransitionRecord, ...]:
+        """Journal records with ``start <= at < end`` ordered by (at, resource, sequence),
+        starting after the ``(at, resource_id, sequence)`` of the previous page's last record.
+        """
+        ...
+
+    async def resources(
+        self, *, kind: str | None = None, after: str | None = None, limit: int = 1000
+    ) -> tuple[ResourceSummary, ...]:
+        """Resources ordered by id, starting after ``after``."""
+        ...
+
+    def statistics(self) -> StoreStatistics:
+        """Counters, including the degraded flag."""
+        ...
+
+
+class _Transient(Exception):
+    """A failure worth retrying (a lock); carries the StoreUnavailable to raise at the end."""
+
+    def __init__(self, error: StoreUnavailable) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _check_page(limit: int) -> None:
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise InvalidArgument("limit", expected="an int >= 1", got=limit)
+
+
+class GroupCommitter:
+    """The shared write path: batching, revision checks, retries, statistics.
+
+    Subclasses implement :meth:`_revisions` (stored revisions of resources this store has
+    not seen yet) and :meth:`_write` (one transaction). Both may raise :class:`_Transient`
+    for a failure worth retrying, or :class:`StoreUnavailable` for one that is not.
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Clock | None,
+        max_batch: int,
+        retries: int,
+        backoff: float,
+        retention: Retention,
+    ) -> None:
+        if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
+            raise InvalidArgument("max_batch", expected="an int >= 1", got=max_batch)
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise InvalidArgument("retries", expected="an int >= 0", got=retries)
+        if not isinstance(backoff, int | float) or not 0 <= backoff < math.inf:
+            raise InvalidArgument("backoff", expected="seconds >= 0", got=backoff)
+        if not isinstance(retention, Retention):
+            raise InvalidArgument("retention", expected="a Retention", got=retention)
+        self._clock: Clock = clock if clock is not None else RealClock()
+        self._max_batch = max_batch
+        self._retries = retries
+        self._backoff = float(backoff)
+        self.retention = retention
+        self._pending: deque[tuple[Write, asyncio.Future[None]]] = deque()
+        self._wake: asyncio.Future[None] | None = None
+        self._writer: asyncio.Task[None] | None = None
+        # The batch the writer has taken off the queue and is committing now.
+        self._inflight: list[tuple[Write, asyncio.Future[None]]] = []
+        # Revision of every resource this store has loaded or written: the conflict check.
+        self._known: dict[str, int] = {}
+        self._quarantined: dict[str, str] = {}
+        self._closed = False
+        self._log = structlog.get_logger("stateward.store")
+        self._commits = self._batches = self._largest = 0
+        self._retried = self._failures = self._conflicts = self._pruned = 0
+        self._degraded = False
+
+    # -- the write path -------------------------------------------------------------------
+
+    async def commit(self, write: Write) -> None:
+        """Queue ``write`` for the next transaction and wait until it is durable."""
+        if self._closed:
+            raise StoreUnavailable("commit", reason="the store is closed")
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        self._pending.append((write, done))
+        if self._writer is None:
+            self._writer = loop.create_task(self._write_loop())
+        elif self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+        await done
+
+    async def _write_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._pending:
+                self._wake = loop.create_future()
+                await self._wake
+                self._wake = None
+                continue
+            take = min(len(self._pending), self._max_batch)
+            batch = self._inflight = [self._pending.popleft() for _ in range(take)]
+            try:
+                await self._commit_batch(batch)
+            except BaseException as exc:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(StoreUnavailable("commit", reason="the writer stopped"))
+                if isinstance(exc, Exception):
+                    self._log.exception("store writer failed", error=repr(exc))
+                    continue
+                raise
+
+    async def _commit_batch(self, batch: list[tuple[Write, asyncio.Future[None]]]) -> None:
+        unknown = [
+            w.record.resource_id for w, _ in batch if w.record.resource_id not in self._known
+        ]
+        revisions: dict[str, int] = {}
+        if unknown:
+            try:
+                revisions = await self._with_retries(lambda: self._revisions(unknown))
+            except StoreUnavailable as error:
+                self._fail(batch, error)
+                return
+        # Check revisions in order; a resource may appear twice in one batch.
+        expected: dict[str, int] = {}
+        accepted: list[tuple[Write, asyncio.Future[None]]] = []
+        for write, done in batch:
+            resource_id = write.record.resource_id
+            held = expected.get(resource_id)
+            if held is None:
+                held = self._known.get(resource_id, revisions.get(resource_id, 0))
+            # A committer cancelled while waiting left a cancelled future: never set it.
+            if resource_id in self._quarantined:
+                if not done.done():
+                    done.set_exception(
+                        ResourceQuarantined(resource_id, reason=self._quarantined[resource_id])
+                    )
+            elif write.replaces != held:
+                self._conflicts += 1
+                if not done.done():
+                    done.set_exception(
+                        RevisionConflict(resource_id, expected=write.replaces, actual=held)
+                    )
+            else:
+                expected[resource_id] = write.record.sequence
+                accepted.append((write, done))
+        if not accepted:
+            return
+        writes = [w for w, _ in accepted]
+        try:
+            pruned = await self._with_retries(lambda: self._write(writes))
+        except StoreUnavailable as error:
+            self._fail(accepted, error)
+            return
+        if self._degraded:
+            self._log.info("store recovered", batch=len(writes))
+        self._degraded = False
+        self._known.update(expected)
+        self._commits += len(writes)
+        self._batches += 1
+        self._largest = max(self._largest, len(writes))
+        if pruned:
+            self._pruned += pruned
+            self._log.info("journal pruned by retention", rows=pruned, keep=self.retention.keep)
+        for _, done in accepted:
+            if not done.done():
+                done.set_result(None)
+
+    async def _with_retries(self, attempt: Any) -> Any:
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                return await attempt()
+            except _Transient as transient:
+                if tries > self._retries:
+                    error = transient.error
+                    raise StoreUnavailable(
+                        error.operation, reason=error.reason, attempts=tries, detail=error.detail
+                    ) from transient
+                self._retried += 1
+                # Bounded exponential backoff: retries * backoff * 2**retries at most.
+                await self._clock.sleep(self._backoff * 2 ** (tries - 1))
+
+    def _fail(
+        self, batch: Iterable[tuple[Write, asyncio.Future[None]]], error: StoreUnavailable
+    ) -> None:
+        self._degraded = True
+        failed = 0
+        for _, done in batch:
+            if not done.done():
+                failed += 1
+                done.set_exception(error)
+        self._failures += failed
+        self._log.error("store commit failed", writes=failed, error=str(error))
+
+    async def _revisions(self, resource_ids: list[str]) -> dict[str, int]:
+        raise NotImplementedError
+
+    async def _write(self, writes: list[Write]) -> int:
+        """Write one transaction; return the number of journal rows pruned."""
+        raise NotImplementedError
+
+    # -- shared bookkeeping ---------------------------------------------------------------
+
+    def _loaded(self, loaded: Loaded) -> None:
+        self._known[loaded.resource_id] = loaded.revision
+
+    def _check_chain(self, loaded: Loaded) -> None:
+        """Quarantine-worthy inconsistencies between head, snapshot and journal tail."""
+        expected = loaded.snapshot_revision + 1
+        state = loaded.snapshot_state
+        for record in loaded.tail:
+            if record.sequence != expected:
+                raise ResourceQuarantined(
+                    loaded.resource_id,
+                    reason=f"journal row {expected} is missing (found {record.sequence})",
+                )
+            if state is not None and record.source != state:
+                raise ResourceQuarantined(
+                    loaded.resource_id,
+                    reason=f"journal row {record.sequence} starts from `{record.source}` "
+                    f"but the resource was in `{state}`",
+                )
+            state = record.target
+            expected += 1
+        if expected - 1 != loaded.revision or (state is not None and state != loaded.state):
+            raise ResourceQuarantined(
+                loaded.resource_id,
+                reason=f"head says revision {loaded.revision} in `{loaded.state}`, the journal "
+                f"ends at {expected - 1} in `{state}`",
+            )
+
+    def statistics(self) -> StoreStatistics:
+        """Counters, including the degraded flag."""
+        return StoreStatistics(
+            commits=self._commits,
+            batches=self._batches,
+            largest_batch=self._largest,
+            retries=self._retried,
+            failures=self._failures,
+            conflicts=self._conflicts,
+            degraded=self._degraded,
+            quarantined=len(self._quarantined),
+            pruned=self._pruned,
+            pending=len(self._pending),
+        )
+
+    async def _stop_writer(self) -> None:
+        self._closed = True
+        # Let the writer finish the batch it holds and drain the queue: cancelling it
+        # mid-transaction would fail writes that may already be durable.
+        waiting = [done for _, done in (*self._inflight, *self._pending) if not done.done()]
+        if waiting and self._writer is not None and not self._writer.done():
+            await asyncio.wait(waiting)
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.cancel()
+            await asyncio.wait({writer})
+        for _, done in self._pending:
+            if not done.done():
+                done.set_exception(StoreUnavailable("commit", reason="the store is closed"))
+        self._pending.clear()
+
+
+class _Row(msgspec.Struct, gc=False):
+    """A resource as MemoryStore keeps it: encoded, like a database row."""
+
+    kind: str
+    state: str
+    revision: int
+    updated: float
+    snapshot: bytes | None
+    snapshot_revision: int
+    snapshot_state: str | None
+
+
+class MemoryStore(GroupCommitter):
+    """A store in memory with the same behaviour as the SQLite store, for fast tests.
+
+    Rows are kept encoded (payloads as msgpack bytes), so decoding failures and
+    quarantine behave as they do on disk. :meth:`fail_writes` injects disk failures.
+
+    Args:
+        clock: for retry backoff; the real clock by default.
+        max_batch: transitions per transaction at most.
+        retries: how often a transient failure is retried.
+        backoff: the first retry's delay in seconds; doubled each time.
+        retention: how much journal to keep.
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Clock | None = None,
+        max_batch: int = 1000,
+        retries: int = 5,
+        backoff: float = 0.005,
+        retention: Retention = Retention(),  # frozen, so sharing is safe
+    ) -> None:
+        super().__init__(
+            clock=clock,
+            max_batch=max_batch,
+            retries=retries,
+            backoff=backoff,
+            retention=retention,
+        )
+        self._rows: dict[str, _Row] = {}
+        self._journal: dict[str, list[tuple[TransitionRecord, bytes | None]]] = {}
+        self._fault: tuple[int, StoreUnavailable | None, bool] | None = None
+
+    def fail_writes(
+        self, count: int, *, reason: str = "disk full", transient: bool = False
+    ) -> None:
+        """Make the next ``count`` transactions fail as a full or locked disk would."""
+        self._fault = (count, StoreUnavailable("commit", reason=reason), transient)
+
+    async def _revisions(self, resource_ids: list[str]) -> dict[str, int]:
+        return {r: self._rows[r].revision for r in resource_ids if r in self._rows}
+
+    async def _write(self, writes: list[Write]) -> int:
+        await asyncio.sleep(0)  # a transaction is never instantaneous; let others queue up
+        if self._fault is not None:
+            count, error, transient = self._fault
+            self._fault = (count - 1, error, transient) if count > 1 else None
+            assert error is not None
+            raise _Transient(error) if transient else error
+        pruned = 0
+        for write in writes:
+            record = write.record
+            payload = encode(record.payload) if record.payload is not None else None
+            stored = msgspec.structs.replace(record, payload=None)
+            self._journal.setdefault(record.resource_id, []).append((stored, payload))
+            row = self._rows.get(record.resource_id)
+            if row is None:
+                row = self._rows[record.resource_id] = _Row(
+                    write.kind, record.target, 0, record.at, None, 0, None
+                )
+            row.state, row.revision, row.updated = record.target, record.sequence, record.at
+            if write.snapshot is not None:
+                row.snapshot = write.snapshot
+                row.snapshot_revision, row.snapshot_state = record.sequence, record.target
+                pruned += self._prune(record.resource_id, record.sequence)
+        return pruned
+
+    def _prune(self, resource_id: str, snapshot_revision: int) -> int:
+        if self.retention.keep == math.inf:
+            return 0
+        journal = self._journal[resource_id]
+        cut = snapshot_revision - int(self.retention.keep)
+        kept = [entry for entry in journal if entry[0].sequence > cut]
+        pruned = len(journal) - len(kept)
+        self._journal[resource_id] = kept
+        return pruned
+
+    def _decoded(
+        self, resource_id: str, entries: Iterable[tuple[TransitionRecord, bytes | None]]
+    ) -> list[TransitionRecord]:
+        records = []
+        for record, payload in entries:
+            try:
+                value = decode(payload) if payload is not None else None
+            except msgspec.DecodeError as exc:
+                reason = f"journal row {record.sequence} cannot be decoded: {exc}"
+                self._quarantined[resource_id] = reason
+                raise ResourceQuarantined(resource_id, reason=reason) from exc
+            records.append(msgspec.structs.replace(record, payload=value))
+        return records
+
+    async def load(self, resource_id: str) -> Loaded | None:
+        """The stored resource, or None if it was never written."""
+        await asyncio.sleep(0)
+        if resource_id in self._quarantined:
+            raise ResourceQuarantined(resource_id, reason=self._quarantined[resource_id])
+        row = self._rows.get(resource_id)
+        if row is None:
+            return None
+        tail = [
+            e for e in self._journal.get(resource_id, ()) if e[0].sequence > row.snapshot_revision
+        ]
+        loaded = Loaded(
+            resource_id,
+            row.kind,
+            row.state,
+            row.revision,
+            row.updated,
+            row.snapshot,
+            row.snapshot_revision,
+            row.snapshot_state,
+            tuple(self._decoded(resource_id, tail)),
+        )
+        try:
+            self._check_chain(loaded)
+        except ResourceQuarantined as error:
+            self._quarantined[resource_id] = error.reason
+            raise
+        self._loaded(loaded)
+        return loaded
+
+    async def load_many(self, resource_ids: Sequence[str]) -> dict[str, Loaded]:
+        """Several resources at once; quarantined ones are left out (and recorded)."""
+        found: dict[str, Loaded] = {}
+        for resource_id in resource_ids:
+            try:
+                loaded = await self.load(resource_id)
+            except ResourceQuarantined:
+                continue
+            if loaded is not None:
+                found[resource_id] = loaded
+        return found
+
+    async def quarantine(self, resource_id: str, reason: str) -> None:
+        """Take a resource out of service."""
+        self._quarantined[resource_id] = reason
+        self._log.error("resource quarantined", resource_id=resource_id, reason=reason)
+
+    async def history(
+        self, resource_id: str, *, after: int = 0, limit: int = 100
+    ) -> tuple[TransitionRecord, ...]:
+        """Journal records of one resource with sequence > ``after``, oldest first."""
+        _check_page(limit)
+        entries = [e for e in self._journal.get(resource_id, ()) if e[0].sequence > after]
+        return tuple(self._decoded(resource_id, entries[:limit]))
+
+    async def history_between(
+        self,
+        start: float,
+        end: float,
+        *,
+        after: tuple[float, str, int] | None = None,
+        limit: int = 100,
+    ) -> tuple[TransitionRecord, ...]:
+        """Journal records with ``start <= at < end`` by (at, resource, sequence)."""
+        _check_page(limit)
+        matching = sorted(
+            (
+                (record.at, resource_id, record.sequence, record, payload)
+                for resource_id, entries in self._journal.items()
+                for record, payload in entries
+                if start <= record.at < end
+            ),
+            key=lambda item: item[:3],
+        )
+        if after is not None:
+            matching = [m for m in matching if m[:3] > after]
+        return tuple(r for m in matching[:limit] for r in self._decoded(m[1], [(m[3], m[4])]))
+
+    async def resources(
+        self, *, kind: str | None = None, after: str | None = None, limit: int = 1000
+    ) -> tuple[ResourceSummary, ...]:
+        """Resources ordered by id, starting after ``after``."""
+        _check_page(limit)
+        ids = sorted(
+            r
+            for r, row in self._rows.items()
+            if (kind is None or row.kind == kind) and (after is None or r > after)
+        )[:limit]
+        return tuple(
+            ResourceSummary(
+                r,
+                self._rows[r].kind,
+                self._rows[r].state,
+                self._rows[r].revision,
+                self._rows[r].updated,
+                self._quarantined.get(r),
+            )
+            for r in ids
+        )
+
+    def corrupt(self, resource_id: str) -> None:
+        """Overwrite a resource's last journal payload with bytes that do not decode."""
+        journal = self._journal[resource_id]
+        record, _ = journal[-1]
+        journal[-1] = (record, b"\xc1")  # 0xc1 is never used in msgpack
+
+    async def aclose(self) -> None:
+        """Finish queued writes and stop."""
+        await self._stop_writer()
+
+    async def __aenter__(self) -> MemoryStore:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
