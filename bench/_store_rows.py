@@ -478,17 +478,19 @@ class _RecoveryDatabases:
 
     def __init__(self) -> None:
         self._directory: tempfile.TemporaryDirectory[str] | None = None
-        self._built: dict[int, Path] = {}
+        self._built: dict[int, tuple[Path, float]] = {}
 
-    async def get(self, resources: int) -> Path:
-        path = self._built.get(resources)
-        if path is None:
+    async def get(self, resources: int) -> tuple[Path, float]:
+        """The database of ``resources`` resources, and the seconds its build took."""
+        built = self._built.get(resources)
+        if built is None:
             if self._directory is None:
                 self._directory = tempfile.TemporaryDirectory(prefix="stateward-bench-")
             path = Path(self._directory.name) / f"recovery-{resources}.db"
+            start = time.perf_counter()
             await build_recovery_database(path, resources)
-            self._built[resources] = path
-        return path
+            built = self._built[resources] = (path, time.perf_counter() - start)
+        return built
 
     def clear(self) -> None:
         if self._directory is not None:
@@ -627,9 +629,8 @@ def _recovery_pair(
     details: dict[str, object],
 ) -> Comparison:
     with asyncio.Runner() as runner:
-        start = time.perf_counter()
-        path = runner.run(_DATABASES.get(sizes.recovery_resources))
-        built, waived = _recovery_details(sizes, time.perf_counter() - start)
+        path, build_seconds = runner.run(_DATABASES.get(sizes.recovery_resources))
+        built, waived = _recovery_details(sizes, build_seconds)
         subject_side, baseline_side = compare(
             (f"{STATEWARD} (SqliteStore, restore)", lambda: runner.run(subject(path))),
             (RAW_READER, lambda: baseline(path)),

@@ -502,7 +502,10 @@ class ActorSystem:
                 if summary.resource_id not in self._cells:
                     fresh.append((summary.resource_id, factory))
             if eager:
-                self._preloaded.update(await self.store.load_many([r for r, _ in fresh]))
+                loaded = await self.store.load_many([r for r, _ in fresh])
+                skipped += len(fresh) - len(loaded)  # quarantined while loading
+                fresh = [(r, factory) for r, factory in fresh if r in loaded]
+                self._preloaded.update(loaded)
             tasks = []
             for resource_id, factory in fresh:
                 ref = self.spawn(

@@ -660,11 +660,6 @@ async def test_eager_restore_leaves_out_a_corrupt_resource(open_store: StoreFact
         assert store.statistics().quarantined == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ActorSystem.restore(eager=True) spawns every listed resource, also one load_many "
-    "left out as corrupt; it is quarantined on start but still counted as registered",
-)
 async def test_eager_restore_does_not_count_a_corrupt_resource(open_store: StoreFactory) -> None:
     """restore(eager=True) returns only the resources it registered, not a corrupt one."""
     await seed_two_deposits_and_corrupt_one(open_store)
