@@ -57,6 +57,7 @@ from ._sqlite import SCHEMA_VERSION as SCHEMA_VERSION
 from ._sqlite import Durability as Durability
 from ._sqlite import SqliteStore as SqliteStore
 from ._sqlite import open_sqlite_store as open_sqlite_store
+from ._store import Document as Document
 from ._store import Loaded as Loaded
 from ._store import MemoryStore as MemoryStore
 from ._store import ResourceSummary as ResourceSummary
@@ -134,6 +135,7 @@ __all__ = (
     # durable store
     "Store",
     "Write",
+    "Document",
     "Loaded",
     "ResourceSummary",
     "StoreStatistics",

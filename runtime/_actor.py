@@ -184,6 +184,7 @@ class _Live:
         "last_active",
         "queue",
         "reason",
+        "skip_linger",
         "suspended",
         "task",
         "waiters",
@@ -202,6 +203,8 @@ class _Live:
         self.waiters: deque[asyncio.Future[None]] | None = None
         self.current: Any = None
         self.last_active = 0.0
+        # Drains left to run without lingering, after a linger found nothing to do.
+        self.skip_linger = 0
 
 
 def _settle(reply: asyncio.Future[Any], error: BaseException) -> bool:
@@ -216,6 +219,9 @@ def _expire(reply: asyncio.Future[Any], cell: _Cell, timeout: float, message: An
         reply.set_exception(AskTimeout(cell.address, timeout, type(message).__name__))
         cell.spec.system._counters.ask_timeouts += 1
 
+
+#: Drains that skip the linger after one linger found no new message.
+LINGER_BACKOFF = 8
 
 #: Ask deadlines fire at most this late (seconds): they are grouped in slots of this width.
 DEADLINE_RESOLUTION = 0.01
@@ -351,11 +357,17 @@ class _Cell:
                 if not queue:
                     system._counters.messages += processed
                     processed = 0
-                    # Linger for one loop tick: a sender woken by our last reply usually sends
-                    # again right away, and reusing this task is cheaper than a new one.
+                    if live.skip_linger:
+                        live.skip_linger -= 1
+                        return
+                    # Linger for one loop tick: a sender woken by our last reply often sends
+                    # again right away, and reusing this task is cheaper than a new one. When
+                    # that does not pay (many actors, one message each), stop trying for a
+                    # while: the linger itself costs a loop callback.
                     await asyncio.sleep(0)
                     if live.queue or live.control:
                         continue
+                    live.skip_linger = LINGER_BACKOFF
                     return
                 message, reply = queue.popleft()
                 if live.waiters:
@@ -388,7 +400,7 @@ class _Cell:
         finally:
             live.task = None
             live.current = None
-            live.last_active = system.env.clock.monotonic()
+            live.last_active = system._loop.time()  # the clock's monotonic time
             system._counters.messages += processed
             if live.queue is not None and not live.queue:
                 live.queue = None  # an empty deque still holds a 512-byte block

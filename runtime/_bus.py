@@ -236,24 +236,22 @@ class EventBus:
         Returns:
             How many subscriptions matched.
         """
-        if not isinstance(topic, str):
+        if not isinstance(topic, str) or not _TOPIC_FORM.fullmatch(topic):
             raise InvalidArgument("topic", expected=_TOPIC, got=topic)
+        return self._emit(topic, payload)
+
+    def _emit(self, topic: str, payload: Any) -> int:
+        """Publish a topic that is known to be valid (the runtime builds its own)."""
+        self._published += 1
         if not self._subscriptions:
-            # Nobody listens: skip routing, which would miss its cache on every resource id.
-            if not _TOPIC_FORM.fullmatch(topic):
-                raise InvalidArgument("topic", expected=_TOPIC, got=topic)
-            self._published += 1
-            return 0
+            return 0  # skip routing, which would miss its cache on every resource id
         route = self._routes.get(topic)
         if route is None:
             words = topic.split(".")
-            if not all(_WORD.fullmatch(word) for word in words):
-                raise InvalidArgument("topic", expected=_TOPIC, got=topic)
             route = tuple(s for s in self._subscriptions if _matches(s._words, words))
             if len(self._routes) >= 10_000:
                 self._routes.clear()  # bound the cache; topics can carry resource ids
             self._routes[topic] = route
-        self._published += 1
         if route:
             event = Event(topic, payload)
             for subscription in route:

@@ -222,10 +222,13 @@ class FSMActor(Actor):
             )
             raise
         self.data = data
-        self.context.system.bus.publish(
-            f"transition.{self.machine.name}.{record.resource_id}", record
-        )
-        await self.on_transition(record)
+        bus = self.context.system.bus
+        if bus._subscriptions:  # building the topic is the cost; skip it when nobody listens
+            bus._emit(f"transition.{self.machine.name}.{record.resource_id}", record)
+        else:
+            bus._published += 1
+        if type(self).on_transition is not FSMActor.on_transition:
+            await self.on_transition(record)
         return record
 
     async def drive_to(

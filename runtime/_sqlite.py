@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
 import math
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
@@ -27,6 +28,7 @@ from ._env import Clock
 from ._errors import InvalidArgument, ResourceQuarantined, SchemaError, StoreUnavailable
 from ._machine import TransitionRecord
 from ._store import (
+    Document,
     GroupCommitter,
     Loaded,
     ResourceSummary,
@@ -86,6 +88,23 @@ _MIGRATIONS: tuple[str, ...] = (
         reason TEXT NOT NULL
     ) WITHOUT ROWID;
     """,
+    """
+    CREATE TABLE documents (
+        collection TEXT NOT NULL,
+        key TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        resource_id TEXT,
+        status TEXT,
+        dedupe TEXT,
+        created REAL NOT NULL,
+        updated REAL NOT NULL,
+        body BLOB NOT NULL,
+        PRIMARY KEY (collection, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX documents_resource ON documents (collection, resource_id, created, key);
+    CREATE INDEX documents_status ON documents (collection, status, created, key);
+    CREATE INDEX documents_dedupe ON documents (collection, resource_id, dedupe);
+    """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -108,6 +127,19 @@ ON CONFLICT (id) DO UPDATE SET
     snapshot_state = CASE WHEN excluded.snapshot IS NULL
         THEN resources.snapshot_state ELSE excluded.snapshot_state END
 """
+_UPSERT_DOCUMENT = """
+INSERT INTO documents (collection, key, version, resource_id, status, dedupe, created, updated,
+                       body)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (collection, key) DO UPDATE SET
+    version = excluded.version,
+    resource_id = excluded.resource_id,
+    status = excluded.status,
+    dedupe = excluded.dedupe,
+    updated = excluded.updated,
+    body = excluded.body
+"""
+_DOCUMENT_COLUMNS = "collection, key, version, body, resource_id, status, dedupe, created, updated"
 _RECORD_COLUMNS = "resource_id, sequence, source, event, target, task_id, cause, at, payload"
 _HEAD_COLUMNS = "id, kind, state, revision, updated, snapshot, snapshot_revision, snapshot_state"
 
@@ -121,6 +153,36 @@ _REASONS = {
     sqlite3.SQLITE_CORRUPT: "database file is corrupt",
     sqlite3.SQLITE_CANTOPEN: "cannot open the database file",
 }
+
+
+#: Rows per multi-row statement at most: chunks are powers of two up to this, so a handful
+#: of statement texts serve every batch size (and stay in the statement cache).
+_CHUNK = 256
+
+
+@functools.lru_cache(maxsize=64)
+def _multirow(statement: str, rows: int) -> str:
+    """``statement`` with its single ``VALUES (?, ...)`` row repeated ``rows`` times."""
+    head, values, tail = statement.partition("VALUES (")
+    row, _, rest = tail.partition(")")
+    return f"{head}VALUES " + ",".join([f"({row})"] * rows) + rest
+
+
+async def _insert_rows(
+    db: aiosqlite.Connection, statement: str, rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """Insert ``rows`` with few multi-row statements rather than ``executemany``.
+
+    ``executemany`` binds and steps row by row, taking the GIL back from the event loop
+    after every row; one statement of many rows binds once and then runs in SQLite without
+    the GIL, so the loop and the writer overlap.
+    """
+    start = 0
+    while start < len(rows):
+        size = min(_CHUNK, 1 << ((len(rows) - start).bit_length() - 1))
+        chunk = rows[start : start + size]
+        await db.execute(_multirow(statement, size), [v for row in chunk for v in row])
+        start += size
 
 
 def _translate(operation: str, error: sqlite3.Error) -> StoreUnavailable | _Transient:
@@ -265,9 +327,26 @@ class SqliteStore(GroupCommitter):
         db = self._db(self._writer_db)
         journal_rows = []
         head_rows = []
+        document_rows = []
         snapshots: list[tuple[str, int]] = []
         for write in writes:
+            document_rows.extend(
+                (
+                    d.collection,
+                    d.key,
+                    d.version,
+                    d.resource_id,
+                    d.status,
+                    d.dedupe,
+                    d.created,
+                    d.updated,
+                    d.body,
+                )
+                for d in write.documents
+            )
             r = write.record
+            if r is None:
+                continue
             payload = encode(r.payload) if r.payload is not None else None
             journal_rows.append(
                 (
@@ -302,8 +381,9 @@ class SqliteStore(GroupCommitter):
         async def transaction() -> int:
             await db.execute("BEGIN IMMEDIATE")
             try:
-                await db.executemany(_INSERT_JOURNAL, journal_rows)
-                await db.executemany(_UPSERT_HEAD, head_rows)
+                await _insert_rows(db, _INSERT_JOURNAL, journal_rows)
+                await _insert_rows(db, _UPSERT_HEAD, head_rows)
+                await _insert_rows(db, _UPSERT_DOCUMENT, document_rows)
                 pruned = 0
                 if snapshots and self.retention.keep != math.inf:
                     keep = int(self.retention.keep)
@@ -322,7 +402,78 @@ class SqliteStore(GroupCommitter):
 
         return await self._guard("commit", transaction)
 
+    async def _document_versions(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        found: dict[tuple[str, str], int] = {}
+        for collection, key in keys:
+            rows = await self._fetch(
+                "commit",
+                "SELECT version FROM documents WHERE collection = ? AND key = ?",
+                (collection, key),
+            )
+            if rows:
+                found[collection, key] = int(rows[0][0])
+        return found
+
     # -- reading ------------------------------------------------------------------------
+
+    def _document(self, row: Sequence[Any]) -> Document:
+        return self._seen(
+            Document(
+                str(row[0]),
+                str(row[1]),
+                int(row[2]),
+                bytes(row[3]),
+                row[4],
+                row[5],
+                row[6],
+                float(row[7]),
+                float(row[8]),
+            )
+        )
+
+    async def get_document(self, collection: str, key: str) -> Document | None:
+        """The current version of one document, or None."""
+        rows = await self._fetch(
+            "get_document",
+            f"SELECT {_DOCUMENT_COLUMNS} FROM documents WHERE collection = ? AND key = ?",
+            (collection, key),
+        )
+        return self._document(rows[0]) if rows else None
+
+    async def find_documents(
+        self,
+        collection: str,
+        *,
+        resource_id: str | None = None,
+        status: str | None = None,
+        dedupe: str | None = None,
+        before: tuple[float, str] | None = None,
+        limit: int = 100,
+    ) -> tuple[Document, ...]:
+        """Documents matching every given field, newest first (by created, then key)."""
+        _check_page(limit)
+        created, key = before if before is not None else (math.inf, "")
+        rows = await self._fetch(
+            "find_documents",
+            f"SELECT {_DOCUMENT_COLUMNS} FROM documents WHERE collection = ? "
+            "AND (? IS NULL OR resource_id = ?) AND (? IS NULL OR status = ?) "
+            "AND (? IS NULL OR dedupe = ?) AND (? OR (created, key) < (?, ?)) "
+            "ORDER BY created DESC, key DESC LIMIT ?",
+            (
+                collection,
+                resource_id,
+                resource_id,
+                status,
+                status,
+                dedupe,
+                dedupe,
+                before is None,
+                created,
+                key,
+                limit,
+            ),
+        )
+        return tuple(self._document(row) for row in rows)
 
     def _record(self, row: Sequence[Any]) -> TransitionRecord:
         resource_id, sequence = str(row[0]), int(row[1])

@@ -40,6 +40,7 @@ from ._machine import TransitionRecord
 __all__ = (
     "Store",
     "Write",
+    "Document",
     "Loaded",
     "ResourceSummary",
     "StoreStatistics",
@@ -61,25 +62,55 @@ def decode(data: bytes) -> Any:
     return _decoder.decode(data)
 
 
-class Write(msgspec.Struct, frozen=True, gc=False):
-    """One transition to commit.
+class Document(msgspec.Struct, frozen=True, gc=False):
+    """A versioned record kept beside the resources: a task record, a flow checkpoint.
+
+    Upper layers define what the body means; the store indexes the other fields.
 
     Attributes:
-        kind: the resource's kind (its machine's name).
+        collection: which kind of document (``"task"``).
+        key: unique within the collection.
+        version: this version; it replaces ``version - 1`` (1 for a new document).
+        body: the document, encoded with :func:`encode`.
+        resource_id: the resource it belongs to, for listing by resource.
+        status: for listing by status.
+        dedupe: an idempotency key, unique per resource by convention of the writer.
+        created, updated: times, for ordering.
+    """
+
+    collection: str
+    key: str
+    version: int
+    body: bytes
+    resource_id: str | None = None
+    status: str | None = None
+    dedupe: str | None = None
+    created: float = 0.0
+    updated: float = 0.0
+
+
+class Write(msgspec.Struct, frozen=True, gc=False):
+    """What one command commits, atomically: a transition, documents, or both.
+
+    Attributes:
+        kind: the resource's kind (its machine's name), with ``record``.
         record: the transition; its ``sequence`` is the new revision, and it replaces
             revision ``sequence - 1``.
         snapshot: the resource's data after the transition, encoded, when this write takes a
             snapshot; None otherwise.
+        documents: documents to write in the same transaction, each replacing its
+            ``version - 1``.
     """
 
-    kind: str
-    record: TransitionRecord
+    kind: str = ""
+    record: TransitionRecord | None = None
     snapshot: bytes | None = None
+    documents: tuple[Document, ...] = ()
 
     @property
     def replaces(self) -> int:
         """The revision this write expects the store to hold."""
-        return self.record.sequence - 1
+        return self.record.sequence - 1 if self.record is not None else 0
 
 
 class Loaded(msgspec.Struct, frozen=True):
@@ -196,6 +227,24 @@ class Store(Protocol):
         """Journal records of one resource with sequence > ``after``, oldest first."""
         ...
 
+    async def get_document(self, collection: str, key: str) -> Document | None:
+        """The current version of one document, or None."""
+        ...
+
+    async def find_documents(
+        self,
+        collection: str,
+        *,
+        resource_id: str | None = None,
+        status: str | None = None,
+        dedupe: str | None = None,
+        before: tuple[float, str] | None = None,
+        limit: int = 100,
+    ) -> tuple[Document, ...]:
+        """Documents matching every given field, newest first (by created, then key),
+        starting after the ``(created, key)`` of the previous page's last document."""
+        ...
+
     async def history_between(
         self,
         start: float,
@@ -270,6 +319,8 @@ class GroupCommitter:
         self._inflight: list[tuple[Write, asyncio.Future[None]]] = []
         # Revision of every resource this store has loaded or written: the conflict check.
         self._known: dict[str, int] = {}
+        # Version of every document this store has read or written, likewise.
+        self._known_documents: dict[tuple[str, str], int] = {}
         self._quarantined: dict[str, str] = {}
         self._closed = False
         self._log = structlog.get_logger("stateward.store")
@@ -315,38 +366,44 @@ class GroupCommitter:
 
     async def _commit_batch(self, batch: list[tuple[Write, asyncio.Future[None]]]) -> None:
         unknown = [
-            w.record.resource_id for w, _ in batch if w.record.resource_id not in self._known
+            w.record.resource_id
+            for w, _ in batch
+            if w.record is not None and w.record.resource_id not in self._known
+        ]
+        unknown_documents = [
+            (d.collection, d.key)
+            for w, _ in batch
+            for d in w.documents
+            if (d.collection, d.key) not in self._known_documents
         ]
         revisions: dict[str, int] = {}
-        if unknown:
-            try:
+        versions: dict[tuple[str, str], int] = {}
+        try:
+            if unknown:
                 revisions = await self._with_retries(lambda: self._revisions(unknown))
-            except StoreUnavailable as error:
-                self._fail(batch, error)
-                return
+            if unknown_documents:
+                versions = await self._with_retries(
+                    lambda: self._document_versions(unknown_documents)
+                )
+        except StoreUnavailable as error:
+            self._fail(batch, error)
+            return
         # Check revisions in order; a resource may appear twice in one batch.
         expected: dict[str, int] = {}
+        expected_documents: dict[tuple[str, str], int] = {}
         accepted: list[tuple[Write, asyncio.Future[None]]] = []
         for write, done in batch:
-            resource_id = write.record.resource_id
-            held = expected.get(resource_id)
-            if held is None:
-                held = self._known.get(resource_id, revisions.get(resource_id, 0))
+            refusal = self._refusal(write, expected, revisions, expected_documents, versions)
             # A committer cancelled while waiting left a cancelled future: never set it.
-            if resource_id in self._quarantined:
+            if refusal is not None:
                 if not done.done():
-                    done.set_exception(
-                        ResourceQuarantined(resource_id, reason=self._quarantined[resource_id])
-                    )
-            elif write.replaces != held:
-                self._conflicts += 1
-                if not done.done():
-                    done.set_exception(
-                        RevisionConflict(resource_id, expected=write.replaces, actual=held)
-                    )
-            else:
-                expected[resource_id] = write.record.sequence
-                accepted.append((write, done))
+                    done.set_exception(refusal)
+                continue
+            if write.record is not None:
+                expected[write.record.resource_id] = write.record.sequence
+            for document in write.documents:
+                expected_documents[document.collection, document.key] = document.version
+            accepted.append((write, done))
         if not accepted:
             return
         writes = [w for w, _ in accepted]
@@ -359,6 +416,7 @@ class GroupCommitter:
             self._log.info("store recovered", batch=len(writes))
         self._degraded = False
         self._known.update(expected)
+        self._known_documents.update(expected_documents)
         self._commits += len(writes)
         self._batches += 1
         self._largest = max(self._largest, len(writes))
@@ -368,6 +426,39 @@ class GroupCommitter:
         for _, done in accepted:
             if not done.done():
                 done.set_result(None)
+
+    def _refusal(
+        self,
+        write: Write,
+        expected: dict[str, int],
+        revisions: dict[str, int],
+        expected_documents: dict[tuple[str, str], int],
+        versions: dict[tuple[str, str], int],
+    ) -> Exception | None:
+        """Why ``write`` cannot be applied on top of what the store (and this batch) holds."""
+        if write.record is not None:
+            resource_id = write.record.resource_id
+            held = expected.get(resource_id)
+            if held is None:
+                held = self._known.get(resource_id, revisions.get(resource_id, 0))
+            if resource_id in self._quarantined:
+                return ResourceQuarantined(resource_id, reason=self._quarantined[resource_id])
+            if write.replaces != held:
+                self._conflicts += 1
+                return RevisionConflict(resource_id, expected=write.replaces, actual=held)
+        for document in write.documents:
+            name = (document.collection, document.key)
+            held = expected_documents.get(name)
+            if held is None:
+                held = self._known_documents.get(name, versions.get(name, 0))
+            if document.version - 1 != held:
+                self._conflicts += 1
+                return RevisionConflict(
+                    f"{document.collection}/{document.key}",
+                    expected=document.version - 1,
+                    actual=held,
+                )
+        return None
 
     async def _with_retries(self, attempt: Any) -> Any:
         tries = 0
@@ -400,6 +491,9 @@ class GroupCommitter:
     async def _revisions(self, resource_ids: list[str]) -> dict[str, int]:
         raise NotImplementedError
 
+    async def _document_versions(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        raise NotImplementedError
+
     async def _write(self, writes: list[Write]) -> int:
         """Write one transaction; return the number of journal rows pruned."""
         raise NotImplementedError
@@ -408,6 +502,10 @@ class GroupCommitter:
 
     def _loaded(self, loaded: Loaded) -> None:
         self._known[loaded.resource_id] = loaded.revision
+
+    def _seen(self, document: Document) -> Document:
+        self._known_documents[document.collection, document.key] = document.version
+        return document
 
     def _check_chain(self, loaded: Loaded) -> None:
         """Quarantine-worthy inconsistencies between head, snapshot and journal tail."""
@@ -511,6 +609,7 @@ class MemoryStore(GroupCommitter):
         self._rows: dict[str, _Row] = {}
         self._journal: dict[str, list[tuple[TransitionRecord, bytes | None]]] = {}
         self._fault: tuple[int, StoreUnavailable | None, bool] | None = None
+        self._documents: dict[tuple[str, str], Document] = {}
 
     def fail_writes(
         self, count: int, *, reason: str = "disk full", transient: bool = False
@@ -521,6 +620,43 @@ class MemoryStore(GroupCommitter):
     async def _revisions(self, resource_ids: list[str]) -> dict[str, int]:
         return {r: self._rows[r].revision for r in resource_ids if r in self._rows}
 
+    async def _document_versions(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        return {k: self._documents[k].version for k in keys if k in self._documents}
+
+    async def get_document(self, collection: str, key: str) -> Document | None:
+        """The current version of one document, or None."""
+        await asyncio.sleep(0)
+        document = self._documents.get((collection, key))
+        return self._seen(document) if document is not None else None
+
+    async def find_documents(
+        self,
+        collection: str,
+        *,
+        resource_id: str | None = None,
+        status: str | None = None,
+        dedupe: str | None = None,
+        before: tuple[float, str] | None = None,
+        limit: int = 100,
+    ) -> tuple[Document, ...]:
+        """Documents matching every given field, newest first."""
+        _check_page(limit)
+        await asyncio.sleep(0)
+        found = sorted(
+            (
+                d
+                for (c, _), d in self._documents.items()
+                if c == collection
+                and (resource_id is None or d.resource_id == resource_id)
+                and (status is None or d.status == status)
+                and (dedupe is None or d.dedupe == dedupe)
+                and (before is None or (d.created, d.key) < before)
+            ),
+            key=lambda d: (d.created, d.key),
+            reverse=True,
+        )
+        return tuple(self._seen(d) for d in found[:limit])
+
     async def _write(self, writes: list[Write]) -> int:
         await asyncio.sleep(0)  # a transaction is never instantaneous; let others queue up
         if self._fault is not None:
@@ -530,7 +666,11 @@ class MemoryStore(GroupCommitter):
             raise _Transient(error) if transient else error
         pruned = 0
         for write in writes:
+            for document in write.documents:
+                self._documents[document.collection, document.key] = document
             record = write.record
+            if record is None:
+                continue
             payload = encode(record.payload) if record.payload is not None else None
             stored = msgspec.structs.replace(record, payload=None)
             self._journal.setdefault(record.resource_id, []).append((stored, payload))

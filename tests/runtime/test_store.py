@@ -820,16 +820,17 @@ def sqlite_rows(path: Path, sql: str) -> list[Any]:
 
 
 async def test_fresh_database_gets_the_schema_version(tmp_path: Path) -> None:
-    """A new database records SCHEMA_VERSION once; reopening keeps data and re-applies nothing."""
+    """A new database records each migration once; reopening keeps data, re-applies nothing."""
     path = tmp_path / "fresh.db"
     async with open_sqlite_store(path) as store:
         await store.commit(write("acct-1", 1, snapshot=SNAPSHOT))
-    assert sqlite_rows(path, "SELECT version FROM schema_version") == [(SCHEMA_VERSION,)]
+    applied = [(v,) for v in range(1, SCHEMA_VERSION + 1)]
+    assert sqlite_rows(path, "SELECT version FROM schema_version ORDER BY version") == applied
     async with open_sqlite_store(path) as store:
         loaded = await store.load("acct-1")
         assert loaded is not None
         assert loaded.revision == 1
-    assert sqlite_rows(path, "SELECT version FROM schema_version") == [(SCHEMA_VERSION,)]
+    assert sqlite_rows(path, "SELECT version FROM schema_version ORDER BY version") == applied
     assert sqlite_rows(path, "PRAGMA journal_mode") == [("wal",)]
 
 
