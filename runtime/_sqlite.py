@@ -163,7 +163,7 @@ _CHUNK = 256
 @functools.lru_cache(maxsize=64)
 def _multirow(statement: str, rows: int) -> str:
     """``statement`` with its single ``VALUES (?, ...)`` row repeated ``rows`` times."""
-    head, values, tail = statement.partition("VALUES (")
+    head, _, tail = statement.partition("VALUES (")
     row, _, rest = tail.partition(")")
     return f"{head}VALUES " + ",".join([f"({row})"] * rows) + rest
 
@@ -327,7 +327,7 @@ class SqliteStore(GroupCommitter):
         db = self._db(self._writer_db)
         journal_rows = []
         head_rows = []
-        document_rows = []
+        document_rows: list[tuple[Any, ...]] = []
         snapshots: list[tuple[str, int]] = []
         for write in writes:
             document_rows.extend(

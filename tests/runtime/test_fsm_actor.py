@@ -318,6 +318,7 @@ class OrderStore(MemoryStore):
         assert self.watch is not None
         published = self.watch.receive_nowait() is not None
         await super().commit(write)
+        assert write.record is not None
         self.calls.append(("commit", write.record.sequence, published))
 
 
