@@ -1,0 +1,720 @@
+"""The flow engine: runs flows as durable tasks, reverts them, resumes them after a crash.
+
+Every change to a task record is a *checkpoint*: the whole record, committed through the
+store's group commit as a document of the ``"task"`` collection, before the flow moves on.
+A step's start, its result and its failure are each checkpointed before the next step starts,
+so after a crash the record tells exactly which steps completed (they never run again) and
+which one was interrupted (it is reconciled, then run again).
+
+If a checkpoint cannot be committed (the store is down), the run stops where it is, like a
+crash: nothing is marked done that was not, and :meth:`FlowEngine.resume` continues it once
+the store is back. Stopping the engine abandons running flows the same way, without reverting
+anything: cancellation of the process is not a decision to undo the work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import structlog
+
+from stateward.runtime import (
+    Document,
+    Environment,
+    InvalidArgument,
+    Store,
+    StoreUnavailable,
+    Write,
+)
+
+from ._errors import FlowBusy, RecordTooLarge, StepTimeout, TaskNotFound
+from ._flow import Failure, Flow, Task
+from ._records import (
+    FAULTS,
+    Action,
+    HistoryEvent,
+    StepRecord,
+    StepStatus,
+    TaskRecord,
+    TaskStatus,
+)
+
+__all__ = ("Busy", "FlowEngine", "FlowHandle", "FlowStatistics", "MAX_RECORD_BYTES", "TASKS")
+
+#: The store collection that holds task records.
+TASKS = "task"
+#: A task record (steps, results and history included) may take this many bytes encoded;
+#: a checkpoint that would exceed it fails its step with RecordTooLarge instead.
+MAX_RECORD_BYTES = 1 << 20
+
+_encoder = msgspec.msgpack.Encoder()
+_record_decoder = msgspec.msgpack.Decoder(TaskRecord)
+
+
+class Busy(enum.Enum):
+    """What submitting a flow for a resource that already runs one does."""
+
+    #: Raise FlowBusy.
+    REJECT = "reject"
+    #: Record the task as pending; it runs when the resource's current flow ends.
+    QUEUE = "queue"
+
+
+@dataclass(frozen=True, slots=True)
+class FlowStatistics:
+    """Flows in flight in one engine: running (one per resource) and queued behind them."""
+
+    running: int
+    queued: int
+
+
+class _StepFailed(Exception):
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+
+
+class _Run:
+    """One flow in flight in this process."""
+
+    def __init__(self, flow: Flow, record: TaskRecord) -> None:
+        self.flow = flow
+        self.record = record
+        self.values: dict[str, Any] = dict(record.request)
+        for step in record.steps:
+            provides = flow.task(step.name).provides
+            if provides is not None and step.status in (
+                StepStatus.SUCCEEDED,
+                StepStatus.REVERTING,
+                StepStatus.REVERT_FAILED,
+            ):
+                self.values[provides] = step.result
+        self.lock = asyncio.Lock()
+        self.cancel_requested = False
+        self.steps: set[asyncio.Task[None]] = set()
+        self.driver: asyncio.Task[None] | None = None
+        self.done: asyncio.Future[TaskRecord] = asyncio.get_running_loop().create_future()
+
+
+class FlowHandle:
+    """A submitted task: its id now, its final record later."""
+
+    def __init__(self, record: TaskRecord, done: asyncio.Future[TaskRecord]) -> None:
+        self.task_id = record.id
+        self.resource_id = record.resource_id
+        self._record = record
+        self._done = done
+
+    @property
+    def record(self) -> TaskRecord:
+        """The task record as it is now (it changes while the task runs)."""
+        return self._record
+
+    def done(self) -> bool:
+        """True once the task ended (or its run was interrupted)."""
+        return self._done.done()
+
+    async def wait(self) -> TaskRecord:
+        """The final record.
+
+        Raises:
+            StoreUnavailable: the run was interrupted because a checkpoint could not be
+                committed; :meth:`FlowEngine.resume` continues it later.
+        """
+        return await asyncio.shield(self._done)
+
+    def __repr__(self) -> str:
+        return f"<FlowHandle {self.task_id} {self._record.kind} {self._record.status}>"
+
+
+class FlowEngine:
+    """Runs flows for resources, one at a time per resource, durably.
+
+    Args:
+        store: where task records are checkpointed.
+        env: clock (timeouts, backoff, record times), random stream (retry jitter) and ids.
+        flows: the flows it may run, and resume: a task whose flow is not registered (or
+            whose version differs) is parked on resume.
+        on_busy: what submitting to a resource that already runs a flow does.
+        max_record_bytes: the size limit of one task record.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        env: Environment | None = None,
+        flows: Iterable[Flow] = (),
+        on_busy: Busy = Busy.REJECT,
+        max_record_bytes: int = MAX_RECORD_BYTES,
+    ) -> None:
+        if not isinstance(store, Store):
+            raise InvalidArgument("store", expected="a Store", got=store)
+        if not isinstance(on_busy, Busy):
+            raise InvalidArgument("on_busy", expected="a Busy", got=on_busy)
+        if isinstance(max_record_bytes, bool) or not isinstance(max_record_bytes, int):
+            raise InvalidArgument("max_record_bytes", expected="an int", got=max_record_bytes)
+        self.store = store
+        self.env = env if env is not None else Environment()
+        self.on_busy = on_busy
+        self.max_record_bytes = max_record_bytes
+        self._flows: dict[str, Flow] = {}
+        for flow in flows:
+            self.register(flow)
+        self._active: dict[str, _Run] = {}
+        self._queued: dict[str, list[_Run]] = {}
+        self._runs: dict[str, _Run] = {}
+        self._submitting: dict[str, asyncio.Lock] = {}
+        self._rng = self.env.random("flows.retry")
+        self._log = structlog.get_logger("stateward.flows")
+        self._closed = False
+
+    def register(self, flow: Flow) -> None:
+        """Allow ``flow`` to run and to be resumed."""
+        if not isinstance(flow, Flow):
+            raise InvalidArgument("flow", expected="a Flow", got=flow)
+        self._flows[flow.name] = flow
+
+    # -- submitting ---------------------------------------------------------------------
+
+    async def submit(
+        self,
+        flow: Flow,
+        *,
+        resource_id: str,
+        inputs: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> FlowHandle:
+        """Start ``flow`` for ``resource_id``; return once its task record is committed.
+
+        Args:
+            flow: what to run (registered on the way if it was not).
+            resource_id: the resource it runs for; one flow per resource at a time.
+            inputs: the flow's inputs, as plain data.
+            idempotency_key: a second submission with the same key for the same resource
+                returns the first task instead of starting another.
+
+        Raises:
+            FlowBusy: the resource runs a flow and the policy is ``Busy.REJECT``.
+            InvalidArgument: missing inputs, or inputs that are not plain data.
+        """
+        if self._closed:
+            raise StoreUnavailable("submit", reason="the flow engine is closed")
+        if not isinstance(flow, Flow):
+            raise InvalidArgument("flow", expected="a Flow", got=flow)
+        if not isinstance(resource_id, str) or not resource_id:
+            raise InvalidArgument("resource_id", expected="a non-empty str", got=resource_id)
+        request = dict(inputs or {})
+        missing = [name for name in flow.inputs if name not in request]
+        if missing:
+            raise InvalidArgument(
+                "inputs", expected=f"values for {', '.join(flow.inputs)}", got=sorted(request)
+            )
+        try:
+            request = msgspec.msgpack.decode(_encoder.encode(request))
+        except (TypeError, msgspec.EncodeError) as exc:
+            raise InvalidArgument("inputs", expected="plain data", got=request) from exc
+        registered = self._flows.setdefault(flow.name, flow)
+        if registered is not flow:
+            self._flows[flow.name] = flow
+        lock = self._submitting.setdefault(resource_id, asyncio.Lock())
+        async with lock:
+            if idempotency_key is not None:
+                existing = await self._existing(resource_id, idempotency_key)
+                if existing is not None:
+                    return existing
+            active = self._active.get(resource_id)
+            if active is not None and self.on_busy is Busy.REJECT:
+                raise FlowBusy(resource_id, active=active.record.id)
+            now = self.env.clock.now()
+            record = TaskRecord(
+                id=self.env.ids.next("task"),
+                kind=flow.name,
+                flow_version=flow.version,
+                resource_id=resource_id,
+                request=request,
+                idempotency_key=idempotency_key,
+                status=TaskStatus.PENDING,
+                created=now,
+                updated=now,
+                steps=[StepRecord(t.name) for t in flow.tasks],
+                history=[HistoryEvent(now, TaskStatus.PENDING.value)],
+            )
+            run = _Run(flow, record)
+            await self._checkpoint(run)
+            self._runs[record.id] = run
+            if active is None:
+                self._start(run)
+            else:
+                self._queued.setdefault(resource_id, []).append(run)
+            return FlowHandle(record, run.done)
+
+    async def run(
+        self,
+        flow: Flow,
+        *,
+        resource_id: str,
+        inputs: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> TaskRecord:
+        """Submit ``flow`` and wait for its final record."""
+        handle = await self.submit(
+            flow, resource_id=resource_id, inputs=inputs, idempotency_key=idempotency_key
+        )
+        return await handle.wait()
+
+    async def _existing(self, resource_id: str, key: str) -> FlowHandle | None:
+        for run in self._runs.values():
+            if run.record.resource_id == resource_id and run.record.idempotency_key == key:
+                return FlowHandle(run.record, run.done)
+        found = await self.store.find_documents(TASKS, resource_id=resource_id, dedupe=key, limit=1)
+        if not found:
+            return None
+        record = _record_decoder.decode(found[0].body)
+        done: asyncio.Future[TaskRecord] = asyncio.get_running_loop().create_future()
+        if record.status.is_terminal:
+            done.set_result(record)
+        else:
+            # In flight in the store but not here: a crashed run that resume() will pick up.
+            done.set_exception(
+                StoreUnavailable(
+                    "submit",
+                    reason=f"task {record.id} is in flight from an earlier run; resume() it",
+                )
+            )
+            done.exception()  # mark retrieved: the handle re-raises it on wait()
+        return FlowHandle(record, done)
+
+    def _start(self, run: _Run) -> None:
+        self._active[run.record.resource_id] = run
+        run.driver = asyncio.get_running_loop().create_task(self._drive(run))
+
+    # -- cancelling and closing -----------------------------------------------------------
+
+    async def cancel(self, task_id: str) -> TaskRecord:
+        """Stop a running task and revert what it did; it ends ``cancelled``.
+
+        Raises:
+            TaskNotFound: no task with that id runs here.
+        """
+        run = self._runs.get(task_id)
+        if run is None:
+            record = await self.get(task_id)
+            if record.status.is_terminal:
+                return record
+            raise TaskNotFound(task_id)
+        run.cancel_requested = True
+        queued = self._queued.get(run.record.resource_id, [])
+        if run in queued:
+            queued.remove(run)
+            await self._finish(run, TaskStatus.CANCELLED, None)
+        for step in run.steps:
+            step.cancel()
+        return await asyncio.shield(run.done)
+
+    async def aclose(self) -> None:
+        """Abandon every running flow where it is, without reverting: resume() continues
+        them in the next process (or after the store comes back)."""
+        self._closed = True
+        drivers = [r.driver for r in self._runs.values() if r.driver is not None]
+        for driver in drivers:
+            driver.cancel()
+        if drivers:
+            await asyncio.wait(drivers)
+        for run in list(self._runs.values()):
+            if not run.done.done():
+                run.done.set_exception(StoreUnavailable("run", reason="the flow engine closed"))
+                run.done.exception()
+        self._runs.clear()
+        self._active.clear()
+        self._queued.clear()
+
+    async def __aenter__(self) -> FlowEngine:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # -- running ------------------------------------------------------------------------
+
+    async def _drive(self, run: _Run) -> None:
+        record = run.record
+        try:
+            if record.status is TaskStatus.REVERTING:
+                await self._backward(run, self._failure_of(record))
+                return
+            await self._set_status(run, TaskStatus.RUNNING)
+            try:
+                await self._forward(run)
+            except _StepFailed as failed:
+                await self._backward(run, failed.failure)
+                return
+            if run.cancel_requested:
+                await self._backward(run, None)
+                return
+            await self._finish(run, TaskStatus.SUCCEEDED, None)
+        except (StoreUnavailable, RecordTooLarge) as exc:
+            # The record cannot be made durable: stop here, as a crash would.
+            self._log.error(
+                "flow interrupted: checkpoint failed", task_id=record.id, error=str(exc)
+            )
+            self._release(run)
+            if not run.done.done():
+                run.done.set_exception(exc)
+                run.done.exception()
+        except asyncio.CancelledError:
+            for step in run.steps:
+                step.cancel()
+            raise
+
+    async def _forward(self, run: _Run) -> None:
+        flow, record = run.flow, run.record
+        failure: Failure | None = None
+        started: set[str] = set()
+        running: dict[asyncio.Task[None], str] = {}
+        loop = asyncio.get_running_loop()
+        while True:
+            if failure is None and not run.cancel_requested:
+                status = {s.name: s.status for s in record.steps}
+                for t in flow.tasks:
+                    if (
+                        t.name not in started
+                        and status[t.name] is not StepStatus.SUCCEEDED
+                        and all(status[d] is StepStatus.SUCCEEDED for d in flow.depends[t.name])
+                    ):
+                        started.add(t.name)
+                        step_task = loop.create_task(self._step(run, t))
+                        run.steps.add(step_task)
+                        running[step_task] = t.name
+            if not running:
+                break
+            done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            for finished in done:
+                running.pop(finished)
+                run.steps.discard(finished)
+                if finished.cancelled():
+                    continue  # cancelled on request: the step did not complete
+                error = finished.exception()
+                if isinstance(error, _StepFailed):
+                    failure = failure or error.failure
+                elif error is not None:
+                    for other in running:
+                        other.cancel()
+                    raise error
+        if failure is not None:
+            raise _StepFailed(failure)
+
+    async def _step(self, run: _Run, task: Task) -> None:
+        record = run.record
+        step = record.step(task.name)
+        inputs = {name: run.values.get(name) for name in task.requires}
+        clock = self.env.clock
+        tries = 0
+        while True:
+            tries += 1
+            step.status = StepStatus.RUNNING
+            step.attempts += 1
+            step.started = clock.now()
+            step.finished = None
+            await self._checkpoint(run)
+            try:
+                result = await self._execute(task, inputs)
+                result = msgspec.msgpack.decode(_encoder.encode(result))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                step.error_type, step.error_message = type(exc).__name__, str(exc)
+                if tries < task.retry.attempts and isinstance(exc, task.retry.on):
+                    delay = task.retry.delay(tries, self._rng)
+                    step.delays.append(delay)
+                    record.history.append(
+                        HistoryEvent(
+                            clock.now(),
+                            "retry",
+                            task.name,
+                            f"attempt {tries} failed ({step.error_type}: {step.error_message});"
+                            f" retrying in {delay:.3f}s",
+                        )
+                    )
+                    await self._checkpoint(run)
+                    await clock.sleep(delay)
+                    continue
+                step.status = StepStatus.FAILED
+                step.finished = clock.now()
+                await self._checkpoint(run)
+                raise _StepFailed(Failure(task.name, step.error_type, step.error_message)) from exc
+            step.status = StepStatus.SUCCEEDED
+            step.result = result
+            step.finished = clock.now()
+            step.error_type = step.error_message = None
+            try:
+                await self._checkpoint(run)
+            except RecordTooLarge as exc:
+                step.status = StepStatus.FAILED
+                step.result = None
+                step.error_type, step.error_message = type(exc).__name__, str(exc)
+                await self._checkpoint(run)
+                raise _StepFailed(Failure(task.name, step.error_type, step.error_message)) from exc
+            if task.provides is not None:
+                run.values[task.provides] = result
+            return
+
+    async def _execute(self, task: Task, inputs: dict[str, Any]) -> Any:
+        if task.timeout == math.inf:
+            return await task.execute(**inputs)
+        try:
+            async with asyncio.timeout(task.timeout):
+                return await task.execute(**inputs)
+        except TimeoutError as exc:
+            raise StepTimeout(task.name, task.timeout) from exc
+
+    async def _backward(self, run: _Run, failure: Failure | None) -> None:
+        """Revert completed steps, last first; end reverted, failed, cancelled or
+        revert_failed."""
+        flow, record = run.flow, run.record
+        if failure is not None:
+            record.error_type = failure.error_type
+            record.error_message = f"{failure.step}: {failure.message}"
+        undo = [
+            t
+            for t in reversed(flow.tasks)
+            if record.step(t.name).status in (StepStatus.SUCCEEDED, StepStatus.REVERTING)
+        ]
+        already = any(s.status is StepStatus.REVERTED for s in record.steps)
+        if not undo:
+            final = (
+                TaskStatus.CANCELLED
+                if failure is None
+                else (TaskStatus.REVERTED if already else TaskStatus.FAILED)
+            )
+            await self._finish(run, final, None)
+            return
+        await self._set_status(run, TaskStatus.REVERTING)
+        cause = failure if failure is not None else Failure("", "Cancelled", "cancelled on request")
+        for t in undo:
+            step = record.step(t.name)
+            step.status = StepStatus.REVERTING
+            await self._checkpoint(run)
+            inputs = {name: run.values.get(name) for name in t.requires}
+            try:
+                await t.revert(step.result, cause, **inputs)
+            except Exception as exc:
+                step.status = StepStatus.REVERT_FAILED
+                step.error_type, step.error_message = type(exc).__name__, str(exc)
+                record.error_type = type(exc).__name__
+                record.error_message = f"revert of {t.name} failed: {exc}"
+                await self._finish(run, TaskStatus.REVERT_FAILED, f"revert of {t.name} failed")
+                return
+            step.status = StepStatus.REVERTED
+            await self._checkpoint(run)
+        final = TaskStatus.CANCELLED if failure is None else TaskStatus.REVERTED
+        await self._finish(run, final, None)
+
+    def _failure_of(self, record: TaskRecord) -> Failure:
+        failed = next((s for s in record.steps if s.status is StepStatus.FAILED), None)
+        return Failure(
+            failed.name if failed is not None else "",
+            record.error_type or "Unknown",
+            record.error_message or "",
+        )
+
+    async def _set_status(self, run: _Run, status: TaskStatus, detail: str | None = None) -> None:
+        record = run.record
+        if record.status is status:
+            return
+        record.status = status
+        record.history.append(HistoryEvent(self.env.clock.now(), status.value, None, detail))
+        await self._checkpoint(run)
+
+    async def _finish(self, run: _Run, status: TaskStatus, detail: str | None) -> None:
+        await self._set_status(run, status, detail)
+        self._release(run)
+        if not run.done.done():
+            run.done.set_result(run.record)
+        log = self._log.info if status is TaskStatus.SUCCEEDED else self._log.warning
+        log("task ended", task_id=run.record.id, kind=run.record.kind, status=status.value)
+
+    def _release(self, run: _Run) -> None:
+        resource_id = run.record.resource_id
+        self._runs.pop(run.record.id, None)
+        if self._active.get(resource_id) is run:
+            del self._active[resource_id]
+            queued = self._queued.get(resource_id)
+            if queued:
+                self._start(queued.pop(0))
+            else:
+                self._queued.pop(resource_id, None)
+
+    async def _checkpoint(self, run: _Run) -> None:
+        """Commit the whole record as its next version; serialised per task."""
+        async with run.lock:
+            record = run.record
+            record.updated = self.env.clock.now()
+            record.version += 1
+            body = _encoder.encode(record)
+            if len(body) > self.max_record_bytes:
+                record.version -= 1
+                raise RecordTooLarge(record.id, size=len(body), limit=self.max_record_bytes)
+            document = Document(
+                TASKS,
+                record.id,
+                record.version,
+                body,
+                resource_id=record.resource_id,
+                status=record.status.value,
+                dedupe=record.idempotency_key,
+                created=record.created,
+                updated=record.updated,
+            )
+            try:
+                await self.store.commit(Write(documents=(document,)))
+            except BaseException:
+                record.version -= 1
+                raise
+
+    # -- resuming -----------------------------------------------------------------------
+
+    async def resume(self) -> tuple[FlowHandle, ...]:
+        """Continue every task left in flight by an earlier process (or interrupted run).
+
+        Completed steps are not run again. An interrupted step is first reconciled (if its
+        task can tell whether it already happened) and otherwise runs again. A task whose
+        flow is not registered, or was registered with another version, is parked.
+        """
+        handles: list[FlowHandle] = []
+        for status in (TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.REVERTING):
+            before: tuple[float, str] | None = None
+            while True:
+                page = await self.store.find_documents(
+                    TASKS, status=status.value, before=before, limit=500
+                )
+                if not page:
+                    break
+                before = (page[-1].created, page[-1].key)
+                for document in page:
+                    if document.key in self._runs:
+                        continue
+                    record = _record_decoder.decode(document.body)
+                    handle = await self._resume_one(record)
+                    if handle is not None:
+                        handles.append(handle)
+        return tuple(sorted(handles, key=lambda h: (h.record.created, h.task_id)))
+
+    async def _resume_one(self, record: TaskRecord) -> FlowHandle | None:
+        flow = self._flows.get(record.kind)
+        if (
+            flow is None
+            or flow.version != record.flow_version
+            or [s.name for s in record.steps] != [t.name for t in flow.tasks]
+        ):
+            known = f"v{flow.version}" if flow is not None else "not registered"
+            detail = (
+                f"flow {record.kind!r} v{record.flow_version} is {known} here; "
+                "not run against a definition it was not made with"
+            )
+            run = _Run.__new__(_Run)
+            run.record, run.lock = record, asyncio.Lock()
+            record.status = TaskStatus.PARKED
+            record.history.append(HistoryEvent(self.env.clock.now(), "parked", None, detail))
+            await self._checkpoint(run)
+            self._log.error("task parked", task_id=record.id, kind=record.kind, detail=detail)
+            return None
+        run = _Run(flow, record)
+        record.history.append(HistoryEvent(self.env.clock.now(), "resumed"))
+        for step in record.steps:
+            if step.status is not StepStatus.RUNNING:
+                continue
+            task = flow.task(step.name)
+            outcome = None
+            if task.reconciles:
+                inputs = {name: run.values.get(name) for name in task.requires}
+                outcome = await task.reconcile(**inputs)
+            if outcome is not None and outcome.done:
+                step.status = StepStatus.SUCCEEDED
+                step.result = msgspec.msgpack.decode(_encoder.encode(outcome.result))
+                step.finished = self.env.clock.now()
+                if task.provides is not None:
+                    run.values[task.provides] = step.result
+                detail = "already done: not run again"
+            else:
+                step.status = StepStatus.PENDING
+                detail = (
+                    "not done: runs again" if outcome is not None else "no reconcile: runs again"
+                )
+            record.history.append(
+                HistoryEvent(self.env.clock.now(), "reconciled", step.name, detail)
+            )
+        await self._checkpoint(run)
+        self._runs[record.id] = run
+        if record.resource_id in self._active:
+            self._queued.setdefault(record.resource_id, []).append(run)
+        else:
+            self._start(run)
+        return FlowHandle(record, run.done)
+
+    # -- queries ------------------------------------------------------------------------
+
+    async def get(self, task_id: str) -> TaskRecord:
+        """The stored record of one task.
+
+        Raises:
+            TaskNotFound: no such task.
+        """
+        document = await self.store.get_document(TASKS, task_id)
+        if document is None:
+            raise TaskNotFound(task_id)
+        return _record_decoder.decode(document.body)
+
+    async def tasks(
+        self, resource_id: str, *, before: tuple[float, str] | None = None, limit: int = 50
+    ) -> tuple[TaskRecord, ...]:
+        """A resource's tasks, newest first; page with the last one's ``(created, id)``."""
+        documents = await self.store.find_documents(
+            TASKS, resource_id=resource_id, before=before, limit=limit
+        )
+        return tuple(_record_decoder.decode(d.body) for d in documents)
+
+    async def last_fault(self, resource_id: str) -> TaskRecord | None:
+        """The resource's most recent failed task (its "fault"), or None."""
+        before: tuple[float, str] | None = None
+        while True:
+            page = await self.tasks(resource_id, before=before, limit=100)
+            for record in page:
+                if record.status in FAULTS:
+                    return record
+            if len(page) < 100:
+                return None
+            before = (page[-1].created, page[-1].id)
+
+    async def actions(self, resource_id: str, *, limit: int = 100) -> tuple[Action, ...]:
+        """One line per task of the resource, newest first."""
+        return tuple(
+            Action(
+                r.id,
+                r.kind,
+                r.status,
+                r.created,
+                r.updated,
+                r.error_message if r.status in FAULTS or r.status is TaskStatus.PARKED else None,
+            )
+            for r in await self.tasks(resource_id, limit=limit)
+        )
+
+    async def parked(self, *, limit: int = 100) -> tuple[TaskRecord, ...]:
+        """Tasks parked because their flow's definition changed, newest first."""
+        documents = await self.store.find_documents(
+            TASKS, status=TaskStatus.PARKED.value, limit=limit
+        )
+        return tuple(_record_decoder.decode(d.body) for d in documents)
+
+    def statistics(self) -> FlowStatistics:
+        """Runs in flight and queued in this engine."""
+        return FlowStatistics(
+            running=len(self._active), queued=sum(len(q) for q in self._queued.values())
+        )

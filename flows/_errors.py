@@ -1,0 +1,78 @@
+"""The flow errors, under the one stateward tree::
+
+    StatewardError
+    ├── FlowDefinitionError                    a flow's patterns do not add up
+    ├── TaskNotFound (also LookupError)        no task record with that id
+    ├── StepTimeout (also TimeoutError)        a step ran past its timeout
+    ├── RecordTooLarge                         a task record would exceed the size limit
+    └── CommandRejected
+        └── FlowBusy                           the resource already runs a flow
+
+A step's own exception is recorded in its task record (type and message); the flow then
+reverts. It reaches the caller only through the record, never by surprise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from stateward.runtime import CommandRejected, StatewardError
+
+__all__ = (
+    "FlowDefinitionError",
+    "TaskNotFound",
+    "StepTimeout",
+    "RecordTooLarge",
+    "FlowBusy",
+)
+
+
+class FlowDefinitionError(StatewardError):
+    """A flow definition is inconsistent; ``problems`` lists every issue found."""
+
+    def __init__(self, flow: str, problems: Iterable[str]) -> None:
+        self.flow = flow
+        self.problems = tuple(problems)
+        super().__init__(f"flow {flow!r} is invalid: {'; '.join(self.problems)}")
+
+
+class TaskNotFound(StatewardError, LookupError):
+    """No task record has this id."""
+
+    def __init__(self, task_id: str) -> None:
+        self.task_id = task_id
+        super().__init__(f"no task {task_id!r}; list a resource's tasks to find its ids")
+
+
+class StepTimeout(StatewardError, TimeoutError):
+    """A step's execute ran longer than its task's timeout."""
+
+    def __init__(self, step: str, timeout: float) -> None:
+        self.step = step
+        self.timeout = timeout
+        super().__init__(f"step {step!r} did not finish within {timeout:g}s")
+
+
+class RecordTooLarge(StatewardError):
+    """A task record would be larger than the store accepts; nothing was truncated."""
+
+    def __init__(self, task_id: str, *, size: int, limit: int) -> None:
+        self.task_id = task_id
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"task {task_id} would take {size} bytes, over the {limit}-byte limit of a task "
+            "record; keep step results small (store bulky data elsewhere and return its id)"
+        )
+
+
+class FlowBusy(CommandRejected):
+    """The resource already runs a flow and the engine's policy is to reject another."""
+
+    def __init__(self, resource_id: str, *, active: str) -> None:
+        self.resource_id = resource_id
+        self.active = active
+        super().__init__(
+            f"{resource_id} already runs task {active}; wait for it, cancel it, or submit "
+            "with on_busy=Busy.QUEUE"
+        )
