@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 README = Path(__file__).resolve().parent.parent / "README.md"
+#: structlog's default output (the host application decides where logs go).
+LOG = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \[")
 
 
 def python_blocks() -> list[str]:
@@ -33,3 +35,9 @@ def test_readme_examples_run(
     asyncio.run(namespace["main"]())  # a second run restores srv-1 from state.db
     printed = capsys.readouterr().out
     assert printed.splitlines() == ["srv-1 at revision 3", "srv-1 at revision 6"]
+    exec(compile(blocks[2], "README.md", "exec"), namespace)
+    asyncio.run(namespace["boot"]())
+    lines = [line for line in capsys.readouterr().out.splitlines() if not LOG.match(line)]
+    assert lines[0] == "released claim-4 because power_on failed"
+    assert lines[1].startswith("reverted [('reserve', <StepStatus.REVERTED")
+    assert lines[2] == "power_on: no power"

@@ -1,0 +1,374 @@
+"""The driver boundary: the only place that touches the outside world.
+
+A :class:`Driver` spawns and destroys instances, powers them, and manages their ports and
+volumes. Every operation carries an *operation id* and is idempotent on it: running the same
+operation again (after a retry, or when a flow is resumed after a crash) does the work at
+most once and returns the first result. :meth:`Driver.describe` lists what really exists, so
+the store can be reconciled with the world.
+
+A real driver wraps libvirt or openstacksdk behind the same protocol: it keeps the operation
+ids it completed (in the hypervisor's metadata, or a small table of its own) so that a repeat
+returns the first result, and it maps the backend's errors to :class:`DriverError`.
+
+:class:`FakeDriver` is an in-memory hypervisor for tests, benchmarks and the simulator: it
+enforces the same rules a real one does (no spawning an instance twice, no power on a missing
+one, ports and volumes owned by one instance) and can be told to be slow or to fail.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
+
+import msgspec
+
+from stateward.runtime import Environment, InvalidArgument, StatewardError
+
+__all__ = (
+    "Power",
+    "Operation",
+    "DriverError",
+    "DriverInstance",
+    "DriverView",
+    "Driver",
+    "FakeDriver",
+)
+
+
+class Power(enum.StrEnum):
+    """An instance's power state, as the hypervisor reports it."""
+
+    NOSTATE = "nostate"
+    RUNNING = "running"
+    PAUSED = "paused"
+    SUSPENDED = "suspended"
+    SHUTDOWN = "shutdown"
+
+
+class Operation(enum.StrEnum):
+    """What a driver can be asked to do."""
+
+    SPAWN = "spawn"
+    DESTROY = "destroy"
+    POWER_ON = "power_on"
+    POWER_OFF = "power_off"
+    REBOOT = "reboot"
+    PAUSE = "pause"
+    UNPAUSE = "unpause"
+    SUSPEND = "suspend"
+    RESUME = "resume"
+    REBUILD = "rebuild"
+    ALLOCATE_PORT = "allocate_port"
+    FREE_PORT = "free_port"
+    ATTACH_VOLUME = "attach_volume"
+    DETACH_VOLUME = "detach_volume"
+
+
+class DriverError(StatewardError):
+    """A driver operation failed; nothing was changed by it.
+
+    Args:
+        operation: which operation.
+        op_id: its operation id.
+        target: the instance, port or volume it was about.
+        reason: what went wrong.
+    """
+
+    def __init__(self, operation: Operation, *, op_id: str, target: str, reason: str) -> None:
+        self.operation = operation
+        self.op_id = op_id
+        self.target = target
+        self.reason = reason
+        super().__init__(f"driver {operation.value} of {target} ({op_id}) failed: {reason}")
+
+
+class DriverInstance(msgspec.Struct, frozen=True):
+    """An instance as the hypervisor sees it."""
+
+    instance_id: str
+    host: str
+    image: str
+    power: Power
+    ports: tuple[str, ...] = ()
+    volumes: tuple[str, ...] = ()
+
+
+class DriverView(msgspec.Struct, frozen=True):
+    """Everything that exists on the driver's side: instances, and ports and volumes with
+    the instance each belongs to."""
+
+    instances: tuple[DriverInstance, ...]
+    ports: Mapping[str, str]
+    volumes: Mapping[str, str]
+
+
+@runtime_checkable
+class Driver(Protocol):
+    """The hypervisor, network and block-storage operations stateward needs.
+
+    Every method takes an ``op_id`` first and is idempotent on it.
+    """
+
+    async def spawn(self, op_id: str, instance_id: str, *, host: str, image: str) -> None:
+        """Create the instance on ``host`` from ``image``, powered off."""
+        ...
+
+    async def destroy(self, op_id: str, instance_id: str) -> None:
+        """Remove the instance (and detach what is attached to it); gone is fine."""
+        ...
+
+    async def set_power(self, op_id: str, instance_id: str, operation: Operation) -> Power:
+        """Power on, off, reboot, pause, unpause, suspend or resume; the new power state."""
+        ...
+
+    async def rebuild(self, op_id: str, instance_id: str, *, image: str) -> None:
+        """Re-create the instance's disk from ``image``."""
+        ...
+
+    async def allocate_port(self, op_id: str, instance_id: str, *, network: str) -> str:
+        """A new port on ``network`` for the instance; its id."""
+        ...
+
+    async def free_port(self, op_id: str, port_id: str) -> None:
+        """Release a port; gone is fine."""
+        ...
+
+    async def attach_volume(self, op_id: str, instance_id: str, *, volume_id: str) -> None:
+        """Attach a volume to the instance."""
+        ...
+
+    async def detach_volume(self, op_id: str, instance_id: str, *, volume_id: str) -> None:
+        """Detach a volume; not attached is fine."""
+        ...
+
+    async def describe(self) -> DriverView:
+        """What exists right now."""
+        ...
+
+
+_POWER_AFTER: Mapping[Operation, tuple[frozenset[Power], Power]] = {
+    Operation.POWER_ON: (frozenset({Power.SHUTDOWN, Power.NOSTATE}), Power.RUNNING),
+    Operation.POWER_OFF: (
+        frozenset({Power.RUNNING, Power.PAUSED, Power.SUSPENDED}),
+        Power.SHUTDOWN,
+    ),
+    Operation.REBOOT: (frozenset({Power.RUNNING, Power.SHUTDOWN}), Power.RUNNING),
+    Operation.PAUSE: (frozenset({Power.RUNNING}), Power.PAUSED),
+    Operation.UNPAUSE: (frozenset({Power.PAUSED}), Power.RUNNING),
+    Operation.SUSPEND: (frozenset({Power.RUNNING}), Power.SUSPENDED),
+    Operation.RESUME: (frozenset({Power.SUSPENDED}), Power.RUNNING),
+}
+
+
+class _Instance:
+    __slots__ = ("host", "image", "ports", "power", "volumes")
+
+    def __init__(self, host: str, image: str) -> None:
+        self.host = host
+        self.image = image
+        self.power = Power.SHUTDOWN
+        self.ports: list[str] = []
+        self.volumes: list[str] = []
+
+
+class FakeDriver:
+    """An in-memory hypervisor that behaves like a real one.
+
+    Args:
+        env: the clock for latency and the seeded random stream for failures; a fresh
+            real environment by default.
+        latency: seconds each operation takes (per operation, or one number for all).
+        failures: probability in [0, 1] that an operation fails (per operation, or one
+            number for all). A failed operation changes nothing and is not recorded as
+            done, so retrying it with the same op id can succeed.
+    """
+
+    def __init__(
+        self,
+        *,
+        env: Environment | None = None,
+        latency: float | Mapping[Operation, float] = 0.0,
+        failures: float | Mapping[Operation, float] = 0.0,
+    ) -> None:
+        self._env = env if env is not None else Environment()
+        self._rng = self._env.random("driver.failures")
+        self.latency = self._per_operation("latency", latency, upper=math.inf)
+        self.failures = self._per_operation("failures", failures, upper=1.0)
+        self._instances: dict[str, _Instance] = {}
+        self._ports: dict[str, str] = {}
+        self._volumes: dict[str, str] = {}
+        self._done: dict[str, Any] = {}
+        self._port_ids = 0
+        #: How many times each operation actually changed something (repeats excluded).
+        self.calls: dict[Operation, int] = dict.fromkeys(Operation, 0)
+
+    @staticmethod
+    def _per_operation(
+        name: str, value: float | Mapping[Operation, float], *, upper: float
+    ) -> dict[Operation, float]:
+        values = value if isinstance(value, Mapping) else dict.fromkeys(Operation, value)
+        result = dict.fromkeys(Operation, 0.0)
+        for operation, amount in values.items():
+            if not isinstance(operation, Operation):
+                raise InvalidArgument(name, expected="a mapping of Operation", got=operation)
+            if isinstance(amount, bool) or not isinstance(amount, int | float):
+                raise InvalidArgument(name, expected="numbers", got=amount)
+            if not 0 <= amount <= upper:
+                raise InvalidArgument(name, expected=f"numbers in [0, {upper}]", got=amount)
+            result[operation] = float(amount)
+        return result
+
+    async def _begin(self, operation: Operation, op_id: str, target: str) -> tuple[bool, Any]:
+        """Wait the latency, roll the failure dice; (already done, its result)."""
+        if not isinstance(op_id, str) or not op_id:
+            raise InvalidArgument("op_id", expected="a non-empty str", got=op_id)
+        if op_id in self._done:
+            return True, self._done[op_id]
+        delay = self.latency[operation]
+        if delay:
+            await self._env.clock.sleep(delay)
+        if op_id in self._done:  # a concurrent repeat finished while we waited
+            return True, self._done[op_id]
+        chance = self.failures[operation]
+        if chance and self._rng.random() < chance:
+            raise DriverError(operation, op_id=op_id, target=target, reason="injected failure")
+        return False, None
+
+    def _finish(self, operation: Operation, op_id: str, result: Any = None) -> Any:
+        self._done[op_id] = result
+        self.calls[operation] += 1
+        return result
+
+    def _instance(self, operation: Operation, op_id: str, instance_id: str) -> _Instance:
+        instance = self._instances.get(instance_id)
+        if instance is None:
+            raise DriverError(operation, op_id=op_id, target=instance_id, reason="no such instance")
+        return instance
+
+    async def spawn(self, op_id: str, instance_id: str, *, host: str, image: str) -> None:
+        """Create the instance, powered off."""
+        done, _ = await self._begin(Operation.SPAWN, op_id, instance_id)
+        if done:
+            return
+        if instance_id in self._instances:
+            raise DriverError(
+                Operation.SPAWN, op_id=op_id, target=instance_id, reason="it already exists"
+            )
+        self._instances[instance_id] = _Instance(host, image)
+        self._finish(Operation.SPAWN, op_id)
+
+    async def destroy(self, op_id: str, instance_id: str) -> None:
+        """Remove the instance and detach its volumes; its ports are freed."""
+        done, _ = await self._begin(Operation.DESTROY, op_id, instance_id)
+        if done:
+            return
+        instance = self._instances.pop(instance_id, None)
+        if instance is not None:
+            for port in instance.ports:
+                self._ports.pop(port, None)
+            for volume in instance.volumes:
+                self._volumes.pop(volume, None)
+        self._finish(Operation.DESTROY, op_id)
+
+    async def set_power(self, op_id: str, instance_id: str, operation: Operation) -> Power:
+        """Change the power state, if the current one allows it."""
+        if operation not in _POWER_AFTER:
+            raise InvalidArgument(
+                "operation",
+                expected="a power operation",
+                got=getattr(operation, "value", operation),
+            )
+        done, result = await self._begin(operation, op_id, instance_id)
+        if done:
+            return Power(result)
+        instance = self._instance(operation, op_id, instance_id)
+        allowed, after = _POWER_AFTER[operation]
+        if instance.power not in allowed:
+            raise DriverError(
+                operation,
+                op_id=op_id,
+                target=instance_id,
+                reason=f"power is {instance.power.value}",
+            )
+        instance.power = after
+        return Power(self._finish(operation, op_id, after.value))
+
+    async def rebuild(self, op_id: str, instance_id: str, *, image: str) -> None:
+        """Re-create the disk from ``image``; the instance ends powered off."""
+        done, _ = await self._begin(Operation.REBUILD, op_id, instance_id)
+        if done:
+            return
+        instance = self._instance(Operation.REBUILD, op_id, instance_id)
+        instance.image = image
+        instance.power = Power.SHUTDOWN
+        self._finish(Operation.REBUILD, op_id)
+
+    async def allocate_port(self, op_id: str, instance_id: str, *, network: str) -> str:
+        """A new port; ports may be made before the instance exists (as Neutron allows)."""
+        done, result = await self._begin(Operation.ALLOCATE_PORT, op_id, instance_id)
+        if done:
+            return str(result)
+        self._port_ids += 1
+        port = f"port-{network}-{self._port_ids:06d}"
+        self._ports[port] = instance_id
+        instance = self._instances.get(instance_id)
+        if instance is not None:
+            instance.ports.append(port)
+        return str(self._finish(Operation.ALLOCATE_PORT, op_id, port))
+
+    async def free_port(self, op_id: str, port_id: str) -> None:
+        """Release the port; unknown ports are fine."""
+        done, _ = await self._begin(Operation.FREE_PORT, op_id, port_id)
+        if done:
+            return
+        owner = self._ports.pop(port_id, None)
+        instance = self._instances.get(owner) if owner is not None else None
+        if instance is not None and port_id in instance.ports:
+            instance.ports.remove(port_id)
+        self._finish(Operation.FREE_PORT, op_id)
+
+    async def attach_volume(self, op_id: str, instance_id: str, *, volume_id: str) -> None:
+        """Attach; a volume belongs to one instance at a time."""
+        done, _ = await self._begin(Operation.ATTACH_VOLUME, op_id, volume_id)
+        if done:
+            return
+        instance = self._instance(Operation.ATTACH_VOLUME, op_id, instance_id)
+        owner = self._volumes.get(volume_id)
+        if owner is not None and owner != instance_id:
+            raise DriverError(
+                Operation.ATTACH_VOLUME,
+                op_id=op_id,
+                target=volume_id,
+                reason=f"it is attached to {owner}",
+            )
+        if owner is None:
+            self._volumes[volume_id] = instance_id
+            instance.volumes.append(volume_id)
+        self._finish(Operation.ATTACH_VOLUME, op_id)
+
+    async def detach_volume(self, op_id: str, instance_id: str, *, volume_id: str) -> None:
+        """Detach; not attached is fine."""
+        done, _ = await self._begin(Operation.DETACH_VOLUME, op_id, volume_id)
+        if done:
+            return
+        if self._volumes.get(volume_id) == instance_id:
+            del self._volumes[volume_id]
+            instance = self._instances.get(instance_id)
+            if instance is not None and volume_id in instance.volumes:
+                instance.volumes.remove(volume_id)
+        self._finish(Operation.DETACH_VOLUME, op_id)
+
+    async def describe(self) -> DriverView:
+        """Everything that exists, in a stable order."""
+        return DriverView(
+            instances=tuple(
+                DriverInstance(
+                    instance_id, i.host, i.image, i.power, tuple(i.ports), tuple(i.volumes)
+                )
+                for instance_id, i in sorted(self._instances.items())
+            ),
+            ports=dict(sorted(self._ports.items())),
+            volumes=dict(sorted(self._volumes.items())),
+        )
