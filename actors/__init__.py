@@ -1,4 +1,5 @@
-"""stateward.actors: the cloud domain. So far: the driver boundary and host actors."""
+"""stateward.actors: the cloud domain: hosts, instances, the scheduler, the driver boundary
+and the :class:`Fleet` that embeds them all."""
 
 from ._driver import Driver as Driver
 from ._driver import DriverError as DriverError
@@ -7,6 +8,14 @@ from ._driver import DriverView as DriverView
 from ._driver import FakeDriver as FakeDriver
 from ._driver import Operation as Operation
 from ._driver import Power as Power
+from ._fleet import Catalog as Catalog
+from ._fleet import DuplicateName as DuplicateName
+from ._fleet import Fleet as Fleet
+from ._fleet import Hosts as Hosts
+from ._fleet import Instances as Instances
+from ._fleet import ReconcileReport as ReconcileReport
+from ._fleet import Tasks as Tasks
+from ._fleet import UnknownName as UnknownName
 from ._host import HOST as HOST
 from ._host import Capacity as Capacity
 from ._host import Claim as Claim
@@ -19,8 +28,48 @@ from ._host import HostActor as HostActor
 from ._host import HostData as HostData
 from ._host import HostStatus as HostStatus
 from ._host import ReleaseClaim as ReleaseClaim
+from ._instance import ACTIONS as ACTIONS
+from ._instance import InstanceActor as InstanceActor
+from ._instance import InstanceData as InstanceData
+from ._instance import InstanceStatus as InstanceStatus
+from ._instance_machine import INSTANCE as INSTANCE
+from ._instance_machine import task_state as task_state
+from ._instance_machine import vm_state as vm_state
+from ._scheduler import DEFAULT_FILTERS as DEFAULT_FILTERS
+from ._scheduler import Filter as Filter
+from ._scheduler import FilterContext as FilterContext
+from ._scheduler import Flavor as Flavor
+from ._scheduler import GroupMembership as GroupMembership
+from ._scheduler import GroupPolicy as GroupPolicy
+from ._scheduler import NoValidHost as NoValidHost
+from ._scheduler import Placement as Placement
+from ._scheduler import PlacementRequest as PlacementRequest
+from ._scheduler import Scheduler as Scheduler
+from ._scheduler import ServerGroup as ServerGroup
+from ._scheduler import Weigher as Weigher
+from ._scheduler import capacity_filter as capacity_filter
+from ._scheduler import enabled_and_up_filter as enabled_and_up_filter
+from ._scheduler import server_group_filter as server_group_filter
+from ._scheduler import zone_filter as zone_filter
 
 __all__ = (
+    # the embedding API
+    "Fleet",
+    "Hosts",
+    "Instances",
+    "Tasks",
+    "Catalog",
+    "ReconcileReport",
+    "UnknownName",
+    "DuplicateName",
+    # instances
+    "INSTANCE",
+    "ACTIONS",
+    "InstanceActor",
+    "InstanceData",
+    "InstanceStatus",
+    "vm_state",
+    "task_state",
     "Driver",
     "DriverError",
     "DriverInstance",
@@ -41,4 +90,21 @@ __all__ = (
     "Heartbeat",
     "GetHost",
     "ClaimRefused",
+    # scheduling
+    "Flavor",
+    "GroupPolicy",
+    "ServerGroup",
+    "PlacementRequest",
+    "Placement",
+    "GroupMembership",
+    "FilterContext",
+    "Filter",
+    "capacity_filter",
+    "enabled_and_up_filter",
+    "zone_filter",
+    "server_group_filter",
+    "DEFAULT_FILTERS",
+    "Weigher",
+    "NoValidHost",
+    "Scheduler",
 )

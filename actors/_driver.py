@@ -256,7 +256,9 @@ class FakeDriver:
             raise DriverError(
                 Operation.SPAWN, op_id=op_id, target=instance_id, reason="it already exists"
             )
-        self._instances[instance_id] = _Instance(host, image)
+        instance = self._instances[instance_id] = _Instance(host, image)
+        instance.ports = sorted(p for p, owner in self._ports.items() if owner == instance_id)
+        instance.volumes = sorted(v for v, owner in self._volumes.items() if owner == instance_id)
         self._finish(Operation.SPAWN, op_id)
 
     async def destroy(self, op_id: str, instance_id: str) -> None:
@@ -264,12 +266,13 @@ class FakeDriver:
         done, _ = await self._begin(Operation.DESTROY, op_id, instance_id)
         if done:
             return
-        instance = self._instances.pop(instance_id, None)
-        if instance is not None:
-            for port in instance.ports:
-                self._ports.pop(port, None)
-            for volume in instance.volumes:
-                self._volumes.pop(volume, None)
+        self._instances.pop(instance_id, None)
+        # Ports and volumes may be bound before the instance exists (as in Neutron and
+        # Cinder): everything owned by the id goes.
+        for port in [p for p, owner in self._ports.items() if owner == instance_id]:
+            del self._ports[port]
+        for volume in [v for v, owner in self._volumes.items() if owner == instance_id]:
+            del self._volumes[volume]
         self._finish(Operation.DESTROY, op_id)
 
     async def set_power(self, op_id: str, instance_id: str, operation: Operation) -> Power:
@@ -330,11 +333,11 @@ class FakeDriver:
         self._finish(Operation.FREE_PORT, op_id)
 
     async def attach_volume(self, op_id: str, instance_id: str, *, volume_id: str) -> None:
-        """Attach; a volume belongs to one instance at a time."""
+        """Attach (or reserve, before the instance exists); one instance per volume."""
         done, _ = await self._begin(Operation.ATTACH_VOLUME, op_id, volume_id)
         if done:
             return
-        instance = self._instance(Operation.ATTACH_VOLUME, op_id, instance_id)
+        instance = self._instances.get(instance_id)
         owner = self._volumes.get(volume_id)
         if owner is not None and owner != instance_id:
             raise DriverError(
@@ -345,7 +348,8 @@ class FakeDriver:
             )
         if owner is None:
             self._volumes[volume_id] = instance_id
-            instance.volumes.append(volume_id)
+            if instance is not None:
+                instance.volumes.append(volume_id)
         self._finish(Operation.ATTACH_VOLUME, op_id)
 
     async def detach_volume(self, op_id: str, instance_id: str, *, volume_id: str) -> None:

@@ -236,6 +236,7 @@ class HostActor(FSMActor):
 
     machine: ClassVar[Machine] = HOST
     data_type = HostData
+    topic: ClassVar[str] = "host.{resource}.{event}"
     heartbeat_timeout: ClassVar[float] = 60.0
 
     def apply(self, data: Any, record: TransitionRecord) -> Any:

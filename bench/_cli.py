@@ -4,7 +4,8 @@ Subcommands (each one adds its parser in an ``_add_<name>`` function and sets ``
 
 - ``bench``: run the benchmark rows against their baselines, print a table, write JSON.
 - ``diagram``: render a :class:`stateward.runtime.Machine` as Mermaid or Graphviz dot.
-- ``inspect``: read a database offline (read-only): resources, one resource's history.
+- ``inspect``: read a database offline (read-only): resources, one resource's history,
+  task records (one task, a resource's tasks, the parked ones).
 
 ``simulate`` (the chaos simulator) will join them the same way. Exit codes: 0 success,
 1 a failure while running, 2 bad usage.
@@ -243,17 +244,31 @@ def _diagram(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 def _add_inspect(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "inspect",
-        help="read a stateward database offline: resources and their history",
+        help="read a stateward database offline: resources, their history, tasks",
         description=(
-            "List the resources of a stateward SQLite database, or one resource's transition "
-            "history. The file is opened read-only and never locked for writing, so the "
-            "process that owns it may keep running."
+            "List the resources of a stateward SQLite database, one resource's transition "
+            "history or tasks, one task record, or the parked tasks. The file is opened "
+            "read-only and never locked for writing, so the process that owns it may keep "
+            "running."
         ),
     )
     parser.add_argument("db", type=Path, metavar="DB", help="the SQLite file")
-    # One view per invocation; --task, --tasks and --parked will join this group.
+    # One view per invocation.
     view = parser.add_mutually_exclusive_group()
     view.add_argument("--resource", metavar="ID", help="show this resource's transition history")
+    view.add_argument(
+        "--task", metavar="ID", help="show one task record: its fields, steps and history"
+    )
+    view.add_argument(
+        "--parked",
+        action="store_true",
+        help="list the tasks parked because their flow's definition changed, newest first",
+    )
+    parser.add_argument(
+        "--tasks",
+        action="store_true",
+        help="with --resource: list the resource's tasks, newest first, instead of its history",
+    )
     parser.add_argument("--kind", metavar="KIND", help="list only resources of this kind")
     parser.add_argument(
         "--limit",
@@ -269,10 +284,23 @@ def _add_inspect(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
 def _inspect(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.limit < 1:
         return _usage_error(parser, f"--limit: expected an integer >= 1, got {args.limit}")
-    if args.kind is not None and args.resource is not None:
-        return _usage_error(parser, "--kind filters the resource list; drop it with --resource")
+    if args.kind is not None and (
+        args.resource is not None or args.task is not None or args.parked
+    ):
+        return _usage_error(
+            parser, "--kind filters the resource list; drop it with --resource, --task, --parked"
+        )
+    if args.tasks and args.resource is None:
+        return _usage_error(parser, "--tasks lists one resource's tasks: add --resource ID")
     options = Options(
-        db=args.db, resource=args.resource, kind=args.kind, limit=args.limit, as_json=args.json
+        db=args.db,
+        resource=args.resource,
+        kind=args.kind,
+        limit=args.limit,
+        as_json=args.json,
+        task=args.task,
+        tasks=args.tasks,
+        parked=args.parked,
     )
     try:
         run_inspect(options, console=_stdout_console())

@@ -75,6 +75,10 @@ class Sizes:
         durable_transitions: transitions per actor per round in ``store.durable_transition``.
         recovery_resources: resources in the database of the ``store.recovery*`` rows.
         recovery_asks: resources asked after a lazy restore in ``store.recovery``.
+        flows: concurrent stateward flows (one per resource) per round in the ``flow.*`` rows.
+        taskflow_flows: flows per round of TaskFlow's in-memory serial engine (``flow.*``).
+        taskflow_durable_flows: flows per round of TaskFlow with its SQLite backend in
+            ``flow.boot_durable`` (each takes about a third of a second).
     """
 
     name: str
@@ -93,6 +97,9 @@ class Sizes:
     durable_transitions: int
     recovery_resources: int
     recovery_asks: int
+    flows: int
+    taskflow_flows: int
+    taskflow_durable_flows: int
 
 
 #: For the test suite only: exercises every code path in well under a second.
@@ -113,6 +120,9 @@ TINY_SIZES = Sizes(
     durable_transitions=2,
     recovery_resources=200,
     recovery_asks=20,
+    flows=20,
+    taskflow_flows=3,
+    taskflow_durable_flows=2,
 )
 
 #: ``stateward bench --quick``: the whole suite in a few seconds on a 2-core machine.
@@ -133,6 +143,9 @@ QUICK_SIZES = Sizes(
     durable_transitions=4,
     recovery_resources=20_000,
     recovery_asks=1_000,
+    flows=1_000,
+    taskflow_flows=100,
+    taskflow_durable_flows=5,
 )
 
 #: ``stateward bench``: large enough rounds that timer resolution and loop start-up vanish.
@@ -153,6 +166,9 @@ FULL_SIZES = Sizes(
     durable_transitions=5,
     recovery_resources=100_000,
     recovery_asks=1_000,
+    flows=1_000,
+    taskflow_flows=300,
+    taskflow_durable_flows=20,
 )
 
 SIZES: Mapping[str, Sizes] = MappingProxyType(

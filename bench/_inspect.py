@@ -8,11 +8,16 @@ snapshot of what was committed when it started, and a writer's open transaction 
 Payloads are msgpack, decoded with msgspec (never pickle: a row cannot run code). A payload
 that does not decode is shown as such instead of stopping the listing.
 
-Views (one per invocation; the ``--task``, ``--tasks`` and ``--parked`` views of the flows
-layer will join :data:`VIEWS` the same way):
+Task records (the flows layer's documents of collection ``"task"``) are msgpack-encoded
+:class:`stateward.flows.TaskRecord` structs, decoded with msgspec into that type.
+
+Views (one per invocation, in :data:`VIEWS`):
 
 - ``resources``: the resource heads, ordered by id, optionally of one kind;
-- ``history``: one resource's head and its last transitions, oldest first.
+- ``history``: one resource's head and its last transitions, oldest first;
+- ``task``: one task record: its fields, a table of its steps and its history;
+- ``tasks``: one resource's tasks, newest first;
+- ``parked``: the tasks parked because their flow's definition changed, newest first.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from stateward.flows import TASKS, StepRecord, TaskRecord, TaskStatus
 from stateward.runtime import (
     SCHEMA_VERSION,
     ResourceSummary,
@@ -44,6 +50,7 @@ __all__ = (
     "InspectFailed",
     "Options",
     "VIEWS",
+    "TASK_VIEWS",
     "run_inspect",
 )
 
@@ -56,6 +63,7 @@ BUSY_TIMEOUT = 2.0
 PAYLOAD_WIDTH = 80
 
 _decoder = msgspec.msgpack.Decoder()
+_task_decoder = msgspec.msgpack.Decoder(TaskRecord)
 _json = msgspec.json.Encoder(enc_hook=repr, order="deterministic")
 
 
@@ -88,6 +96,9 @@ class Options:
         kind: list only resources of this kind.
         limit: rows to show at most.
         as_json: print JSON instead of tables.
+        task: show this task record (its steps and history).
+        tasks: with ``resource``, list that resource's tasks instead of its history.
+        parked: list the parked tasks.
     """
 
     db: Path
@@ -95,6 +106,9 @@ class Options:
     kind: str | None = None
     limit: int = DEFAULT_LIMIT
     as_json: bool = False
+    task: str | None = None
+    tasks: bool = False
+    parked: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,8 +123,13 @@ class _Entry:
 
 
 @contextlib.contextmanager
-def _snapshot(path: Path) -> Iterator[sqlite3.Connection]:
-    """A read-only connection inside one read transaction, its schema checked."""
+def _snapshot(path: Path, *, tasks: bool = False) -> Iterator[sqlite3.Connection]:
+    """A read-only connection inside one read transaction, its schema checked.
+
+    Args:
+        path: the database.
+        tasks: the view reads task records, so the documents table must exist.
+    """
     shown = str(path)
     if not path.exists():
         raise InspectFailed(
@@ -141,7 +160,7 @@ def _snapshot(path: Path) -> Iterator[sqlite3.Connection]:
         try:
             db.execute("PRAGMA query_only = ON")
             db.execute("BEGIN")
-            _check_schema(db, shown)
+            _check_schema(db, shown, tasks=tasks)
             yield db
         except sqlite3.DatabaseError as exc:
             raise _translate(shown, exc) from exc
@@ -168,7 +187,7 @@ def _translate(path: str, error: sqlite3.DatabaseError) -> InspectFailed:
     return InspectFailed(path, f"cannot be read ({error})", hint="check the file")
 
 
-def _check_schema(db: sqlite3.Connection, path: str) -> None:
+def _check_schema(db: sqlite3.Connection, path: str, *, tasks: bool = False) -> None:
     try:
         row = db.execute("SELECT max(version) FROM schema_version").fetchone()
     except sqlite3.OperationalError as exc:
@@ -182,6 +201,14 @@ def _check_schema(db: sqlite3.Connection, path: str) -> None:
     found = int(row[0]) if row is not None and row[0] is not None else 0
     if found > SCHEMA_VERSION:
         raise SchemaError(path, found=found, supported=SCHEMA_VERSION)
+    if tasks and found > 0 and not _has_table(db, "documents"):
+        raise InspectFailed(
+            path,
+            f"has no task records: its schema version {found} predates the documents table "
+            "that holds them",
+            hint="open it once with this stateward's SqliteStore, which adds the table; "
+            "`stateward inspect` without task options still lists its resources after that",
+        )
     if found < SCHEMA_VERSION:
         # Inspecting never writes, so it cannot migrate: the owning SqliteStore does that.
         problem = (
@@ -196,6 +223,13 @@ def _check_schema(db: sqlite3.Connection, path: str) -> None:
             hint="open it once with this stateward's SqliteStore, which brings the schema "
             "up to date",
         )
+
+
+def _has_table(db: sqlite3.Connection, name: str) -> bool:
+    row = db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+    ).fetchone()
+    return row is not None
 
 
 def _resources(
@@ -268,6 +302,100 @@ def _entry(row: tuple[Any, ...]) -> _Entry:
         payload,
     )
     return _Entry(record, error)
+
+
+@dataclass(frozen=True, slots=True)
+class _TaskRow:
+    """A task document: its indexed columns, and its record when the body decodes."""
+
+    key: str
+    resource_id: str | None
+    status: str | None
+    created: float
+    updated: float
+    record: TaskRecord | None
+    decode_error: str | None
+
+
+_TASK_COLUMNS = "key, resource_id, status, created, updated, body"
+
+
+def _task_row(row: tuple[Any, ...]) -> _TaskRow:
+    record: TaskRecord | None = None
+    error = None
+    try:
+        record = _task_decoder.decode(row[5])
+    except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
+        error = f"undecodable task record: {exc}"
+    return _TaskRow(str(row[0]), row[1], row[2], float(row[3]), float(row[4]), record, error)
+
+
+def _task(db: sqlite3.Connection, path: str, task_id: str) -> TaskRecord:
+    """One task record.
+
+    Raises:
+        InspectFailed: there is no such task, or its record does not decode.
+    """
+    row = db.execute(
+        f"SELECT {_TASK_COLUMNS} FROM documents WHERE collection = ? AND key = ?",
+        (TASKS, task_id),
+    ).fetchone()
+    if row is None:
+        raise InspectFailed(
+            path,
+            f"has no task {task_id!r}",
+            hint=f"`stateward inspect {path} --resource ID --tasks` lists a resource's tasks",
+        )
+    found = _task_row(row)
+    if found.record is None:
+        raise InspectFailed(
+            path,
+            f"holds task {task_id!r} but its record cannot be read ({found.decode_error})",
+            hint="the row was not written by this stateward's flow engine; check the file",
+        )
+    return found.record
+
+
+def _resource_tasks(
+    db: sqlite3.Connection, path: str, resource_id: str, *, limit: int
+) -> tuple[list[_TaskRow], int]:
+    """A resource's last ``limit`` tasks, newest first, and how many it has.
+
+    Raises:
+        InspectFailed: the resource has no tasks and is not a stored resource either.
+    """
+    (total,) = db.execute(
+        "SELECT count(*) FROM documents WHERE collection = ? AND resource_id = ?",
+        (TASKS, resource_id),
+    ).fetchone()
+    if not total:
+        known = db.execute("SELECT 1 FROM resources WHERE id = ?", (resource_id,)).fetchone()
+        if known is None:
+            raise InspectFailed(
+                path,
+                f"has no resource {resource_id!r} and no task for it",
+                hint=f"`stateward inspect {path}` lists the resources it holds",
+            )
+    rows = db.execute(
+        f"SELECT {_TASK_COLUMNS} FROM documents WHERE collection = ? AND resource_id = ? "
+        "ORDER BY created DESC, key DESC LIMIT ?",
+        (TASKS, resource_id, limit),
+    ).fetchall()
+    return [_task_row(row) for row in rows], int(total)
+
+
+def _parked_tasks(db: sqlite3.Connection, *, limit: int) -> tuple[list[_TaskRow], int]:
+    """The last ``limit`` parked tasks, newest first, and how many there are."""
+    (total,) = db.execute(
+        "SELECT count(*) FROM documents WHERE collection = ? AND status = ?",
+        (TASKS, TaskStatus.PARKED.value),
+    ).fetchone()
+    rows = db.execute(
+        f"SELECT {_TASK_COLUMNS} FROM documents WHERE collection = ? AND status = ? "
+        "ORDER BY created DESC, key DESC LIMIT ?",
+        (TASKS, TaskStatus.PARKED.value, limit),
+    ).fetchall()
+    return [_task_row(row) for row in rows], int(total)
 
 
 # --- rendering ---------------------------------------------------------------------------
@@ -375,6 +503,172 @@ def _history_table(summary: ResourceSummary, entries: list[_Entry]) -> Table:
     return table
 
 
+def _time_text(at: float | None) -> Text:
+    return Text(_iso_time(at)) if at is not None else Text("-", style="dim")
+
+
+def _time_json(at: float | None) -> str | None:
+    return _iso_time(at) if at is not None else None
+
+
+def _parked_because(record: TaskRecord) -> str | None:
+    """The detail of the task's last ``parked`` history event."""
+    for event in reversed(record.history):
+        if event.event == TaskStatus.PARKED.value:
+            return event.detail
+    return None
+
+
+def _task_error(record: TaskRecord) -> str | None:
+    """Why the task failed (or was parked), in one line; None when it did not."""
+    if record.error_message is not None:
+        kind = f"{record.error_type}: " if record.error_type else ""
+        return kind + record.error_message
+    if record.status is TaskStatus.PARKED:
+        return _parked_because(record)
+    return None
+
+
+def _step_error(step: StepRecord) -> str | None:
+    if step.error_type is None and step.error_message is None:
+        return None
+    return f"{step.error_type or 'error'}: {step.error_message or ''}"
+
+
+def _status_text(status: str | None) -> Text:
+    if status is None:
+        return Text("-", style="dim")
+    style = {
+        TaskStatus.SUCCEEDED.value: "green",
+        TaskStatus.FAILED.value: "red",
+        TaskStatus.REVERTED.value: "yellow",
+        TaskStatus.REVERT_FAILED.value: "bold red",
+        TaskStatus.PARKED.value: "bold yellow",
+    }.get(status, "")
+    return Text(status, style=style)
+
+
+def _task_json(record: TaskRecord) -> dict[str, Any]:
+    found: dict[str, Any] = msgspec.to_builtins(record)
+    found["created_iso"] = _iso_time(record.created)
+    found["updated_iso"] = _iso_time(record.updated)
+    found["error"] = _task_error(record)
+    for step in found["steps"]:
+        step["started_iso"] = _time_json(step["started"])
+        step["finished_iso"] = _time_json(step["finished"])
+    for event in found["history"]:
+        event["at_iso"] = _iso_time(event["at"])
+    return found
+
+
+def _task_row_json(row: _TaskRow) -> dict[str, Any]:
+    record = row.record
+    found: dict[str, Any] = {
+        "id": row.key,
+        "kind": record.kind if record is not None else None,
+        "flow_version": record.flow_version if record is not None else None,
+        "resource_id": row.resource_id,
+        "status": row.status,
+        "created": row.created,
+        "created_iso": _iso_time(row.created),
+        "updated": row.updated,
+        "updated_iso": _iso_time(row.updated),
+        "error": _task_error(record) if record is not None else None,
+    }
+    if row.decode_error is not None:
+        found["decode_error"] = row.decode_error
+    return found
+
+
+def _task_fields(record: TaskRecord) -> Table:
+    table = Table(title=f"task {record.id}", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    table.add_row("id", Text(record.id))
+    table.add_row("kind", Text(record.kind))
+    table.add_row("flow version", str(record.flow_version))
+    table.add_row("resource", Text(record.resource_id))
+    table.add_row("status", _status_text(record.status.value))
+    table.add_row("created (UTC)", _iso_time(record.created))
+    table.add_row("updated (UTC)", _iso_time(record.updated))
+    table.add_row("idempotency key", _optional(record.idempotency_key))
+    error = _task_error(record)
+    table.add_row("error", Text(error, style="red") if error is not None else _optional(None))
+    return table
+
+
+def _steps_table(record: TaskRecord) -> Table:
+    table = Table(title="steps")
+    table.add_column("#", justify="right")
+    table.add_column("step")
+    table.add_column("status")
+    table.add_column("attempts", justify="right")
+    table.add_column("started (UTC)")
+    table.add_column("finished (UTC)")
+    table.add_column("error", overflow="fold")
+    table.add_column("delays")
+    for number, step in enumerate(record.steps, start=1):
+        error = _step_error(step)
+        table.add_row(
+            str(number),
+            Text(step.name),
+            _status_text(step.status.value),
+            str(step.attempts),
+            _time_text(step.started),
+            _time_text(step.finished),
+            Text(error, style="red") if error is not None else _optional(None),
+            Text(", ".join(f"{d:.3f}s" for d in step.delays)) if step.delays else _optional(None),
+        )
+    return table
+
+
+def _task_history_table(record: TaskRecord) -> Table:
+    table = Table(title="history")
+    table.add_column("time (UTC)")
+    table.add_column("event")
+    table.add_column("step")
+    table.add_column("detail", overflow="fold")
+    for event in record.history:
+        table.add_row(
+            _iso_time(event.at), Text(event.event), _optional(event.step), _optional(event.detail)
+        )
+    return table
+
+
+def _tasks_table(title: str, rows: list[_TaskRow], *, parked: bool) -> Table:
+    """A resource's tasks (status, error), or parked tasks (resource, version, why)."""
+    table = Table(title=title)
+    table.add_column("id")
+    table.add_column("kind")
+    if parked:
+        table.add_column("resource")
+        table.add_column("flow version", justify="right")
+    else:
+        table.add_column("status")
+    table.add_column("created (UTC)")
+    table.add_column("parked (UTC)" if parked else "updated (UTC)")
+    table.add_column("parked because" if parked else "error", overflow="fold")
+    for row in rows:
+        record = row.record
+        if record is None:
+            error: Text = Text(f"<{row.decode_error}>", style="red")
+        else:
+            why = _task_error(record)
+            error = Text(why, style="red") if why is not None else _optional(None)
+        cells: list[RenderableType] = [
+            Text(row.key),
+            Text(record.kind) if record is not None else _optional(None),
+        ]
+        if parked:
+            cells.append(_optional(row.resource_id))
+            cells.append(str(record.flow_version) if record is not None else _optional(None))
+        else:
+            cells.append(_status_text(row.status))
+        cells.extend([_iso_time(row.created), _iso_time(row.updated), error])
+        table.add_row(*cells)
+    return table
+
+
 # --- views -------------------------------------------------------------------------------
 
 #: What a view returns: the JSON document, and the tables and notes for people.
@@ -433,14 +727,90 @@ def _view_history(db: sqlite3.Connection, options: Options) -> _Rendered:
     return document, Group(*parts)
 
 
+def _view_task(db: sqlite3.Connection, options: Options) -> _Rendered:
+    path = str(options.db)
+    assert options.task is not None
+    record = _task(db, path, options.task)
+    document = {
+        "database": path,
+        "schema_version": SCHEMA_VERSION,
+        "task": _task_json(record),
+    }
+    parts: list[RenderableType] = [
+        _task_fields(record),
+        _steps_table(record),
+        _task_history_table(record),
+    ]
+    return document, Group(*parts)
+
+
+def _view_resource_tasks(db: sqlite3.Connection, options: Options) -> _Rendered:
+    path = str(options.db)
+    assert options.resource is not None
+    rows, total = _resource_tasks(db, path, options.resource, limit=options.limit)
+    document = {
+        "database": path,
+        "schema_version": SCHEMA_VERSION,
+        "resource_id": options.resource,
+        "limit": options.limit,
+        "total": total,
+        "truncated": total > len(rows),
+        "tasks": [_task_row_json(row) for row in rows],
+    }
+    parts: list[RenderableType] = [
+        _tasks_table(f"tasks of {options.resource}, newest first", rows, parked=False)
+    ]
+    if total > len(rows):
+        parts.append(
+            Text(
+                f"showing the newest {len(rows)} of {total} tasks; raise --limit for more",
+                style="yellow",
+            )
+        )
+    elif not rows:
+        parts.append(Text(f"{options.resource} has no tasks"))
+    return document, Group(*parts)
+
+
+def _view_parked(db: sqlite3.Connection, options: Options) -> _Rendered:
+    path = str(options.db)
+    rows, total = _parked_tasks(db, limit=options.limit)
+    document = {
+        "database": path,
+        "schema_version": SCHEMA_VERSION,
+        "limit": options.limit,
+        "total": total,
+        "truncated": total > len(rows),
+        "tasks": [_task_row_json(row) for row in rows],
+    }
+    parts: list[RenderableType] = [
+        _tasks_table(f"parked tasks in {path}, newest first", rows, parked=True)
+    ]
+    if total > len(rows):
+        parts.append(
+            Text(
+                f"showing the newest {len(rows)} of {total} parked tasks; raise --limit for more",
+                style="yellow",
+            )
+        )
+    elif not rows:
+        parts.append(Text("no parked tasks"))
+    return document, Group(*parts)
+
+
 #: Each view: whether the options select it, and how it reads and renders.
 VIEWS: tuple[
     tuple[str, Callable[[Options], bool], Callable[[sqlite3.Connection, Options], _Rendered]],
     ...,
 ] = (
+    ("task", lambda o: o.task is not None, _view_task),
+    ("parked", lambda o: o.parked, _view_parked),
+    ("tasks", lambda o: o.resource is not None and o.tasks, _view_resource_tasks),
     ("history", lambda o: o.resource is not None, _view_history),
     ("resources", lambda o: True, _view_resources),
 )
+#: The views that read task records (they need the documents table).
+TASK_VIEWS = frozenset({"task", "parked", "tasks"})
 
 
 def run_inspect(options: Options, *, console: Console, out: TextIO | None = None) -> None:
@@ -453,11 +823,11 @@ def run_inspect(options: Options, *, console: Console, out: TextIO | None = None
 
     Raises:
         InspectFailed: the file is missing or not a stateward database, it stayed locked too
-            long, or it has no such resource.
+            long, it has no such resource or task, or it predates task records.
         SchemaError: a newer stateward wrote the database.
     """
-    view = next(render for _, selects, render in VIEWS if selects(options))
-    with _snapshot(options.db) as db:
+    name, view = next((name, render) for name, selects, render in VIEWS if selects(options))
+    with _snapshot(options.db, tasks=name in TASK_VIEWS) as db:
         document, renderable = view(db, options)
     if options.as_json:
         stream = out if out is not None else sys.stdout

@@ -21,6 +21,7 @@ from ._baselines import (
     bare_tell_round,
     dict_transition_round,
 )
+from ._flow_rows import FLOW_ROWS
 from ._harness import Comparison, Goal, Registry, Round, Row, Sizes, compare
 from ._peers import (
     AUTOMATON,
@@ -247,5 +248,6 @@ ROWS = Registry(
             requires=(_PYKKA_MODULE,),
         ),
         *STORE_ROWS,
+        *FLOW_ROWS,
     ]
 )

@@ -29,6 +29,7 @@ from stateward.runtime import (
     Environment,
     InvalidArgument,
     Store,
+    StoreError,
     StoreUnavailable,
     Write,
 )
@@ -126,6 +127,7 @@ class FlowHandle:
         Raises:
             StoreUnavailable: the run was interrupted because a checkpoint could not be
                 committed; :meth:`FlowEngine.resume` continues it later.
+            RevisionConflict: another engine resumed the task, so this run stopped.
         """
         return await asyncio.shield(self._done)
 
@@ -190,6 +192,7 @@ class FlowEngine:
         resource_id: str,
         inputs: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
+        task_id: str | None = None,
     ) -> FlowHandle:
         """Start ``flow`` for ``resource_id``; return once its task record is committed.
 
@@ -199,6 +202,8 @@ class FlowEngine:
             inputs: the flow's inputs, as plain data.
             idempotency_key: a second submission with the same key for the same resource
                 returns the first task instead of starting another.
+            task_id: the new task's id, when the caller recorded it already (for example
+                in the transition that started the operation); a fresh id by default.
 
         Raises:
             FlowBusy: the resource runs a flow and the policy is ``Busy.REJECT``.
@@ -234,7 +239,7 @@ class FlowEngine:
                 raise FlowBusy(resource_id, active=active.record.id)
             now = self.env.clock.now()
             record = TaskRecord(
-                id=self.env.ids.next("task"),
+                id=task_id if task_id is not None else self.env.ids.next("task"),
                 kind=flow.name,
                 flow_version=flow.version,
                 resource_id=resource_id,
@@ -268,6 +273,16 @@ class FlowEngine:
             flow, resource_id=resource_id, inputs=inputs, idempotency_key=idempotency_key
         )
         return await handle.wait()
+
+    async def find(self, resource_id: str, idempotency_key: str) -> TaskRecord | None:
+        """The task submitted for ``resource_id`` with ``idempotency_key``, if any."""
+        handle = await self._existing(resource_id, idempotency_key)
+        return handle.record if handle is not None else None
+
+    def handle(self, task_id: str) -> FlowHandle | None:
+        """The handle of a task running (or queued) in this engine, if it is."""
+        run = self._runs.get(task_id)
+        return FlowHandle(run.record, run.done) if run is not None else None
 
     async def _existing(self, resource_id: str, key: str) -> FlowHandle | None:
         for run in self._runs.values():
@@ -356,11 +371,20 @@ class FlowEngine:
                 await self._backward(run, failed.failure)
                 return
             if run.cancel_requested:
+                for interrupted in record.steps:
+                    if interrupted.status is StepStatus.RUNNING:
+                        # Stopped on request, not by a crash: the step did not complete, and
+                        # a finished record must not show it running (_backward checkpoints).
+                        interrupted.status = StepStatus.FAILED
+                        interrupted.finished = self.env.clock.now()
+                        interrupted.error_type = "Cancelled"
+                        interrupted.error_message = "cancelled on request"
                 await self._backward(run, None)
                 return
             await self._finish(run, TaskStatus.SUCCEEDED, None)
-        except (StoreUnavailable, RecordTooLarge) as exc:
-            # The record cannot be made durable: stop here, as a crash would.
+        except (StoreError, RecordTooLarge) as exc:
+            # The record cannot be made durable (the store is down, or another engine now
+            # owns the task: RevisionConflict): stop here, as a crash would.
             self._log.error(
                 "flow interrupted: checkpoint failed", task_id=record.id, error=str(exc)
             )
@@ -468,10 +492,13 @@ class FlowEngine:
     async def _execute(self, task: Task, inputs: dict[str, Any]) -> Any:
         if task.timeout == math.inf:
             return await task.execute(**inputs)
+        scope = asyncio.timeout(task.timeout)
         try:
-            async with asyncio.timeout(task.timeout):
+            async with scope:
                 return await task.execute(**inputs)
         except TimeoutError as exc:
+            if not scope.expired():
+                raise  # the step's own TimeoutError (a socket's, say), not its deadline
             raise StepTimeout(task.name, task.timeout) from exc
 
     async def _backward(self, run: _Run, failure: Failure | None) -> None:
@@ -516,12 +543,18 @@ class FlowEngine:
         final = TaskStatus.CANCELLED if failure is None else TaskStatus.REVERTED
         await self._finish(run, final, None)
 
-    def _failure_of(self, record: TaskRecord) -> Failure:
-        failed = next((s for s in record.steps if s.status is StepStatus.FAILED), None)
+    def _failure_of(self, record: TaskRecord) -> Failure | None:
+        # _backward stores a failure as the record's error; none means it was a cancel.
+        if record.error_type is None:
+            return None
+        failed = next(
+            (s for s in record.steps if s.status is StepStatus.FAILED and s.error_type is not None),
+            None,
+        )
+        if failed is None:
+            return Failure("", record.error_type, record.error_message or "")
         return Failure(
-            failed.name if failed is not None else "",
-            record.error_type or "Unknown",
-            record.error_message or "",
+            failed.name, failed.error_type or record.error_type, failed.error_message or ""
         )
 
     async def _set_status(self, run: _Run, status: TaskStatus, detail: str | None = None) -> None:
@@ -587,7 +620,7 @@ class FlowEngine:
         task can tell whether it already happened) and otherwise runs again. A task whose
         flow is not registered, or was registered with another version, is parked.
         """
-        handles: list[FlowHandle] = []
+        found: list[TaskRecord] = []
         for status in (TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.REVERTING):
             before: tuple[float, str] | None = None
             while True:
@@ -597,13 +630,15 @@ class FlowEngine:
                 if not page:
                     break
                 before = (page[-1].created, page[-1].key)
-                for document in page:
-                    if document.key in self._runs:
-                        continue
-                    record = _record_decoder.decode(document.body)
-                    handle = await self._resume_one(record)
-                    if handle is not None:
-                        handles.append(handle)
+                found.extend(
+                    _record_decoder.decode(d.body) for d in page if d.key not in self._runs
+                )
+        # Oldest first, so each resource's queue keeps its submission order.
+        handles: list[FlowHandle] = []
+        for record in sorted(found, key=lambda r: (r.created, r.id)):
+            handle = await self._resume_one(record)
+            if handle is not None:
+                handles.append(handle)
         return tuple(sorted(handles, key=lambda h: (h.record.created, h.task_id)))
 
     async def _resume_one(self, record: TaskRecord) -> FlowHandle | None:
@@ -621,6 +656,7 @@ class FlowEngine:
             run = _Run.__new__(_Run)
             run.record, run.lock = record, asyncio.Lock()
             record.status = TaskStatus.PARKED
+            record.error_message = detail  # what actions() shows for a parked task
             record.history.append(HistoryEvent(self.env.clock.now(), "parked", None, detail))
             await self._checkpoint(run)
             self._log.error("task parked", task_id=record.id, kind=record.kind, detail=detail)

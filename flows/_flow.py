@@ -141,14 +141,18 @@ class Task:
         self.timeout = float(timeout)
         self.retry = retry if retry is not None else Retry()
 
-    async def execute(self, **inputs: Any) -> Any:
+    # The hooks take ``*args: Any, **kwargs: Any`` so that subclasses may declare their
+    # inputs as named parameters (that is how a task names its inputs) and still type-check.
+
+    async def execute(self, *args: Any, **inputs: Any) -> Any:
         """Do the work; the return value is the step's result (plain data)."""
         raise NotImplementedError(f"task {self.name!r} must implement execute()")
 
-    async def revert(self, result: Any, failure: Failure, **inputs: Any) -> None:
-        """Undo what execute did; ``result`` is what it returned. Default: nothing to undo."""
+    async def revert(self, *args: Any, **inputs: Any) -> None:
+        """Undo what execute did: called as ``revert(result, failure, **inputs)`` with what
+        execute returned and why the flow reverts. Default: nothing to undo."""
 
-    async def reconcile(self, **inputs: Any) -> Reconciled | None:
+    async def reconcile(self, *args: Any, **inputs: Any) -> Reconciled | None:
         """On resume, tell whether the interrupted step already happened; None: unknown
         (the step then simply runs again)."""
         return None

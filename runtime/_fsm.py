@@ -75,6 +75,7 @@ class FSMActor(Actor):
             a new resource. Adding a field with a default keeps old snapshots readable.
         snapshot_every: take a snapshot of the data every this many transitions (and on the
             first); loading replays at most this many journal records.
+        topic: the bus topic of each transition.
 
     Args:
         store: where transitions are committed; the system's store by default.
@@ -83,6 +84,9 @@ class FSMActor(Actor):
     machine: ClassVar[Machine]
     data_type: ClassVar[type[msgspec.Struct]] = NoData
     snapshot_every: ClassVar[int] = 32
+    #: The bus topic of each committed transition; ``{machine}``, ``{resource}`` and
+    #: ``{event}`` are filled in.
+    topic: ClassVar[str] = "transition.{machine}.{resource}"
 
     def __init__(self, *, store: Store | None = None) -> None:
         cls = type(self)
@@ -224,7 +228,10 @@ class FSMActor(Actor):
         self.data = data
         bus = self.context.system.bus
         if bus._subscriptions:  # building the topic is the cost; skip it when nobody listens
-            bus._emit(f"transition.{self.machine.name}.{record.resource_id}", record)
+            topic = self.topic.format(
+                machine=self.machine.name, resource=record.resource_id, event=record.event
+            )
+            bus._emit(topic, record)
         else:
             bus._published += 1
         if type(self).on_transition is not FSMActor.on_transition:

@@ -252,6 +252,25 @@ def test_cycle_through_links_is_reported_with_its_path() -> None:
         )
 
 
+def test_cycle_is_reported_together_with_other_problems() -> None:
+    """A cycle does not hide the duplicate names and ambiguous providers found before it."""
+    with pytest.raises(FlowDefinitionError) as info:
+        Flow(
+            "knot",
+            graph(
+                step("a", provides="v"),
+                step("b", provides="v"),
+                step("b"),
+                links=[("a", "b"), ("b", "a")],
+            ),
+        )
+    assert info.value.problems == (
+        "duplicate task name 'b'",
+        "'v' is provided by both 'a' and 'b'",
+        "cycle: a -> b -> a",
+    )
+
+
 def test_link_outside_its_graph_is_reported() -> None:
     """A link naming a task outside its graph is a definition error."""
     with pytest.raises(

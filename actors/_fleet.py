@@ -1,0 +1,798 @@
+"""The embedding API: a fleet of hosts and instances on one database and one driver.
+
+::
+
+    async with Fleet.open("cloud.db", driver=FakeDriver()) as fleet:
+        fleet.flavors.add(Flavor("m1.small", vcpus=1, ram_mb=2048, disk_gb=20))
+        fleet.images.add("cirros")
+        await fleet.hosts.add("h-1", capacity=Capacity(vcpus=16, ram_mb=65536, disk_gb=1000))
+        record = await fleet.instances.boot("web-1", flavor="m1.small", image="cirros")
+        record = await fleet.tasks.wait(record.id)
+
+Opening a fleet restores every host and instance from the database (lazily), resumes the
+flows a crash interrupted, settles instances whose task ended while nobody listened, and
+reconciles the database with ``driver.describe()`` (see :meth:`Fleet.reconcile`).
+
+Events: ``instance.<id>.<event>`` and ``host.<id>.<event>`` for every committed transition,
+``task.<id>.<status>`` when a task ends; subscribe with :meth:`Fleet.subscribe`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import structlog
+
+from stateward.flows import Action as TaskAction
+from stateward.flows import (
+    Busy,
+    Flow,
+    FlowEngine,
+    FlowHandle,
+    Reconciled,
+    TaskRecord,
+    TaskStatus,
+    linear,
+    task,
+)
+from stateward.runtime import (
+    ActorRef,
+    ActorSystem,
+    CommandRejected,
+    Durability,
+    Environment,
+    InvalidArgument,
+    MemoryStore,
+    Overflow,
+    StatewardError,
+    Store,
+    Subscription,
+    open_actor_system,
+    open_sqlite_store,
+)
+
+from ._driver import Driver, DriverView
+from ._host import (
+    Capacity,
+    Configure,
+    GetHost,
+    Heartbeat,
+    HostActor,
+    HostStatus,
+)
+from ._instance import Act, Boot, GetInstance, InstanceActor, InstanceStatus, Lost, TaskEnded
+from ._instance_machine import vm_state
+from ._operations import build_flows
+from ._scheduler import Flavor, GroupPolicy, Scheduler, ServerGroup, Weigher
+
+__all__ = (
+    "Fleet",
+    "Hosts",
+    "Instances",
+    "Tasks",
+    "Catalog",
+    "UnknownName",
+    "DuplicateName",
+    "ReconcileReport",
+)
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+
+
+class UnknownName(StatewardError, LookupError):
+    """No flavor, image, host or instance by that name."""
+
+    def __init__(self, kind: str, name: str, *, known: Iterable[str] = ()) -> None:
+        self.kind = kind
+        self.name = name
+        shown = sorted(known)[:10]
+        hint = f"; known: {', '.join(shown)}" if shown else ""
+        super().__init__(f"unknown {kind} {name!r}{hint}")
+
+
+class DuplicateName(CommandRejected):
+    """A host or instance by that name exists already."""
+
+    def __init__(self, kind: str, name: str) -> None:
+        self.kind = kind
+        self.name = name
+        super().__init__(f"a {kind} named {name!r} exists already; names are unique in a fleet")
+
+
+def _check_name(kind: str, name: object) -> str:
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise InvalidArgument(
+            f"{kind} name", expected="letters, digits, '-' and '_' (no dots or spaces)", got=name
+        )
+    return name
+
+
+class Catalog:
+    """Named things a fleet knows: flavors or images (configuration, not stored)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._items: dict[str, Any] = {}
+
+    def add(self, item: Any, *, name: str | None = None) -> None:
+        """Add ``item`` (a Flavor, or an image name)."""
+        key = name if name is not None else getattr(item, "name", item)
+        if not isinstance(key, str) or not key.strip():
+            raise InvalidArgument(f"{self.kind} name", expected="a non-empty str", got=key)
+        if key in self._items:
+            raise DuplicateName(self.kind, key)
+        self._items[key] = item
+
+    def get(self, name: str) -> Any:
+        """The item called ``name``; UnknownName otherwise."""
+        try:
+            return self._items[name]
+        except (KeyError, TypeError):
+            raise UnknownName(self.kind, str(name), known=self._items) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def __iter__(self) -> Any:
+        return iter(sorted(self._items))
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileReport:
+    """What a reconciliation found and repaired.
+
+    Attributes:
+        orphans: instances on the driver the database does not know (or knows as deleted);
+            destroyed.
+        ghosts: instances the database has as built but the driver does not have; put in
+            ``error`` with the repair task as their fault.
+        orphan_ports, orphan_volumes: ports freed and volumes detached whose owner is not
+            a live instance.
+        tasks: the repair task of each, in the order above.
+    """
+
+    orphans: tuple[str, ...]
+    ghosts: tuple[str, ...]
+    orphan_ports: tuple[str, ...]
+    orphan_volumes: tuple[str, ...]
+    tasks: tuple[str, ...]
+
+
+class Fleet:
+    """Hosts and instances, their tasks and events, on one store and one driver.
+
+    Use :meth:`open`. Args are those of :meth:`open`.
+    """
+
+    def __init__(
+        self,
+        path: str | Path | None,
+        *,
+        driver: Driver,
+        env: Environment | None = None,
+        store: Store | None = None,
+        durability: Durability = Durability.FULL,
+        weigher: Weigher = Weigher.SPREAD,
+        networks: tuple[str, ...] = ("default",),
+        heartbeat_interval: float = 20.0,
+        reconcile: bool = True,
+    ) -> None:
+        if not isinstance(driver, Driver):
+            raise InvalidArgument("driver", expected="a Driver", got=driver)
+        if path is not None and store is not None:
+            raise InvalidArgument("store", expected="either a path or a store", got=store)
+        if not isinstance(heartbeat_interval, int | float) or not heartbeat_interval > 0:
+            raise InvalidArgument(
+                "heartbeat_interval", expected="seconds > 0", got=heartbeat_interval
+            )
+        self.path = path
+        self.driver = driver
+        self.env = env if env is not None else Environment()
+        self._given_store = store
+        self._durability = durability
+        self._weigher = weigher
+        self.networks = tuple(networks)
+        self._heartbeat_interval = float(heartbeat_interval)
+        self._reconcile_on_open = reconcile
+        self.flavors = Catalog("flavor")
+        self.images = Catalog("image")
+        self.hosts = Hosts(self)
+        self.instances = Instances(self)
+        self.tasks = Tasks(self)
+        self._host_refs: dict[str, ActorRef] = {}
+        self._agents: dict[str, bool] = {}
+        self._watchers: set[asyncio.Task[None]] = set()
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._log = structlog.get_logger("stateward.fleet")
+        self.system: ActorSystem
+        self.store: Store
+        self.engine: FlowEngine
+        self.scheduler: Scheduler
+        self._flows: dict[str, Flow] = {}
+        self.last_reconcile: ReconcileReport | None = None
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path | None = None,
+        *,
+        driver: Driver,
+        env: Environment | None = None,
+        store: Store | None = None,
+        durability: Durability = Durability.FULL,
+        weigher: Weigher = Weigher.SPREAD,
+        networks: tuple[str, ...] = ("default",),
+        heartbeat_interval: float = 20.0,
+        reconcile: bool = True,
+    ) -> Fleet:
+        """A fleet to open with ``async with``.
+
+        Args:
+            path: the SQLite database (created if missing); in memory when None.
+            driver: the hypervisor boundary.
+            env: clock, randomness and ids.
+            store: a store to use instead of ``path`` (opened and closed by the caller).
+            durability: the SQLite durability mode.
+            weigher: spread or pack instances.
+            networks: the networks an instance gets a port on by default.
+            heartbeat_interval: how often the fleet heartbeats hosts whose agent is alive.
+            reconcile: reconcile with the driver when opening.
+        """
+        return cls(
+            path,
+            driver=driver,
+            env=env,
+            store=store,
+            durability=durability,
+            weigher=weigher,
+            networks=networks,
+            heartbeat_interval=heartbeat_interval,
+            reconcile=reconcile,
+        )
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def __aenter__(self) -> Fleet:
+        stack = self._stack = contextlib.AsyncExitStack()
+        try:
+            await self._open(stack)
+        except BaseException:
+            self._stack = None
+            await stack.aclose()
+            raise
+        return self
+
+    async def _open(self, stack: contextlib.AsyncExitStack) -> None:
+        if self._given_store is not None:
+            store: Store = self._given_store
+        elif self.path is not None:
+            store = await stack.enter_async_context(
+                open_sqlite_store(self.path, durability=self._durability, clock=self.env.clock)
+            )
+        else:
+            memory = MemoryStore(clock=self.env.clock)
+            stack.push_async_callback(memory.aclose)
+            store = memory
+        self.store = store
+        self.system = await stack.enter_async_context(
+            open_actor_system(env=self.env, store=store, name="fleet")
+        )
+        self.engine = FlowEngine(store, env=self.env, on_busy=Busy.QUEUE)
+        stack.push_async_callback(self._close_engine)
+        self._flows = build_flows(self)
+        for flow in (*self._flows.values(), *self._repair_flows().values()):
+            self.engine.register(flow)
+        self.scheduler = Scheduler(lambda: self._host_refs, weigher=self._weigher)
+        await self.system.restore(
+            {"host": HostActor, "instance": self._instance_factory}, idle_after=math.inf
+        )
+        for summary in await self._summaries("host"):
+            self._host_refs[summary.resource_id] = self.system.lookup(summary.resource_id)
+            self._agents[summary.resource_id] = True
+        for handle in await self.engine.resume():
+            self._watch(handle)
+        await self._settle_instances()
+        await self._rebuild_groups()
+        if self._reconcile_on_open:
+            await self._wait_for_tasks()
+            await self.reconcile()
+        heartbeats = asyncio.get_running_loop().create_task(self._heartbeats())
+        stack.push_async_callback(_cancel, heartbeats)
+
+    async def _close_engine(self) -> None:
+        for watcher in list(self._watchers):
+            watcher.cancel()
+        if self._watchers:
+            await asyncio.wait(self._watchers)
+        await self.engine.aclose()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
+
+    def _instance_factory(self) -> InstanceActor:
+        return InstanceActor(self)
+
+    async def _summaries(self, kind: str) -> list[Any]:
+        found: list[Any] = []
+        after: str | None = None
+        while True:
+            page = await self.store.resources(kind=kind, after=after, limit=5000)
+            if not page:
+                return found
+            found.extend(page)
+            after = page[-1].resource_id
+
+    # -- tasks ----------------------------------------------------------------------------
+
+    async def _submit(
+        self, flow: str, resource_id: str, task_id: str, inputs: dict[str, Any], key: str | None
+    ) -> FlowHandle:
+        handle = await self.engine.submit(
+            self._flows[flow],
+            resource_id=resource_id,
+            inputs=inputs,
+            idempotency_key=key,
+            task_id=task_id,
+        )
+        self._watch(handle)
+        return handle
+
+    async def _cancel_then(
+        self,
+        running: str,
+        instance_id: str,
+        task_id: str,
+        inputs: dict[str, Any],
+        key: str | None,
+    ) -> TaskRecord:
+        # Queued behind the running build (the engine runs one flow per resource), then
+        # the build is cancelled, which reverts it; the delete runs once it has.
+        handle = await self._submit("delete", instance_id, task_id, inputs, key)
+        canceller = asyncio.get_running_loop().create_task(self._cancel(running))
+        self._watchers.add(canceller)
+        canceller.add_done_callback(self._watchers.discard)
+        return handle.record
+
+    async def _cancel(self, task_id: str) -> None:
+        with contextlib.suppress(StatewardError):
+            await self.engine.cancel(task_id)
+
+    def _watch(self, handle: FlowHandle) -> None:
+        watcher = asyncio.get_running_loop().create_task(self._report(handle))
+        self._watchers.add(watcher)
+        watcher.add_done_callback(self._watchers.discard)
+
+    def _watch_task(self, instance_id: str, task_id: str) -> None:
+        """Called by an instance that (re)loads with a task: make sure it hears the end."""
+        handle = self.engine.handle(task_id)
+        if handle is not None:
+            self._watch(handle)
+            return
+        watcher = asyncio.get_running_loop().create_task(self._report_stored(instance_id, task_id))
+        self._watchers.add(watcher)
+        watcher.add_done_callback(self._watchers.discard)
+
+    async def _report(self, handle: FlowHandle) -> None:
+        try:
+            record = await handle.wait()
+        except StatewardError:
+            return  # interrupted (the store is down): resume() picks it up
+        self.system.bus.publish(f"task.{record.id}.{record.status.value}", record)
+        if handle.resource_id in self.system:
+            with contextlib.suppress(StatewardError):
+                await self.system.lookup(handle.resource_id).ask(
+                    TaskEnded(record.id, record.status)
+                )
+
+    async def _report_stored(self, instance_id: str, task_id: str) -> None:
+        try:
+            record = await self.engine.get(task_id)
+        except StatewardError:
+            # The transition was committed but the task never was: it did not start.
+            status = TaskStatus.FAILED
+        else:
+            if not record.status.is_terminal:
+                return  # still in flight: its resumed run reports
+            status = record.status
+        with contextlib.suppress(StatewardError):
+            await self.system.lookup(instance_id).ask(TaskEnded(task_id, status))
+
+    async def _settle_instances(self) -> None:
+        """Load every instance caught mid-task, so each finds out how its task ended."""
+        for summary in await self._summaries("instance"):
+            if "/" in summary.state:
+                with contextlib.suppress(StatewardError):
+                    await self.system.lookup(summary.resource_id).ask(GetInstance())
+
+    async def _rebuild_groups(self) -> None:
+        """Server group membership lives in the instances; give it back to the scheduler."""
+        for summary in await self._summaries("instance"):
+            if summary.state == "deleted":
+                continue
+            with contextlib.suppress(StatewardError):
+                status = await self.system.lookup(summary.resource_id).ask(GetInstance())
+                if status.group and status.group_policy and status.host is not None:
+                    group = ServerGroup(status.group, GroupPolicy(status.group_policy))
+                    self.scheduler.remember(group, status.instance_id, status.host)
+
+    async def _wait_for_tasks(self, timeout: float = 60.0) -> None:
+        pending = [w for w in self._watchers if not w.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+
+    # -- hosts' agents ------------------------------------------------------------------
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await self.env.clock.sleep(self._heartbeat_interval)
+            for host_id, ref in list(self._host_refs.items()):
+                if self._agents.get(host_id, False):
+                    with contextlib.suppress(StatewardError):
+                        await ref.ask(Heartbeat())
+
+    # -- reconciliation -----------------------------------------------------------------
+
+    def _repair_flows(self) -> dict[str, Flow]:
+        driver = self.driver
+
+        async def destroy_orphan(instance_id: str, task_id: str) -> None:
+            await driver.destroy(f"{task_id}:destroy", instance_id)
+
+        async def gone(instance_id: str) -> Reconciled:
+            view = await driver.describe()
+            return Reconciled(all(i.instance_id != instance_id for i in view.instances))
+
+        async def free_port(port_id: str, task_id: str) -> None:
+            await driver.free_port(f"{task_id}:free", port_id)
+
+        async def detach_volume(volume_id: str, owner: str, task_id: str) -> None:
+            await driver.detach_volume(f"{task_id}:detach", owner, volume_id=volume_id)
+
+        async def mark_lost(instance_id: str, task_id: str) -> None:
+            await self.system.lookup(instance_id).ask(Lost(task_id))
+
+        return {
+            "repair.orphan": Flow(
+                "repair.orphan",
+                task(destroy_orphan, reconcile=gone),
+                inputs=("instance_id", "task_id"),
+            ),
+            "repair.port": Flow("repair.port", task(free_port), inputs=("port_id", "task_id")),
+            "repair.volume": Flow(
+                "repair.volume", task(detach_volume), inputs=("volume_id", "owner", "task_id")
+            ),
+            "repair.ghost": Flow(
+                "repair.ghost", linear(task(mark_lost)), inputs=("instance_id", "task_id")
+            ),
+        }
+
+    async def reconcile(self) -> ReconcileReport:
+        """Compare the database with ``driver.describe()`` and repair the differences.
+
+        Policy: an *orphan* (on the driver, unknown to the database or deleted there) is
+        destroyed; a *ghost* (built in the database, missing on the driver) goes to ``error``
+        with the repair as its fault, for its owner to rebuild or delete; ports and volumes
+        whose owner is not a live instance are freed and detached. Instances with a task in
+        flight are left to their task. Every repair is a task record.
+        """
+        view: DriverView = await self.driver.describe()
+        states = {s.resource_id: s.state for s in await self._summaries("instance")}
+        live = {i for i, state in states.items() if state not in ("deleted", "new")}
+        busy = {i for i, state in states.items() if "/" in state}
+        on_driver = {i.instance_id for i in view.instances}
+        orphans = sorted(on_driver - live - busy)
+        ghosts = sorted(
+            i
+            for i, state in states.items()
+            if vm_state(state) in ("active", "stopped", "paused", "suspended")
+            and "/" not in state
+            and i not in on_driver
+        )
+        ports = sorted(
+            p for p, owner in view.ports.items() if owner not in live and owner not in busy
+        )
+        volumes = sorted(
+            (v, owner)
+            for v, owner in view.volumes.items()
+            if owner not in live and owner not in busy
+        )
+        repairs: list[str] = []
+        for instance_id in orphans:
+            repairs.append(
+                await self._repair("repair.orphan", instance_id, {"instance_id": instance_id})
+            )
+        for instance_id in ghosts:
+            repairs.append(
+                await self._repair("repair.ghost", instance_id, {"instance_id": instance_id})
+            )
+        for port in ports:
+            repairs.append(await self._repair("repair.port", port, {"port_id": port}))
+        for volume, owner in volumes:
+            repairs.append(
+                await self._repair("repair.volume", volume, {"volume_id": volume, "owner": owner})
+            )
+        report = ReconcileReport(
+            tuple(orphans),
+            tuple(ghosts),
+            tuple(ports),
+            tuple(v for v, _ in volumes),
+            tuple(repairs),
+        )
+        if repairs:
+            self._log.warning(
+                "reconciled with the driver",
+                orphans=len(orphans),
+                ghosts=len(ghosts),
+                ports=len(ports),
+                volumes=len(volumes),
+            )
+        self.last_reconcile = report
+        return report
+
+    async def _repair(self, flow: str, resource_id: str, inputs: dict[str, Any]) -> str:
+        task_id = self.env.ids.next("task")
+        handle = await self.engine.submit(
+            self.engine_flow(flow),
+            resource_id=resource_id,
+            inputs={**inputs, "task_id": task_id},
+            task_id=task_id,
+        )
+        await handle.wait()
+        return task_id
+
+    def engine_flow(self, name: str) -> Flow:
+        """A flow registered with the fleet's engine, by name."""
+        flows = {**self._flows, **self._repair_flows()}
+        return flows[name]
+
+    # -- events -------------------------------------------------------------------------
+
+    def subscribe(
+        self, pattern: str, *, buffer: int = 1000, overflow: Overflow = Overflow.DROP_OLDEST
+    ) -> Subscription:
+        """Events matching ``pattern``: ``instance.*.*``, ``host.h-1.#``, ``task.#``, ..."""
+        return self.system.bus.subscribe(pattern, buffer=buffer, overflow=overflow)
+
+    def _instance_ref(self, instance_id: str) -> ActorRef:
+        return self.system.lookup(instance_id)
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+class Hosts:
+    """The fleet's hosts: ``fleet.hosts``."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        self._fleet = fleet
+
+    async def add(
+        self,
+        host_id: str,
+        *,
+        capacity: Capacity,
+        zone: str = "nova",
+        cpu_ratio: float = 16.0,
+        ram_ratio: float = 1.5,
+        disk_ratio: float = 1.0,
+    ) -> HostStatus:
+        """Register a host, configure it, and start heartbeating it.
+
+        Raises:
+            DuplicateName: a host or instance has that name.
+            InvalidArgument: bad capacity, ratios or zone.
+        """
+        fleet = self._fleet
+        _check_name("host", host_id)
+        if host_id in fleet.system:
+            raise DuplicateName("host", host_id)
+        settings = Configure(capacity, cpu_ratio, ram_ratio, disk_ratio, zone)
+        ref = fleet.system.spawn(HostActor, address=host_id)
+        await ref.ask(settings)
+        status: HostStatus = await ref.ask(Heartbeat())
+        fleet._host_refs[host_id] = ref
+        fleet._agents[host_id] = True
+        return status
+
+    def _ref(self, host_id: str) -> ActorRef:
+        ref = self._fleet._host_refs.get(host_id)
+        if ref is None:
+            raise UnknownName("host", str(host_id), known=self._fleet._host_refs)
+        return ref
+
+    async def get(self, host_id: str) -> HostStatus:
+        """A host's status."""
+        status: HostStatus = await self._ref(host_id).ask(GetHost())
+        return status
+
+    async def list(self) -> tuple[HostStatus, ...]:
+        """Every host, by id."""
+        return tuple([await self.get(h) for h in sorted(self._fleet._host_refs)])
+
+    async def command(self, host_id: str, event: str) -> HostStatus:
+        """``disable``, ``enable``, ``start_maintenance``, ``end_maintenance``."""
+        if event not in ("disable", "enable", "start_maintenance", "end_maintenance"):
+            raise InvalidArgument("event", expected="an admin event of a host", got=event)
+        ref = self._ref(host_id)
+        await ref.ask(event)
+        status: HostStatus = await ref.ask(GetHost())
+        return status
+
+    async def heartbeat(self, host_id: str) -> HostStatus:
+        """Record a heartbeat now."""
+        status: HostStatus = await self._ref(host_id).ask(Heartbeat())
+        return status
+
+    def set_agent(self, host_id: str, *, alive: bool) -> None:
+        """Whether the host's agent heartbeats (a dead agent makes the host go down)."""
+        self._ref(host_id)
+        self._fleet._agents[host_id] = alive
+
+
+class Instances:
+    """The fleet's instances: ``fleet.instances``."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        self._fleet = fleet
+
+    async def boot(
+        self,
+        instance_id: str,
+        *,
+        flavor: str,
+        image: str,
+        zone: str | None = None,
+        group: str | None = None,
+        group_policy: GroupPolicy | None = None,
+        networks: tuple[str, ...] | None = None,
+        volumes: tuple[str, ...] = (),
+        idempotency_key: str | None = None,
+    ) -> TaskRecord:
+        """Build an instance: schedule, claim, ports, volumes, spawn, power on.
+
+        Returns:
+            The boot's task record (the boot runs on; wait for it with
+            ``fleet.tasks.wait(record.id)``).
+
+        Raises:
+            UnknownName: unknown flavor or image.
+            DuplicateName: the name is taken (unless ``idempotency_key`` repeats a boot).
+            InvalidArgument: a bad name, or a group without a policy.
+        """
+        fleet = self._fleet
+        _check_name("instance", instance_id)
+        chosen: Flavor = fleet.flavors.get(flavor)
+        fleet.images.get(image)
+        if (group is None) != (group_policy is None):
+            raise InvalidArgument("group_policy", expected="given with group", got=group_policy)
+        if instance_id in fleet.system:
+            if idempotency_key is None or instance_id in fleet._host_refs:
+                raise DuplicateName("instance", instance_id)
+            ref = fleet.system.lookup(instance_id)
+        else:
+            ref = fleet.system.spawn(fleet._instance_factory, address=instance_id)
+        command = Boot(
+            chosen.name,
+            chosen.vcpus,
+            chosen.ram_mb,
+            chosen.disk_gb,
+            image,
+            zone,
+            group,
+            group_policy.value if group_policy is not None else None,
+            tuple(networks if networks is not None else fleet.networks),
+            tuple(volumes),
+            idempotency_key,
+        )
+        record: TaskRecord = await ref.ask(command)
+        return record
+
+    def _ref(self, instance_id: str) -> ActorRef:
+        fleet = self._fleet
+        if instance_id not in fleet.system or instance_id in fleet._host_refs:
+            raise UnknownName("instance", str(instance_id))
+        return fleet.system.lookup(instance_id)
+
+    async def act(
+        self,
+        instance_id: str,
+        action: str,
+        *,
+        image: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> TaskRecord:
+        """Run ``action`` (stop, start, reboot, reboot_hard, pause, unpause, suspend, resume,
+        rebuild, delete) on an instance; returns its task record."""
+        if image is not None:
+            self._fleet.images.get(image)
+        record: TaskRecord = await self._ref(instance_id).ask(
+            Act(action, image=image, idempotency_key=idempotency_key)
+        )
+        return record
+
+    async def stop(self, instance_id: str, **options: Any) -> TaskRecord:
+        """Power off."""
+        return await self.act(instance_id, "stop", **options)
+
+    async def start(self, instance_id: str, **options: Any) -> TaskRecord:
+        """Power on a stopped instance."""
+        return await self.act(instance_id, "start", **options)
+
+    async def reboot(self, instance_id: str, *, hard: bool = False, **options: Any) -> TaskRecord:
+        """Reboot, soft or hard."""
+        return await self.act(instance_id, "reboot_hard" if hard else "reboot", **options)
+
+    async def rebuild(self, instance_id: str, *, image: str, **options: Any) -> TaskRecord:
+        """Re-create the instance's disk from ``image``."""
+        return await self.act(instance_id, "rebuild", image=image, **options)
+
+    async def delete(self, instance_id: str, **options: Any) -> TaskRecord:
+        """Delete (cancelling a build in progress first)."""
+        return await self.act(instance_id, "delete", **options)
+
+    async def get(self, instance_id: str) -> InstanceStatus:
+        """An instance's status: vm_state, task_state, power, host, fault, allowed actions."""
+        status: InstanceStatus = await self._ref(instance_id).ask(GetInstance())
+        return status
+
+    async def list(self) -> tuple[InstanceStatus, ...]:
+        """Every instance, by id (this loads passivated ones)."""
+        fleet = self._fleet
+        summaries = await fleet._summaries("instance")
+        return tuple([await self.get(s.resource_id) for s in summaries])
+
+
+class Tasks:
+    """The fleet's task records: ``fleet.tasks``."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        self._fleet = fleet
+
+    async def get(self, task_id: str) -> TaskRecord:
+        """One task record (TaskNotFound otherwise)."""
+        return await self._fleet.engine.get(task_id)
+
+    async def wait(self, task_id: str) -> TaskRecord:
+        """Wait for a task to end; return its final record once its resource has caught up."""
+        fleet = self._fleet
+        handle = fleet.engine.handle(task_id)
+        record = await handle.wait() if handle is not None else await fleet.engine.get(task_id)
+        if record.resource_id in fleet.system and record.resource_id not in fleet._host_refs:
+            # A barrier: the instance has handled the end of its task before we return.
+            with contextlib.suppress(StatewardError):
+                await fleet.system.lookup(record.resource_id).ask(GetInstance())
+        return record
+
+    async def list(self, resource_id: str, *, limit: int = 50) -> tuple[TaskRecord, ...]:
+        """A resource's tasks, newest first."""
+        return await self._fleet.engine.tasks(resource_id, limit=limit)
+
+    async def last_fault(self, resource_id: str) -> TaskRecord | None:
+        """The resource's last failed task."""
+        return await self._fleet.engine.last_fault(resource_id)
+
+    async def actions(self, resource_id: str) -> tuple[TaskAction, ...]:
+        """One line per task of the resource."""
+        return await self._fleet.engine.actions(resource_id)
+
+    async def parked(self) -> tuple[TaskRecord, ...]:
+        """Tasks parked because their flow changed."""
+        return await self._fleet.engine.parked()

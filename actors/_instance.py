@@ -1,0 +1,403 @@
+"""Instance actors: commands become task records and flows; flows drive the state machine.
+
+A command (boot, stop, reboot, delete, ...) is checked against the machine (a command the
+state does not allow fails with :class:`~stateward.runtime.InvalidTransition` listing the
+allowed actions), moves the instance into its transitional state and submits the command's
+flow, whose task id the transition records. The actor then stays free for the next command:
+the flow runs on its own and reports back, with :class:`Progress` while it runs and
+:class:`TaskEnded` when its task ends, and the actor moves the machine on.
+
+A failed task that changed nothing (it reverted) takes the instance back where it started,
+with the task as its fault; only real damage ends in ``error``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, cast
+
+import msgspec
+
+from stateward.flows import TaskRecord, TaskStatus
+from stateward.runtime import (
+    FSMActor,
+    InvalidArgument,
+    InvalidTransition,
+    Machine,
+    StartReason,
+    StatewardError,
+    TransitionRecord,
+)
+
+from ._instance_machine import COMMANDS, INSTANCE, task_state, vm_state
+
+if TYPE_CHECKING:
+    from ._fleet import Fleet
+
+__all__ = (
+    "InstanceActor",
+    "InstanceData",
+    "InstanceStatus",
+    "Boot",
+    "Act",
+    "Progress",
+    "TaskEnded",
+    "Lost",
+    "GetInstance",
+    "ACTIONS",
+)
+
+#: Every command an instance takes, besides ``boot``.
+ACTIONS = (*COMMANDS, "delete")
+
+
+class InstanceData(msgspec.Struct):
+    """An instance's durable data (what the journal's payloads fold into)."""
+
+    flavor: str = ""
+    vcpus: int = 0
+    ram_mb: int = 0
+    disk_gb: int = 0
+    image: str = ""
+    zone: str | None = None
+    group: str | None = None
+    group_policy: str | None = None
+    networks: list[str] = msgspec.field(default_factory=list)
+    volumes: list[str] = msgspec.field(default_factory=list)
+    host: str | None = None
+    claim_id: str | None = None
+    ports: list[str] = msgspec.field(default_factory=list)
+    power: str = "nostate"
+    task_id: str | None = None
+    fault: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Boot:
+    """Build the instance (its first command)."""
+
+    flavor: str
+    vcpus: int
+    ram_mb: int
+    disk_gb: int
+    image: str
+    zone: str | None = None
+    group: str | None = None
+    group_policy: str | None = None
+    networks: tuple[str, ...] = ()
+    volumes: tuple[str, ...] = ()
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Act:
+    """Any other command: ``stop``, ``start``, ``reboot``, ``reboot_hard``, ``pause``,
+    ``unpause``, ``suspend``, ``resume``, ``rebuild`` (with ``image``), ``delete``."""
+
+    action: str
+    image: str | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """A running task reports a step done: fire ``event`` with ``payload``."""
+
+    task_id: str
+    event: str
+    payload: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskEnded:
+    """The instance's task ended with ``status``."""
+
+    task_id: str
+    status: TaskStatus
+
+
+@dataclass(frozen=True, slots=True)
+class Lost:
+    """Reconciliation found the instance missing on the hypervisor."""
+
+    task_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class GetInstance:
+    """Ask for an :class:`InstanceStatus`."""
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceStatus:
+    """An instance as its owner sees it: Nova's vm_state, task_state and power state."""
+
+    instance_id: str
+    state: str
+    vm_state: str
+    task_state: str | None
+    power: str
+    host: str | None
+    flavor: str
+    image: str
+    group: str | None
+    group_policy: str | None
+    ports: tuple[str, ...]
+    volumes: tuple[str, ...]
+    task_id: str | None
+    fault: str | None
+    revision: int
+    allowed: tuple[str, ...]
+
+
+#: Events a task reports as progress (with its payload), by the state they leave.
+_PROGRESS = {
+    "building/scheduling": "scheduled",
+    "building/networking": "networked",
+    "building/block_device_mapping": "volumes_attached",
+}
+
+
+class InstanceActor(FSMActor):
+    """The actor that owns one instance. Built by the :class:`~stateward.actors.Fleet`."""
+
+    machine: ClassVar[Machine] = INSTANCE
+    data_type = InstanceData
+    topic: ClassVar[str] = "instance.{resource}.{event}"
+
+    def __init__(self, fleet: Fleet) -> None:
+        super().__init__()
+        self.fleet = fleet
+
+    # -- the data ------------------------------------------------------------------------
+
+    @property
+    def info(self) -> InstanceData:
+        """The instance's data."""
+        return cast(InstanceData, self.data)
+
+    def apply(self, data: Any, record: TransitionRecord) -> Any:
+        """Fold one journaled transition into the instance's data (pure)."""
+        old = cast(InstanceData, data)
+        replace = msgspec.structs.replace
+        payload = record.payload if isinstance(record.payload, dict) else {}
+        event = record.event
+        if event == "boot":
+            return replace(
+                old,
+                flavor=payload["flavor"],
+                vcpus=payload["vcpus"],
+                ram_mb=payload["ram_mb"],
+                disk_gb=payload["disk_gb"],
+                image=payload["image"],
+                zone=payload.get("zone"),
+                group=payload.get("group"),
+                group_policy=payload.get("group_policy"),
+                networks=list(payload.get("networks", ())),
+                volumes=list(payload.get("volumes", ())),
+                task_id=record.task_id,
+            )
+        if event == "scheduled":
+            return replace(old, host=payload.get("host"), claim_id=payload.get("claim_id"))
+        if event == "networked":
+            return replace(old, ports=list(payload.get("ports", ())))
+        if event in ("failed", "damaged", "lost"):
+            return replace(
+                old, task_id=None, fault=record.task_id, power=payload.get("power", old.power)
+            )
+        if event == "deleted":
+            return replace(old, host=None, claim_id=None, ports=[], power="nostate", task_id=None)
+        if event in COMMANDS or event == "delete":
+            changes: dict[str, Any] = {"task_id": record.task_id}
+            if event == "rebuild" and "image" in payload:
+                changes["image"] = payload["image"]
+            return replace(old, **changes)
+        if record.target in ("active", "stopped", "paused", "suspended"):
+            return replace(old, task_id=None, power=payload.get("power", old.power))
+        return old
+
+    def status(self) -> InstanceStatus:
+        """The instance as its owner sees it."""
+        info, state = self.info, self.state
+        return InstanceStatus(
+            instance_id=self.context.resource_id,
+            state=state,
+            vm_state=vm_state(state),
+            task_state=task_state(state),
+            power=info.power,
+            host=info.host,
+            flavor=info.flavor,
+            image=info.image,
+            group=info.group,
+            group_policy=info.group_policy,
+            ports=tuple(info.ports),
+            volumes=tuple(info.volumes),
+            task_id=info.task_id,
+            fault=info.fault,
+            revision=self.revision,
+            allowed=self.actions(),
+        )
+
+    def actions(self) -> tuple[str, ...]:
+        """The commands the current state allows."""
+        allowed = self.instance.allowed()
+        return tuple(a for a in ("boot", *ACTIONS) if a in allowed)
+
+    # -- messages ------------------------------------------------------------------------
+
+    async def rehydrate(self, reason: StartReason) -> None:
+        """Load the instance, then pick up its running task's outcome if it ended meanwhile."""
+        await super().rehydrate(reason)
+        if self.info.task_id is not None:
+            self.fleet._watch_task(self.context.resource_id, self.info.task_id)
+
+    async def receive(self, message: Any) -> Any:
+        """Commands, progress and task ends."""
+        if isinstance(message, Boot):
+            return await self._boot(message)
+        if isinstance(message, Act):
+            return await self._act(message)
+        if isinstance(message, Progress):
+            return await self._progress(message)
+        if isinstance(message, TaskEnded):
+            return await self._task_ended(message)
+        if isinstance(message, GetInstance):
+            return self.status()
+        if isinstance(message, Lost):
+            if not self.instance.can("lost"):
+                return False
+            await self.transition("lost", payload={"power": "nostate"}, task_id=message.task_id)
+            return True
+        return await super().receive(message)
+
+    def _refuse(self, action: str) -> InvalidTransition:
+        return InvalidTransition(
+            self.context.resource_id, state=self.state, event=action, allowed=self.actions()
+        )
+
+    async def _existing(self, key: str | None) -> TaskRecord | None:
+        if key is None:
+            return None
+        return await self.fleet.engine.find(self.context.resource_id, key)
+
+    async def _boot(self, command: Boot) -> TaskRecord:
+        existing = await self._existing(command.idempotency_key)
+        if existing is not None:
+            return existing
+        if not self.instance.can("boot"):
+            raise self._refuse("boot")
+        task_id = self.context.env.ids.next("task")
+        payload = {
+            "flavor": command.flavor,
+            "vcpus": command.vcpus,
+            "ram_mb": command.ram_mb,
+            "disk_gb": command.disk_gb,
+            "image": command.image,
+            "zone": command.zone,
+            "group": command.group,
+            "group_policy": command.group_policy,
+            "networks": list(command.networks),
+            "volumes": list(command.volumes),
+        }
+        await self.transition("boot", payload=payload, task_id=task_id)
+        inputs = {**payload, "instance_id": self.context.resource_id, "task_id": task_id}
+        return await self._submit("boot", task_id, inputs, command.idempotency_key)
+
+    async def _act(self, command: Act) -> TaskRecord:
+        action = command.action
+        if action not in ACTIONS:
+            raise InvalidArgument("action", expected=f"one of {', '.join(ACTIONS)}", got=action)
+        existing = await self._existing(command.idempotency_key)
+        if existing is not None:
+            return existing
+        if not self.instance.can(action):
+            raise self._refuse(action)
+        if action == "rebuild" and not command.image:
+            raise InvalidArgument("image", expected="an image to rebuild from", got=command.image)
+        running = self.info.task_id
+        task_id = self.context.env.ids.next("task")
+        payload = {"image": command.image} if action == "rebuild" else None
+        await self.transition(action, payload=payload, task_id=task_id)
+        inputs = {
+            "instance_id": self.context.resource_id,
+            "task_id": task_id,
+            "host": self.info.host,
+            "claim_id": self.info.claim_id,
+            "ports": list(self.info.ports),
+            "volumes": list(self.info.volumes),
+            "image": command.image or self.info.image,
+        }
+        if action == "delete" and running is not None:
+            # Delete during a build: cancel (and so revert) the build first, off this actor.
+            return await self.fleet._cancel_then(
+                running, self.context.resource_id, task_id, inputs, command.idempotency_key
+            )
+        return await self._submit(action, task_id, inputs, command.idempotency_key)
+
+    async def _submit(
+        self, flow: str, task_id: str, inputs: dict[str, Any], key: str | None
+    ) -> TaskRecord:
+        try:
+            handle = await self.fleet._submit(flow, self.context.resource_id, task_id, inputs, key)
+        except BaseException:
+            # The operation never started: go back rather than wait for a task that is not.
+            await self.transition("failed", task_id=task_id, cause="the task could not start")
+            raise
+        return handle.record
+
+    async def _progress(self, progress: Progress) -> bool:
+        if progress.task_id != self.info.task_id or not self.instance.can(progress.event):
+            return False  # a repeat after a resume, or a task that is no longer ours
+        await self.transition(progress.event, payload=progress.payload, task_id=progress.task_id)
+        return True
+
+    async def _task_ended(self, ended: TaskEnded) -> bool:
+        if ended.task_id != self.info.task_id or self.instance.is_stable:
+            return False  # stale: a cancelled build, or already handled
+        status = ended.status
+        if status is TaskStatus.SUCCEEDED:
+            record = await self.fleet.engine.get(ended.task_id)
+            await self._catch_up(record)
+            state = self.state
+            done = {"building/spawning": "spawned"}.get(state) or _completion(state)
+            power = _final_power(record)
+            await self.transition(done, payload={"power": power}, task_id=ended.task_id)
+        elif status is TaskStatus.REVERT_FAILED or status is TaskStatus.PARKED:
+            await self.transition("damaged", task_id=ended.task_id, cause=status.value)
+        elif status.is_terminal:
+            await self.transition("failed", task_id=ended.task_id, cause=status.value)
+        else:
+            return False
+        return True
+
+    async def _catch_up(self, record: TaskRecord) -> None:
+        """Fire the progress events a crash made the task miss, from its step results."""
+        results = {s.name: s.result for s in record.steps}
+        while self.state in _PROGRESS:
+            event = _PROGRESS[self.state]
+            payload = {
+                "scheduled": results.get("schedule"),
+                "networked": {"ports": results.get("allocate_ports") or []},
+                "volumes_attached": None,
+            }[event]
+            await self.transition(event, payload=payload, task_id=record.id)
+
+
+def _completion(state: str) -> str:
+    for event in INSTANCE.allowed(state):
+        if event not in ("failed", "damaged"):
+            return event
+    raise StatewardError(f"no completion event from {state}")
+
+
+def _final_power(record: TaskRecord) -> str:
+    for step in reversed(record.steps):
+        if isinstance(step.result, str) and step.result in (
+            "running",
+            "shutdown",
+            "paused",
+            "suspended",
+            "nostate",
+        ):
+            return step.result
+    return "nostate"

@@ -1,0 +1,107 @@
+"""The instance state machine, with Nova's vm_state and task_state names.
+
+A state is ``"<vm_state>"`` when no task runs (stable) or ``"<vm_state>/<task_state>"``
+while one does (transitional): ``"active"``, ``"active/powering-off"``, ``"stopped"``,
+``"building/spawning"``. :func:`vm_state` and :func:`task_state` split them.
+
+Commands are events from stable states (``stop`` from ``active``). The work then reports
+its progress with events between transitional states (``scheduled``, ``networked``, ...),
+ends with a completion event (``stopped``, ``started``, ``spawned``) or, when it failed:
+
+* ``failed`` — nothing changed (its flow reverted): back to the state it started from, with
+  the failed task as the instance's fault. No "error forever".
+* ``damaged`` — the instance really is broken (a rebuild that lost the old disk, a delete
+  that half happened, a boot that could not be undone): ``error``, which ``rebuild`` and
+  ``delete`` get out of.
+
+``delete`` is allowed from every state but ``deleted``, including while a build runs: the
+build is cancelled (and reverted) first.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from stateward.runtime import Machine, StateKind, Transition
+
+__all__ = ("INSTANCE", "COMMANDS", "vm_state", "task_state")
+
+_STABLE = ("active", "stopped", "paused", "suspended", "error")
+
+#: command -> (the stable states it starts from, task_state, completion event, end state)
+COMMANDS: dict[str, tuple[tuple[str, ...], str, str, str]] = {
+    "stop": (("active",), "powering-off", "stopped", "stopped"),
+    "start": (("stopped",), "powering-on", "started", "active"),
+    "reboot": (("active",), "rebooting", "rebooted", "active"),
+    "reboot_hard": (("active", "stopped", "error"), "rebooting_hard", "rebooted", "active"),
+    "pause": (("active",), "pausing", "paused", "paused"),
+    "unpause": (("paused",), "unpausing", "unpaused", "active"),
+    "suspend": (("active",), "suspending", "suspended", "suspended"),
+    "resume": (("suspended",), "resuming", "resumed", "active"),
+    "rebuild": (("active", "stopped", "error"), "rebuilding", "rebuilt", "active"),
+}
+
+_BUILD = ("scheduling", "networking", "block_device_mapping", "spawning")
+_BUILD_PROGRESS = ("scheduled", "networked", "volumes_attached")
+
+
+def _transitions() -> list[Transition]:
+    t = [Transition("new", "boot", "building/scheduling")]
+    for (here, there), event in zip(itertools.pairwise(_BUILD), _BUILD_PROGRESS, strict=True):
+        t.append(Transition(f"building/{here}", event, f"building/{there}"))
+    t.append(Transition("building/spawning", "spawned", "active"))
+    for task in _BUILD:
+        # A build that fails has nothing to go back to: error, with the boot as the fault.
+        t.append(Transition(f"building/{task}", "failed", "error"))
+        t.append(Transition(f"building/{task}", "damaged", "error"))
+        t.append(Transition(f"building/{task}", "delete", "building/deleting"))
+    for command, (sources, task, done, end) in COMMANDS.items():
+        for source in sources:
+            busy = f"{source}/{task}"
+            t.append(Transition(source, command, busy))
+            if not any(x.source == busy and x.event == done for x in t):
+                t.append(Transition(busy, done, end))
+                # A rebuild that failed may have lost the old disk: that is damage.
+                back = "error" if task == "rebuilding" else source
+                t.append(Transition(busy, "failed", back))
+                t.append(Transition(busy, "damaged", "error"))
+    for vm in ("active", "stopped", "paused", "suspended"):
+        # Reconciliation found it missing on the hypervisor.
+        t.append(Transition(vm, "lost", "error"))
+    for vm in (*_STABLE, "building"):
+        if vm != "building":
+            t.append(Transition(vm, "delete", f"{vm}/deleting"))
+        t.append(Transition(f"{vm}/deleting", "deleted", "deleted"))
+        t.append(Transition(f"{vm}/deleting", "damaged", "error"))
+    return t
+
+
+def _states(transitions: list[Transition]) -> dict[str, StateKind]:
+    states: dict[str, StateKind] = {}
+    for x in transitions:
+        for name in (x.source, x.target):
+            if name == "deleted":
+                states[name] = StateKind.TERMINAL
+            elif "/" in name:
+                states[name] = StateKind.TRANSITIONAL
+            else:
+                states[name] = StateKind.STABLE
+    return states
+
+
+_TRANSITIONS = _transitions()
+
+#: The instance machine. Render it: ``stateward diagram stateward.actors:INSTANCE``.
+INSTANCE = Machine(
+    "instance", initial="new", states=_states(_TRANSITIONS), transitions=_TRANSITIONS
+)
+
+
+def vm_state(state: str) -> str:
+    """Nova's vm_state of a machine state: ``"active/rebooting"`` -> ``"active"``."""
+    return state.partition("/")[0]
+
+
+def task_state(state: str) -> str | None:
+    """Nova's task_state of a machine state: ``"active/rebooting"`` -> ``"rebooting"``."""
+    return state.partition("/")[2] or None

@@ -1,0 +1,487 @@
+"""The scheduler: Nova's filter scheduler, without Nova's races.
+
+A placement reads every host's :class:`~stateward.actors.HostStatus`, runs the filters in
+order (counting how many hosts each one eliminated), weighs the survivors and then *claims*
+capacity on the best one. The read is only a hint: the claim is a command to the host's
+actor, which checks the room again and serialises it against every other claim, so two
+schedulers racing for the last slot cannot both win. The loser gets
+:class:`~stateward.actors.ClaimRefused` and moves on to the next candidate, at most
+``alternates`` more times, as Nova reschedules to its alternates.
+
+Server-group policies are checked against the membership this scheduler keeps. Placements
+into the same group are serialised (one lock per group name), so two concurrent members of
+an anti-affinity group cannot both pass the filter on the same host, which is the race Nova
+closes only with a late check on the compute node.
+
+Everything that decides an order is sorted: hosts by id, candidates by weight and then id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TypeAlias
+
+import msgspec
+
+from stateward.runtime import ActorError, ActorRef, CommandRejected, InvalidArgument
+
+from ._host import Capacity, Claim, ClaimCapacity, ClaimRefused, GetHost, HostStatus, ReleaseClaim
+
+__all__ = (
+    "Flavor",
+    "GroupPolicy",
+    "ServerGroup",
+    "PlacementRequest",
+    "Placement",
+    "GroupMembership",
+    "FilterContext",
+    "Filter",
+    "capacity_filter",
+    "enabled_and_up_filter",
+    "zone_filter",
+    "server_group_filter",
+    "DEFAULT_FILTERS",
+    "Weigher",
+    "NoValidHost",
+    "Scheduler",
+)
+
+
+def _require_name(field: str, value: object) -> None:
+    if not isinstance(value, str) or not value:
+        raise InvalidArgument(field, expected="a non-empty str", got=value)
+
+
+class Flavor(msgspec.Struct, frozen=True):
+    """The size of an instance.
+
+    Attributes:
+        name: the flavor's name, e.g. ``"m1.small"``.
+        vcpus, ram_mb, disk_gb: positive amounts.
+
+    Raises:
+        InvalidArgument: an empty name or a size that is not a positive int.
+    """
+
+    name: str
+    vcpus: int
+    ram_mb: int
+    disk_gb: int
+
+    def __post_init__(self) -> None:
+        _require_name("name", self.name)
+        for field in ("vcpus", "ram_mb", "disk_gb"):
+            value = getattr(self, field)
+            # bool is an int subclass; True vcpus is a bug, not a size.
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise InvalidArgument(field, expected="an int > 0", got=value)
+
+    @property
+    def amount(self) -> Capacity:
+        """What one instance of this flavor claims on a host."""
+        return Capacity(self.vcpus, self.ram_mb, self.disk_gb)
+
+
+class GroupPolicy(enum.Enum):
+    """Where the members of a server group may go relative to one another."""
+
+    #: All members on one host.
+    AFFINITY = "affinity"
+    #: No two members on the same host.
+    ANTI_AFFINITY = "anti-affinity"
+
+
+class ServerGroup(msgspec.Struct, frozen=True):
+    """A named group of instances placed under one policy."""
+
+    name: str
+    policy: GroupPolicy
+
+    def __post_init__(self) -> None:
+        _require_name("name", self.name)
+        if not isinstance(self.policy, GroupPolicy):
+            raise InvalidArgument("policy", expected="a GroupPolicy", got=self.policy)
+
+
+class PlacementRequest(msgspec.Struct, frozen=True):
+    """Place one instance for one task.
+
+    Attributes:
+        instance_id: the instance to place.
+        task_id: the task that owns the claim (a boot, a move).
+        flavor: how much it needs.
+        zone: the availability zone it must land in; any zone when None.
+        group: the server group it belongs to, if any.
+    """
+
+    instance_id: str
+    task_id: str
+    flavor: Flavor
+    zone: str | None = None
+    group: ServerGroup | None = None
+
+    def __post_init__(self) -> None:
+        _require_name("instance_id", self.instance_id)
+        _require_name("task_id", self.task_id)
+        if not isinstance(self.flavor, Flavor):
+            raise InvalidArgument("flavor", expected="a Flavor", got=self.flavor)
+        if self.zone is not None:
+            _require_name("zone", self.zone)
+        if self.group is not None and not isinstance(self.group, ServerGroup):
+            raise InvalidArgument("group", expected="a ServerGroup or None", got=self.group)
+
+    @property
+    def claim_id(self) -> str:
+        """The id of the claim a placement makes; the same on every retry of the task."""
+        return f"{self.task_id}:{self.instance_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where an instance was placed and the claim that holds its room there."""
+
+    host_id: str
+    claim: Claim
+
+
+#: Server group name -> {instance id: host id} of the members placed so far.
+GroupMembership: TypeAlias = Mapping[str, Mapping[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class FilterContext:
+    """What filters may know beyond the request and the host.
+
+    Attributes:
+        membership: the server groups' members and their hosts, as the scheduler knows them.
+    """
+
+    membership: GroupMembership
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """A named host filter: ``check(request, host, context)`` is True to keep the host.
+
+    The name is what :class:`NoValidHost` reports, so keep it stable.
+    """
+
+    name: str
+    check: Callable[[PlacementRequest, HostStatus, FilterContext], bool]
+
+    def __post_init__(self) -> None:
+        _require_name("name", self.name)
+        if not callable(self.check):
+            raise InvalidArgument("check", expected="a callable", got=self.check)
+
+    def __call__(self, request: PlacementRequest, host: HostStatus, context: FilterContext) -> bool:
+        return self.check(request, host, context)
+
+
+def capacity_filter(request: PlacementRequest, host: HostStatus, context: FilterContext) -> bool:
+    """Keep hosts with room for the flavor (``free`` already has the allocation ratios)."""
+    vcpus, ram_mb, disk_gb = host.free
+    flavor = request.flavor
+    return flavor.vcpus <= vcpus and flavor.ram_mb <= ram_mb and flavor.disk_gb <= disk_gb
+
+
+def enabled_and_up_filter(
+    request: PlacementRequest, host: HostStatus, context: FilterContext
+) -> bool:
+    """Keep hosts that are enabled and heartbeating."""
+    return host.state == "enabled" and host.up
+
+
+def zone_filter(request: PlacementRequest, host: HostStatus, context: FilterContext) -> bool:
+    """Keep hosts in the requested availability zone (all hosts when none is requested)."""
+    return request.zone is None or host.zone == request.zone
+
+
+def server_group_filter(
+    request: PlacementRequest, host: HostStatus, context: FilterContext
+) -> bool:
+    """Keep hosts that respect the request's server-group policy.
+
+    Affinity: once any member is placed, only the members' host qualifies. Anti-affinity:
+    no host that already holds a member. The request's own instance does not count, so a
+    reschedule of a member is judged against the others only.
+    """
+    group = request.group
+    if group is None:
+        return True
+    members = context.membership.get(group.name, {})
+    hosts = [h for instance, h in members.items() if instance != request.instance_id]
+    if group.policy is GroupPolicy.AFFINITY:
+        return all(h == host.host_id for h in hosts)
+    return host.host_id not in hosts
+
+
+#: The filters a :class:`Scheduler` runs by default, in this order.
+DEFAULT_FILTERS: tuple[Filter, ...] = (
+    Filter("capacity", capacity_filter),
+    Filter("enabled_and_up", enabled_and_up_filter),
+    Filter("zone", zone_filter),
+    Filter("server_group", server_group_filter),
+)
+
+
+class Weigher(enum.Enum):
+    """How the surviving hosts are ordered; ties always go to the smaller host id."""
+
+    #: Most free RAM first, then most free vcpus: spread the load.
+    SPREAD = "spread"
+    #: Least free RAM first, then least free vcpus: fill hosts up before using new ones.
+    PACK = "pack"
+
+    def key(self, host_id: str, host: HostStatus) -> tuple[float, float, str]:
+        """The sort key of a host; smaller sorts first."""
+        vcpus, ram_mb, _ = host.free
+        if self is Weigher.SPREAD:
+            return (-ram_mb, -vcpus, host_id)
+        return (ram_mb, vcpus, host_id)
+
+
+class NoValidHost(CommandRejected):
+    """No host could take the instance.
+
+    Attributes:
+        instance_id: the instance that was not placed.
+        hosts: how many hosts were considered.
+        eliminated: ``(filter name, hosts it eliminated)`` for every filter, in the order
+            they ran; an ``"unreachable"`` entry comes first when some hosts did not answer.
+        tried: the hosts whose claim was refused (lost races), in the order tried.
+    """
+
+    def __init__(
+        self,
+        instance_id: str,
+        *,
+        hosts: int,
+        eliminated: tuple[tuple[str, int], ...],
+        tried: tuple[str, ...] = (),
+    ) -> None:
+        self.instance_id = instance_id
+        self.hosts = hosts
+        self.eliminated = eliminated
+        self.tried = tried
+        reasons = ", ".join(f"{name} eliminated {count}" for name, count in eliminated if count)
+        if tried:
+            refused = "claims refused on " + ", ".join(tried)
+            reasons = f"{reasons}; {refused}" if reasons else refused
+        if not reasons:
+            reasons = "no hosts are known; give the scheduler some hosts"
+        super().__init__(f"no valid host for {instance_id} among {hosts} hosts: {reasons}")
+
+
+class Scheduler:
+    """Places instances on hosts: filter, weigh, claim, and try alternates on a lost race.
+
+    Args:
+        hosts: refs to :class:`~stateward.actors.HostActor` by host id, or a callable
+            returning such a mapping (called on every placement, so hosts may come and go).
+        weigher: how to order the hosts that pass the filters.
+        alternates: how many more hosts to try after the first claim is refused.
+        filters: the filters to run, in order; names must be unique.
+
+    Raises:
+        InvalidArgument: a bad option.
+    """
+
+    def __init__(
+        self,
+        hosts: Mapping[str, ActorRef] | Callable[[], Mapping[str, ActorRef]],
+        *,
+        weigher: Weigher = Weigher.SPREAD,
+        alternates: int = 3,
+        filters: Sequence[Filter] = DEFAULT_FILTERS,
+    ) -> None:
+        if not isinstance(hosts, Mapping) and not callable(hosts):
+            raise InvalidArgument(
+                "hosts", expected="a mapping of host id to ActorRef, or a callable", got=hosts
+            )
+        if not isinstance(weigher, Weigher):
+            raise InvalidArgument("weigher", expected="a Weigher", got=weigher)
+        if isinstance(alternates, bool) or not isinstance(alternates, int) or alternates < 0:
+            raise InvalidArgument("alternates", expected="an int >= 0", got=alternates)
+        filters = tuple(filters)
+        if not all(isinstance(f, Filter) for f in filters):
+            raise InvalidArgument("filters", expected="a sequence of Filter", got=filters)
+        names = [f.name for f in filters]
+        if len(set(names)) != len(names):
+            raise InvalidArgument("filters", expected="unique filter names", got=names)
+        self._hosts = hosts
+        self._weigher = weigher
+        self._alternates = alternates
+        self._filters = filters
+        # Group name -> {instance id: host id}; dicts keep insertion order, so iteration
+        # over them is the same in every process.
+        self._members: dict[str, dict[str, str]] = {}
+        self._groups: dict[str, ServerGroup] = {}
+        # Group name -> (lock, placements using it); dropped when unused so the table does
+        # not grow with every group ever seen.
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @property
+    def membership(self) -> GroupMembership:
+        """A snapshot of the server groups' members and their hosts."""
+        return {name: dict(members) for name, members in self._members.items()}
+
+    def forget(self, instance_id: str) -> bool:
+        """Drop an instance from its server groups (it was deleted or its move reverted).
+
+        Returns:
+            True if the instance was a member of some group.
+        """
+        found = False
+        for name, members in list(self._members.items()):
+            if members.pop(instance_id, None) is not None:
+                found = True
+                if not members:
+                    del self._members[name]
+                    self._groups.pop(name, None)
+        return found
+
+    async def place(self, request: PlacementRequest) -> Placement:
+        """Choose a host for ``request`` and claim the flavor's amount there.
+
+        Idempotent on the request's claim id: if some host already holds that claim (a
+        retry of the same task), that host is the answer and nothing more is claimed.
+
+        Raises:
+            NoValidHost: every host was filtered out, or every claim tried was refused.
+            InvalidArgument: not a PlacementRequest, or a group name reused with another
+                policy while it has members.
+            CommandRejected: a host refused the claim for another reason (for example
+                :class:`~stateward.runtime.InvalidCommand` for a claim id reused with
+                another amount).
+        """
+        if not isinstance(request, PlacementRequest):
+            raise InvalidArgument("request", expected="a PlacementRequest", got=request)
+        group = request.group
+        if group is None:
+            return await self._place(request)
+        async with self._group_lock(group.name):
+            known = self._groups.get(group.name)
+            if known is not None and known.policy is not group.policy:
+                raise InvalidArgument(
+                    "request.group",
+                    expected=f"policy {known.policy.value} for server group {group.name}",
+                    got=group.policy.value,
+                )
+            return await self._place(request)
+
+    async def release(self, host_id: str, claim_id: str) -> bool:
+        """Give a claim's capacity back to its host.
+
+        Returns:
+            True if the host held the claim; False if it did not (releasing is idempotent).
+
+        Raises:
+            InvalidArgument: ``host_id`` is not one of the scheduler's hosts.
+        """
+        refs = self._current_hosts()
+        ref = refs.get(host_id)
+        if ref is None:
+            raise InvalidArgument("host_id", expected=f"one of {sorted(refs)}", got=host_id)
+        return bool(await ref.ask(ReleaseClaim(claim_id)))
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _current_hosts(self) -> Mapping[str, ActorRef]:
+        hosts = self._hosts
+        return hosts if isinstance(hosts, Mapping) else hosts()
+
+    @asynccontextmanager
+    async def _group_lock(self, name: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(name, (None, 0))
+        if lock is None:
+            lock = asyncio.Lock()
+        self._locks[name] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[name]
+            if users == 1:
+                del self._locks[name]
+            else:
+                self._locks[name] = (lock, users - 1)
+
+    async def _place(self, request: PlacementRequest) -> Placement:
+        refs = self._current_hosts()
+        # Sorted so the asks, the filters and the ties do not depend on the mapping's order.
+        host_ids = sorted(refs)
+        answers = await asyncio.gather(
+            *(refs[host_id].ask(GetHost()) for host_id in host_ids), return_exceptions=True
+        )
+        statuses: list[tuple[str, HostStatus]] = []
+        unreachable = 0
+        for host_id, answer in zip(host_ids, answers, strict=True):
+            if isinstance(answer, HostStatus):
+                statuses.append((host_id, answer))
+            elif isinstance(answer, ActorError):
+                # Stopped, crashed or too slow: it cannot take a claim now either.
+                unreachable += 1
+            elif isinstance(answer, BaseException):
+                raise answer  # cancellation and bugs are not "host unavailable"
+            else:
+                raise InvalidArgument(
+                    f"hosts[{host_id!r}]",
+                    expected="a ref to a HostActor (answering GetHost with a HostStatus)",
+                    got=answer,
+                )
+
+        claim_id = request.claim_id
+        for host_id, status in statuses:
+            for held in status.claims:
+                if held.claim_id == claim_id:
+                    self._record(request, host_id)
+                    return Placement(host_id, held)
+
+        context = FilterContext(self.membership)
+        eliminated: list[tuple[str, int]] = [("unreachable", unreachable)] if unreachable else []
+        survivors = statuses
+        for host_filter in self._filters:
+            kept = [(h, s) for h, s in survivors if host_filter(request, s, context)]
+            eliminated.append((host_filter.name, len(survivors) - len(kept)))
+            survivors = kept
+        ranked = sorted(survivors, key=lambda pair: self._weigher.key(*pair))
+
+        command = ClaimCapacity(
+            claim_id=claim_id,
+            task_id=request.task_id,
+            instance_id=request.instance_id,
+            amount=request.flavor.amount,
+        )
+        tried: list[str] = []
+        for host_id, _ in ranked[: 1 + self._alternates]:
+            tried.append(host_id)
+            try:
+                claim: Claim = await refs[host_id].ask(command)
+            except ClaimRefused:
+                continue  # lost a race for the room since GetHost: try the next best
+            self._record(request, host_id)
+            return Placement(host_id, claim)
+        raise NoValidHost(
+            request.instance_id,
+            hosts=len(host_ids),
+            eliminated=tuple(eliminated),
+            tried=tuple(tried),
+        )
+
+    def remember(self, group: ServerGroup, instance_id: str, host_id: str) -> None:
+        """Record a member placed earlier (membership is rebuilt this way after a restart)."""
+        if not isinstance(group, ServerGroup):
+            raise InvalidArgument("group", expected="a ServerGroup", got=group)
+        self._members.setdefault(group.name, {})[instance_id] = host_id
+        self._groups[group.name] = group
+
+    def _record(self, request: PlacementRequest, host_id: str) -> None:
+        group = request.group
+        if group is not None:
+            self._members.setdefault(group.name, {})[request.instance_id] = host_id
+            self._groups[group.name] = group
