@@ -548,8 +548,19 @@ def _status_text(status: str | None) -> Text:
     return Text(status, style=style)
 
 
+def _plain(value: Any) -> Any:
+    """Plain data of ``value`` with every field, defaults included (a stable JSON shape)."""
+    if isinstance(value, msgspec.Struct):
+        return {name: _plain(getattr(value, name)) for name in value.__struct_fields__}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return msgspec.to_builtins(value)
+
+
 def _task_json(record: TaskRecord) -> dict[str, Any]:
-    found: dict[str, Any] = msgspec.to_builtins(record)
+    found: dict[str, Any] = _plain(record)
     found["created_iso"] = _iso_time(record.created)
     found["updated_iso"] = _iso_time(record.updated)
     found["error"] = _task_error(record)

@@ -98,9 +98,20 @@ class _Run:
                 self.values[provides] = step.result
         self.lock = asyncio.Lock()
         self.cancel_requested = False
+        # True while the driver itself runs a step (a lone ready step runs inline, without
+        # a task of its own); a cancel request then cancels the driver.
+        self.inline = False
+        # A change is in memory only; the next checkpoint must be taken before anything
+        # else happens (set by a deferred step result).
+        self.dirty = False
         self.steps: set[asyncio.Task[None]] = set()
         self.driver: asyncio.Task[None] | None = None
         self.done: asyncio.Future[TaskRecord] = asyncio.get_running_loop().create_future()
+
+
+def _failed(pending: Any) -> bool:
+    future = asyncio.ensure_future(pending)
+    return future.cancelled() or future.exception() is not None
 
 
 class FlowHandle:
@@ -331,6 +342,8 @@ class FlowEngine:
             await self._finish(run, TaskStatus.CANCELLED, None)
         for step in run.steps:
             step.cancel()
+        if run.inline and run.driver is not None:
+            run.driver.cancel()
         return await asyncio.shield(run.done)
 
     async def aclose(self) -> None:
@@ -364,7 +377,8 @@ class FlowEngine:
             if record.status is TaskStatus.REVERTING:
                 await self._backward(run, self._failure_of(record))
                 return
-            await self._set_status(run, TaskStatus.RUNNING)
+            # No checkpoint of its own: the first step's start carries the new status.
+            self._mark(run, TaskStatus.RUNNING)
             try:
                 await self._forward(run)
             except _StepFailed as failed:
@@ -406,16 +420,24 @@ class FlowEngine:
         while True:
             if failure is None and not run.cancel_requested:
                 status = {s.name: s.status for s in record.steps}
-                for t in flow.tasks:
-                    if (
-                        t.name not in started
-                        and status[t.name] is not StepStatus.SUCCEEDED
-                        and all(status[d] is StepStatus.SUCCEEDED for d in flow.depends[t.name])
-                    ):
-                        started.add(t.name)
-                        step_task = loop.create_task(self._step(run, t))
-                        run.steps.add(step_task)
-                        running[step_task] = t.name
+                ready = [
+                    t
+                    for t in flow.tasks
+                    if t.name not in started
+                    and status[t.name] is not StepStatus.SUCCEEDED
+                    and all(status[d] is StepStatus.SUCCEEDED for d in flow.depends[t.name])
+                ]
+                if len(ready) == 1 and not running:
+                    # A lone step (every step of a linear flow) runs right here: a task and
+                    # a wait per step would cost more than the step itself often does.
+                    started.add(ready[0].name)
+                    failure = await self._inline(run, ready[0])
+                    continue
+                for t in ready:
+                    started.add(t.name)
+                    step_task = loop.create_task(self._step(run, t))
+                    run.steps.add(step_task)
+                    running[step_task] = t.name
             if not running:
                 break
             done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
@@ -431,8 +453,25 @@ class FlowEngine:
                     for other in running:
                         other.cancel()
                     raise error
+        # A deferred result is recorded by the status change that follows (end or revert).
         if failure is not None:
             raise _StepFailed(failure)
+
+    async def _inline(self, run: _Run, task: Task) -> Failure | None:
+        """Run one step in the driver; its failure, or None. A requested cancel stops it."""
+        run.inline = True
+        try:
+            await self._step(run, task)
+        except _StepFailed as failed:
+            return failed.failure
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if not run.cancel_requested or current is None or current.cancelling() > 1:
+                raise  # the engine is closing (or the caller cancelled us): abandon
+            current.uncancel()  # our own cancel request: stop the flow, do not die
+        finally:
+            run.inline = False
+        return None
 
     async def _step(self, run: _Run, task: Task) -> None:
         record = run.record
@@ -478,7 +517,14 @@ class FlowEngine:
             step.finished = clock.now()
             step.error_type = step.error_message = None
             try:
-                await self._checkpoint(run)
+                if run.inline:
+                    # The next checkpoint (the next step's start, or the flow's end) records
+                    # this result, before anything else runs: one commit instead of two.
+                    # The size is checked now, so an oversized result fails this step.
+                    self._check_size(run)
+                    run.dirty = True
+                else:
+                    await self._checkpoint(run)
             except RecordTooLarge as exc:
                 step.status = StepStatus.FAILED
                 step.result = None
@@ -557,13 +603,18 @@ class FlowEngine:
             failed.name, failed.error_type or record.error_type, failed.error_message or ""
         )
 
-    async def _set_status(self, run: _Run, status: TaskStatus, detail: str | None = None) -> None:
+    def _mark(self, run: _Run, status: TaskStatus, detail: str | None = None) -> bool:
+        """Change the status in memory (the next checkpoint records it); False if unchanged."""
         record = run.record
         if record.status is status:
-            return
+            return False
         record.status = status
         record.history.append(HistoryEvent(self.env.clock.now(), status.value, None, detail))
-        await self._checkpoint(run)
+        return True
+
+    async def _set_status(self, run: _Run, status: TaskStatus, detail: str | None = None) -> None:
+        if self._mark(run, status, detail) or run.dirty:
+            await self._checkpoint(run)
 
     async def _finish(self, run: _Run, status: TaskStatus, detail: str | None) -> None:
         await self._set_status(run, status, detail)
@@ -584,6 +635,11 @@ class FlowEngine:
             else:
                 self._queued.pop(resource_id, None)
 
+    def _check_size(self, run: _Run) -> None:
+        size = len(_encoder.encode(run.record))
+        if size > self.max_record_bytes:
+            raise RecordTooLarge(run.record.id, size=size, limit=self.max_record_bytes)
+
     async def _checkpoint(self, run: _Run) -> None:
         """Commit the whole record as its next version; serialised per task."""
         async with run.lock:
@@ -594,6 +650,7 @@ class FlowEngine:
             if len(body) > self.max_record_bytes:
                 record.version -= 1
                 raise RecordTooLarge(record.id, size=len(body), limit=self.max_record_bytes)
+            run.dirty = False
             document = Document(
                 TASKS,
                 record.id,
@@ -605,8 +662,16 @@ class FlowEngine:
                 created=record.created,
                 updated=record.updated,
             )
+            pending = self.store.submit(Write(documents=(document,)))
             try:
-                await self.store.commit(Write(documents=(document,)))
+                await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                # The write is queued and may still land: learn its fate, so that the
+                # version in memory stays the one in the store.
+                await asyncio.wait({asyncio.ensure_future(pending)})
+                if _failed(pending):
+                    record.version -= 1
+                raise
             except BaseException:
                 record.version -= 1
                 raise

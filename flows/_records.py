@@ -55,7 +55,7 @@ class StepStatus(enum.StrEnum):
     REVERT_FAILED = "revert_failed"
 
 
-class HistoryEvent(msgspec.Struct):
+class HistoryEvent(msgspec.Struct, omit_defaults=True):
     """One entry of a task's history.
 
     Attributes:
@@ -71,7 +71,7 @@ class HistoryEvent(msgspec.Struct):
     detail: str | None = None
 
 
-class StepRecord(msgspec.Struct):
+class StepRecord(msgspec.Struct, omit_defaults=True):
     """One step of a task.
 
     Attributes:
@@ -95,7 +95,7 @@ class StepRecord(msgspec.Struct):
     delays: list[float] = msgspec.field(default_factory=list)
 
 
-class TaskRecord(msgspec.Struct):
+class TaskRecord(msgspec.Struct, omit_defaults=True):
     """One operation on one resource.
 
     Attributes:

@@ -403,15 +403,20 @@ class SqliteStore(GroupCommitter):
         return await self._guard("commit", transaction)
 
     async def _document_versions(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
-        found: dict[tuple[str, str], int] = {}
+        by_collection: dict[str, list[str]] = {}
         for collection, key in keys:
-            rows = await self._fetch(
-                "commit",
-                "SELECT version FROM documents WHERE collection = ? AND key = ?",
-                (collection, key),
-            )
-            if rows:
-                found[collection, key] = int(rows[0][0])
+            by_collection.setdefault(collection, []).append(key)
+        found: dict[tuple[str, str], int] = {}
+        for collection, names in by_collection.items():
+            for start in range(0, len(names), 500):
+                chunk = names[start : start + 500]
+                rows = await self._fetch(
+                    "commit",
+                    "SELECT key, version FROM documents WHERE collection = ? AND key IN "
+                    f"({','.join('?' * len(chunk))})",
+                    (collection, *chunk),
+                )
+                found.update({(collection, str(k)): int(v) for k, v in rows})
         return found
 
     # -- reading ------------------------------------------------------------------------

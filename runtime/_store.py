@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -205,6 +205,14 @@ class Store(Protocol):
         """
         ...
 
+    def submit(self, write: Write) -> Awaitable[None]:
+        """Queue ``write`` like :meth:`commit`, returning at once with something to await.
+
+        Cancelling that wait does not withdraw the write; awaiting it (shielded) tells
+        whether it was committed.
+        """
+        ...
+
     async def load(self, resource_id: str) -> Loaded | None:
         """The stored resource, or None if it was never written.
 
@@ -332,6 +340,14 @@ class GroupCommitter:
 
     async def commit(self, write: Write) -> None:
         """Queue ``write`` for the next transaction and wait until it is durable."""
+        await self.submit(write)
+
+    def submit(self, write: Write) -> asyncio.Future[None]:
+        """Queue ``write`` for the next transaction; the future resolves once it is durable.
+
+        Cancelling the wait does not withdraw the write: it may still be committed. Await
+        the future (shielded) to learn the outcome.
+        """
         if self._closed:
             raise StoreUnavailable("commit", reason="the store is closed")
         loop = asyncio.get_running_loop()
@@ -341,7 +357,7 @@ class GroupCommitter:
             self._writer = loop.create_task(self._write_loop())
         elif self._wake is not None and not self._wake.done():
             self._wake.set_result(None)
-        await done
+        return done
 
     async def _write_loop(self) -> None:
         loop = asyncio.get_running_loop()
