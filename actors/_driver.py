@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import enum
 import math
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import msgspec
@@ -173,6 +175,28 @@ class _Instance:
         self.volumes: list[str] = []
 
 
+class _SavedInstance(msgspec.Struct, frozen=True):
+    host: str
+    image: str
+    power: Power
+    ports: list[str]
+    volumes: list[str]
+
+
+class _SavedState(msgspec.Struct, frozen=True):
+    """What a durable FakeDriver keeps on disk: the hypervisor's world and its done ops."""
+
+    instances: dict[str, _SavedInstance]
+    ports: dict[str, str]
+    volumes: dict[str, str]
+    done: dict[str, Any]
+    port_ids: int
+
+
+_state_encoder = msgspec.msgpack.Encoder()
+_state_decoder = msgspec.msgpack.Decoder(_SavedState)
+
+
 class FakeDriver:
     """An in-memory hypervisor that behaves like a real one.
 
@@ -183,6 +207,10 @@ class FakeDriver:
         failures: probability in [0, 1] that an operation fails (per operation, or one
             number for all). A failed operation changes nothing and is not recorded as
             done, so retrying it with the same op id can succeed.
+        state_path: a file that makes the hypervisor outlive the process: its state is
+            loaded from there when the file exists, and written there (atomically: a temp
+            file, fsync, rename) after every operation that completes, so a SIGKILL of the
+            process using the driver loses nothing the driver did.
     """
 
     def __init__(
@@ -191,7 +219,10 @@ class FakeDriver:
         env: Environment | None = None,
         latency: float | Mapping[Operation, float] = 0.0,
         failures: float | Mapping[Operation, float] = 0.0,
+        state_path: str | Path | None = None,
     ) -> None:
+        if state_path is not None and not isinstance(state_path, str | Path):
+            raise InvalidArgument("state_path", expected="a str or Path, or None", got=state_path)
         self._env = env if env is not None else Environment()
         self._rng = self._env.random("driver.failures")
         self.latency = self._per_operation("latency", latency, upper=math.inf)
@@ -203,6 +234,46 @@ class FakeDriver:
         self._port_ids = 0
         #: How many times each operation actually changed something (repeats excluded).
         self.calls: dict[Operation, int] = dict.fromkeys(Operation, 0)
+        #: Where the state is kept across processes, if anywhere.
+        self.state_path = Path(state_path) if state_path is not None else None
+        if self.state_path is not None and self.state_path.exists():
+            self._load(self.state_path)
+
+    def _load(self, path: Path) -> None:
+        try:
+            saved = _state_decoder.decode(path.read_bytes())
+        except msgspec.DecodeError as exc:
+            raise InvalidArgument(
+                "state_path", expected="a FakeDriver state file", got=str(path)
+            ) from exc
+        for instance_id, item in saved.instances.items():
+            instance = self._instances[instance_id] = _Instance(item.host, item.image)
+            instance.power = item.power
+            instance.ports = list(item.ports)
+            instance.volumes = list(item.volumes)
+        self._ports = dict(saved.ports)
+        self._volumes = dict(saved.volumes)
+        self._done = dict(saved.done)
+        self._port_ids = saved.port_ids
+
+    def _save(self, path: Path) -> None:
+        """Write the whole state next to ``path``, make it durable, then rename it over."""
+        state = _SavedState(
+            instances={
+                instance_id: _SavedInstance(i.host, i.image, i.power, i.ports, i.volumes)
+                for instance_id, i in self._instances.items()
+            },
+            ports=self._ports,
+            volumes=self._volumes,
+            done=self._done,
+            port_ids=self._port_ids,
+        )
+        temporary = path.with_name(path.name + ".tmp")
+        with open(temporary, "wb") as file:
+            file.write(_state_encoder.encode(state))
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
 
     @staticmethod
     def _per_operation(
@@ -239,6 +310,8 @@ class FakeDriver:
     def _finish(self, operation: Operation, op_id: str, result: Any = None) -> Any:
         self._done[op_id] = result
         self.calls[operation] += 1
+        if self.state_path is not None:
+            self._save(self.state_path)
         return result
 
     def _instance(self, operation: Operation, op_id: str, instance_id: str) -> _Instance:

@@ -68,7 +68,16 @@ from ._host import (
     HostActor,
     HostStatus,
 )
-from ._instance import Act, Boot, GetInstance, InstanceActor, InstanceStatus, Lost, TaskEnded
+from ._instance import (
+    ACTIONS,
+    Act,
+    Boot,
+    GetInstance,
+    InstanceActor,
+    InstanceStatus,
+    Lost,
+    TaskEnded,
+)
 from ._instance_machine import vm_state
 from ._operations import build_flows
 from ._scheduler import Flavor, GroupPolicy, Scheduler, ServerGroup, Weigher
@@ -104,7 +113,10 @@ class DuplicateName(CommandRejected):
     def __init__(self, kind: str, name: str) -> None:
         self.kind = kind
         self.name = name
-        super().__init__(f"a {kind} named {name!r} exists already; names are unique in a fleet")
+        article = "an" if kind[:1] in ("a", "e", "i", "o", "u") else "a"
+        super().__init__(
+            f"{article} {kind} named {name!r} exists already; names are unique in a fleet"
+        )
 
 
 def _check_name(kind: str, name: object) -> str:
@@ -721,6 +733,11 @@ class Instances:
     ) -> TaskRecord:
         """Run ``action`` (stop, start, reboot, reboot_hard, pause, unpause, suspend, resume,
         rebuild, delete) on an instance; returns its task record."""
+        # Checked here, before the ask: bad arguments raised inside the actor would crash it.
+        if action not in ACTIONS:
+            raise InvalidArgument("action", expected=f"one of {', '.join(ACTIONS)}", got=action)
+        if action == "rebuild" and not image:
+            raise InvalidArgument("image", expected="an image to rebuild from", got=image)
         if image is not None:
             self._fleet.images.get(image)
         record: TaskRecord = await self._ref(instance_id).ask(

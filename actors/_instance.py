@@ -271,8 +271,13 @@ class InstanceActor(FSMActor):
         return await super().receive(message)
 
     def _refuse(self, action: str) -> InvalidTransition:
+        running = self.info.task_id
         return InvalidTransition(
-            self.context.resource_id, state=self.state, event=action, allowed=self.actions()
+            self.context.resource_id,
+            state=self.state,
+            event=action,
+            allowed=self.actions(),
+            note=f"task {running} is running" if running is not None else None,
         )
 
     async def _existing(self, key: str | None) -> TaskRecord | None:
@@ -341,7 +346,9 @@ class InstanceActor(FSMActor):
             handle = await self.fleet._submit(flow, self.context.resource_id, task_id, inputs, key)
         except BaseException:
             # The operation never started: go back rather than wait for a task that is not.
-            await self.transition("failed", task_id=task_id, cause="the task could not start")
+            await self.transition(
+                self._failure_event(), task_id=task_id, cause="the task could not start"
+            )
             raise
         return handle.record
 
@@ -365,10 +372,15 @@ class InstanceActor(FSMActor):
         elif status is TaskStatus.REVERT_FAILED or status is TaskStatus.PARKED:
             await self.transition("damaged", task_id=ended.task_id, cause=status.value)
         elif status.is_terminal:
-            await self.transition("failed", task_id=ended.task_id, cause=status.value)
+            await self.transition(self._failure_event(), task_id=ended.task_id, cause=status.value)
         else:
             return False
         return True
+
+    def _failure_event(self) -> str:
+        """``failed``, or ``damaged`` where the machine has no way back (a delete that
+        failed may have half happened): never leave the instance stuck in a task state."""
+        return "failed" if self.instance.can("failed") else "damaged"
 
     async def _catch_up(self, record: TaskRecord) -> None:
         """Fire the progress events a crash made the task miss, from its step results."""

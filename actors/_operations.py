@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from stateward.flows import Failure, Flow, Reconciled, Task, linear, task
 
 from ._driver import Operation
+from ._host import GetHost, HostStatus
 from ._instance import Progress
 from ._scheduler import Flavor, GroupPolicy, PlacementRequest, ServerGroup
 
@@ -160,6 +161,14 @@ def build_flows(fleet: Fleet) -> dict[str, Flow]:
     async def release_claim(instance_id: str, host: str | None, claim_id: str | None) -> str:
         if host is not None and claim_id is not None:
             await fleet.scheduler.release(host, claim_id)
+        else:
+            # Asked for while the build was scheduling: the build, cancelled mid-claim (so
+            # never reverted) or resumed after a crash, may hold a claim the inputs miss.
+            for host_id, ref in sorted(fleet._host_refs.items()):
+                held: HostStatus = await ref.ask(GetHost())
+                for claim in held.claims:
+                    if claim.instance_id == instance_id:
+                        await fleet.scheduler.release(host_id, claim.claim_id)
         fleet.scheduler.forget(instance_id)
         return "nostate"
 

@@ -244,16 +244,27 @@ class InvalidTransition(CommandRejected):
         state: its current state.
         event: the refused event.
         allowed: the events the current state does allow.
+        note: why, when that helps (``"terminal state"``, ``"task t-1 is running"``).
     """
 
-    def __init__(self, resource_id: str, *, state: str, event: str, allowed: Iterable[str]) -> None:
+    def __init__(
+        self,
+        resource_id: str,
+        *,
+        state: str,
+        event: str,
+        allowed: Iterable[str],
+        note: str | None = None,
+    ) -> None:
         self.resource_id = resource_id
         self.state = state
         self.event = event
         self.allowed = tuple(allowed)
-        allowed_text = ", ".join(self.allowed) if self.allowed else "none (terminal state)"
+        self.note = note
+        allowed_text = ", ".join(self.allowed) if self.allowed else "none"
+        suffix = f" ({note})" if note else ""
         super().__init__(
-            f"{resource_id} cannot `{event}` in state `{state}`; allowed: {allowed_text}"
+            f"{resource_id} cannot `{event}` in state `{state}`; allowed: {allowed_text}{suffix}"
         )
 
 

@@ -627,8 +627,13 @@ class MachineInstance:
         )
 
     def _refuse(self, event: object) -> NoReturn:
+        terminal = self.machine.kind(self._state) is StateKind.TERMINAL
         raise InvalidTransition(
-            self._resource_id, state=self._state, event=_display(event), allowed=self._row
+            self._resource_id,
+            state=self._state,
+            event=_display(event),
+            allowed=self._row,
+            note="terminal state" if terminal else None,
         ) from None
 
     def path_to(self, goal: str) -> tuple[str, ...]:
