@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -80,7 +79,7 @@ from ._instance import (
 )
 from ._instance_machine import vm_state
 from ._operations import build_flows
-from ._scheduler import Flavor, GroupPolicy, Scheduler, ServerGroup, Weigher
+from ._scheduler import Flavor, GroupPolicy, Scheduler, Weigher
 
 __all__ = (
     "Fleet",
@@ -196,6 +195,7 @@ class Fleet:
         networks: tuple[str, ...] = ("default",),
         heartbeat_interval: float = 20.0,
         reconcile: bool = True,
+        idle_after: float = 300.0,
     ) -> None:
         if not isinstance(driver, Driver):
             raise InvalidArgument("driver", expected="a Driver", got=driver)
@@ -214,6 +214,7 @@ class Fleet:
         self.networks = tuple(networks)
         self._heartbeat_interval = float(heartbeat_interval)
         self._reconcile_on_open = reconcile
+        self._idle_after = idle_after
         self.flavors = Catalog("flavor")
         self.images = Catalog("image")
         self.hosts = Hosts(self)
@@ -244,6 +245,7 @@ class Fleet:
         networks: tuple[str, ...] = ("default",),
         heartbeat_interval: float = 20.0,
         reconcile: bool = True,
+        idle_after: float = 300.0,
     ) -> Fleet:
         """A fleet to open with ``async with``.
 
@@ -257,6 +259,8 @@ class Fleet:
             networks: the networks an instance gets a port on by default.
             heartbeat_interval: how often the fleet heartbeats hosts whose agent is alive.
             reconcile: reconcile with the driver when opening.
+            idle_after: seconds after which an idle instance leaves memory (it comes back
+                from the store on its next command).
         """
         return cls(
             path,
@@ -302,17 +306,16 @@ class Fleet:
         self._flows = build_flows(self)
         for flow in (*self._flows.values(), *self._repair_flows().values()):
             self.engine.register(flow)
-        self.scheduler = Scheduler(lambda: self._host_refs, weigher=self._weigher)
-        await self.system.restore(
-            {"host": HostActor, "instance": self._instance_factory}, idle_after=math.inf
-        )
+        self.scheduler = Scheduler(lambda: self._host_refs, weigher=self._weigher, refresh=1.0)
+        await self.system.restore({"instance": self._instance_factory}, idle_after=self._idle_after)
+        await self.system.restore({"host": HostActor})
         for summary in await self._summaries("host"):
             self._host_refs[summary.resource_id] = self.system.lookup(summary.resource_id)
             self._agents[summary.resource_id] = True
         for handle in await self.engine.resume():
             self._watch(handle)
         await self._settle_instances()
-        await self._rebuild_groups()
+        await self.scheduler.refresh()  # group membership comes back from the hosts' ledgers
         if self._reconcile_on_open:
             await self._wait_for_tasks()
             await self.reconcile()
@@ -408,7 +411,7 @@ class Fleet:
         if handle.resource_id in self.system:
             with contextlib.suppress(StatewardError):
                 await self.system.lookup(handle.resource_id).ask(
-                    TaskEnded(record.id, record.status)
+                    TaskEnded(record.id, record.status, record)
                 )
 
     async def _report_stored(self, instance_id: str, task_id: str) -> None:
@@ -430,17 +433,6 @@ class Fleet:
             if "/" in summary.state:
                 with contextlib.suppress(StatewardError):
                     await self.system.lookup(summary.resource_id).ask(GetInstance())
-
-    async def _rebuild_groups(self) -> None:
-        """Server group membership lives in the instances; give it back to the scheduler."""
-        for summary in await self._summaries("instance"):
-            if summary.state == "deleted":
-                continue
-            with contextlib.suppress(StatewardError):
-                status = await self.system.lookup(summary.resource_id).ask(GetInstance())
-                if status.group and status.group_policy and status.host is not None:
-                    group = ServerGroup(status.group, GroupPolicy(status.group_policy))
-                    self.scheduler.remember(group, status.instance_id, status.host)
 
     async def _wait_for_tasks(self, timeout: float = 60.0) -> None:
         pending = [w for w in self._watchers if not w.done()]
@@ -645,6 +637,7 @@ class Hosts:
             raise InvalidArgument("event", expected="an admin event of a host", got=event)
         ref = self._ref(host_id)
         await ref.ask(event)
+        self._fleet.scheduler.invalidate(host_id)
         status: HostStatus = await ref.ask(GetHost())
         return status
 
@@ -657,6 +650,7 @@ class Hosts:
         """Whether the host's agent heartbeats (a dead agent makes the host go down)."""
         self._ref(host_id)
         self._fleet._agents[host_id] = alive
+        self._fleet.scheduler.invalidate(host_id)
 
 
 class Instances:
@@ -700,7 +694,9 @@ class Instances:
                 raise DuplicateName("instance", instance_id)
             ref = fleet.system.lookup(instance_id)
         else:
-            ref = fleet.system.spawn(fleet._instance_factory, address=instance_id)
+            ref = fleet.system.spawn(
+                fleet._instance_factory, address=instance_id, idle_after=fleet._idle_after
+            )
         command = Boot(
             chosen.name,
             chosen.vcpus,

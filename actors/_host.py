@@ -102,6 +102,10 @@ class Claim(msgspec.Struct, frozen=True):
     task_id: str
     instance_id: str
     amount: Capacity
+    #: The server group the instance was placed under, so membership can be rebuilt from
+    #: the ledgers alone.
+    group: str | None = None
+    group_policy: str | None = None
 
 
 class HostData(msgspec.Struct):
@@ -188,6 +192,8 @@ class ClaimCapacity:
     task_id: str
     instance_id: str
     amount: Capacity
+    group: str | None = None
+    group_policy: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,7 +324,14 @@ class HostActor(FSMActor):
         ]
         if short:
             raise ClaimRefused(host, claim_id=request.claim_id, reason=", ".join(short))
-        claim = Claim(request.claim_id, request.task_id, request.instance_id, amount)
+        claim = Claim(
+            request.claim_id,
+            request.task_id,
+            request.instance_id,
+            amount,
+            request.group,
+            request.group_policy,
+        )
         await self.transition("claim", payload=claim, task_id=request.task_id)
         return claim
 

@@ -110,10 +110,12 @@ class Progress:
 
 @dataclass(frozen=True, slots=True)
 class TaskEnded:
-    """The instance's task ended with ``status``."""
+    """The instance's task ended with ``status``; ``record`` is its final record when the
+    sender has it (otherwise the instance reads it from the store)."""
 
     task_id: str
     status: TaskStatus
+    record: TaskRecord | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,7 +365,9 @@ class InstanceActor(FSMActor):
             return False  # stale: a cancelled build, or already handled
         status = ended.status
         if status is TaskStatus.SUCCEEDED:
-            record = await self.fleet.engine.get(ended.task_id)
+            record = ended.record
+            if record is None:
+                record = await self.fleet.engine.get(ended.task_id)
             await self._catch_up(record)
             state = self.state
             done = {"building/spawning": "spawned"}.get(state) or _completion(state)

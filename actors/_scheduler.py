@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import math
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeAlias
 
 import msgspec
@@ -285,6 +286,8 @@ class Scheduler:
             returning such a mapping (called on every placement, so hosts may come and go).
         weigher: how to order the hosts that pass the filters.
         alternates: how many more hosts to try after the first claim is refused.
+        refresh: seconds a view of the hosts is reused by later placements (0: ask every
+            host for every placement). The hosts' ledgers are the authority either way.
         filters: the filters to run, in order; names must be unique.
 
     Raises:
@@ -297,6 +300,7 @@ class Scheduler:
         *,
         weigher: Weigher = Weigher.SPREAD,
         alternates: int = 3,
+        refresh: float = 0.0,
         filters: Sequence[Filter] = DEFAULT_FILTERS,
     ) -> None:
         if not isinstance(hosts, Mapping) and not callable(hosts):
@@ -316,6 +320,13 @@ class Scheduler:
         self._hosts = hosts
         self._weigher = weigher
         self._alternates = alternates
+        if isinstance(refresh, bool) or not isinstance(refresh, int | float) or refresh < 0:
+            raise InvalidArgument("refresh", expected="seconds >= 0", got=refresh)
+        self._refresh = float(refresh)
+        # The hosts as last asked, with the claims placed since counted in; see _statuses.
+        self._view: dict[str, HostStatus] = {}
+        self._fetched = -math.inf
+        self._refreshing: asyncio.Task[None] | None = None
         self._filters = filters
         # Group name -> {instance id: host id}; dicts keep insertion order, so iteration
         # over them is the same in every process.
@@ -387,7 +398,21 @@ class Scheduler:
         ref = refs.get(host_id)
         if ref is None:
             raise InvalidArgument("host_id", expected=f"one of {sorted(refs)}", got=host_id)
-        return bool(await ref.ask(ReleaseClaim(claim_id)))
+        released = bool(await ref.ask(ReleaseClaim(claim_id)))
+        if released and host_id in self._view:
+            await self._refresh_host(host_id)
+        return released
+
+    async def refresh(self) -> None:
+        """Ask every host for its state now (and rebuild group membership from the ledgers)."""
+        await self._refresh_view(sorted(self._current_hosts()))
+
+    def invalidate(self, host_id: str | None = None) -> None:
+        """Forget the view of one host (all when None): its state changed elsewhere."""
+        if host_id is None:
+            self._fetched = -math.inf
+        else:
+            self._view.pop(host_id, None)
 
     # -- internals -----------------------------------------------------------------------
 
@@ -411,21 +436,39 @@ class Scheduler:
             else:
                 self._locks[name] = (lock, users - 1)
 
-    async def _place(self, request: PlacementRequest) -> Placement:
+    async def _statuses(self, host_ids: list[str]) -> tuple[list[tuple[str, HostStatus]], int]:
+        """The hosts' statuses from the view, refreshed when stale or when hosts changed.
+
+        Asking every host for every placement costs one ask per host per boot; the view is
+        read by all placements and refreshed at most every ``refresh`` seconds (the hosts'
+        ledgers stay the authority: a claim the view wrongly allows is refused and the next
+        candidate tried).
+        """
+        loop = asyncio.get_running_loop()
+        stale = self._refresh == 0 or loop.time() - self._fetched > self._refresh
+        if stale or set(host_ids) != set(self._view):
+            if self._refreshing is None:
+                self._refreshing = loop.create_task(self._refresh_view(host_ids))
+            refreshing = self._refreshing
+            try:
+                await asyncio.shield(refreshing)
+            finally:
+                if refreshing.done() and self._refreshing is refreshing:
+                    self._refreshing = None
+        statuses = [(h, self._view[h]) for h in host_ids if h in self._view]
+        return statuses, len(host_ids) - len(statuses)
+
+    async def _refresh_view(self, host_ids: list[str]) -> None:
         refs = self._current_hosts()
-        # Sorted so the asks, the filters and the ties do not depend on the mapping's order.
-        host_ids = sorted(refs)
         answers = await asyncio.gather(
             *(refs[host_id].ask(GetHost()) for host_id in host_ids), return_exceptions=True
         )
-        statuses: list[tuple[str, HostStatus]] = []
-        unreachable = 0
+        view: dict[str, HostStatus] = {}
         for host_id, answer in zip(host_ids, answers, strict=True):
             if isinstance(answer, HostStatus):
-                statuses.append((host_id, answer))
+                view[host_id] = answer
             elif isinstance(answer, ActorError):
-                # Stopped, crashed or too slow: it cannot take a claim now either.
-                unreachable += 1
+                continue  # stopped, crashed or too slow: it cannot take a claim now either
             elif isinstance(answer, BaseException):
                 raise answer  # cancellation and bugs are not "host unavailable"
             else:
@@ -434,6 +477,50 @@ class Scheduler:
                     expected="a ref to a HostActor (answering GetHost with a HostStatus)",
                     got=answer,
                 )
+        self._view = view
+        self._fetched = asyncio.get_running_loop().time()
+        # Membership is what the ledgers say: a claim released is a member gone.
+        members: dict[str, dict[str, str]] = {}
+        for host_id in sorted(view):
+            for held in view[host_id].claims:
+                if held.group is not None and held.group_policy is not None:
+                    members.setdefault(held.group, {})[held.instance_id] = host_id
+                    self._groups.setdefault(
+                        held.group, ServerGroup(held.group, GroupPolicy(held.group_policy))
+                    )
+        self._members = members
+
+    def _reserve(self, host_id: str, amount: Capacity, sign: int) -> None:
+        """Count a claim in flight (or take it back) in the view, so concurrent placements
+        see the room it takes and spread instead of all choosing the same host."""
+        status = self._view.get(host_id)
+        if status is None:
+            return
+        vcpus, ram, disk = status.free
+        self._view[host_id] = replace(
+            status,
+            free=(
+                vcpus - sign * amount.vcpus,
+                ram - sign * amount.ram_mb,
+                disk - sign * amount.disk_gb,
+            ),
+        )
+
+    async def _refresh_host(self, host_id: str) -> None:
+        ref = self._current_hosts().get(host_id)
+        if ref is None:
+            self._view.pop(host_id, None)
+            return
+        try:
+            self._view[host_id] = await ref.ask(GetHost())
+        except ActorError:
+            self._view.pop(host_id, None)
+
+    async def _place(self, request: PlacementRequest) -> Placement:
+        refs = self._current_hosts()
+        # Sorted so the filters and the ties do not depend on the mapping's order.
+        host_ids = sorted(refs)
+        statuses, unreachable = await self._statuses(host_ids)
 
         claim_id = request.claim_id
         for host_id, status in statuses:
@@ -451,19 +538,31 @@ class Scheduler:
             survivors = kept
         ranked = sorted(survivors, key=lambda pair: self._weigher.key(*pair))
 
+        group = request.group
+        amount = request.flavor.amount
         command = ClaimCapacity(
             claim_id=claim_id,
             task_id=request.task_id,
             instance_id=request.instance_id,
-            amount=request.flavor.amount,
+            amount=amount,
+            group=group.name if group is not None else None,
+            group_policy=group.policy.value if group is not None else None,
         )
         tried: list[str] = []
         for host_id, _ in ranked[: 1 + self._alternates]:
             tried.append(host_id)
+            self._reserve(host_id, amount, +1)
             try:
                 claim: Claim = await refs[host_id].ask(command)
             except ClaimRefused:
-                continue  # lost a race for the room since GetHost: try the next best
+                # Lost a race for the room, or the view was stale: learn the host's real
+                # state and try the next best.
+                self._reserve(host_id, amount, -1)
+                await self._refresh_host(host_id)
+                continue
+            except BaseException:
+                self._reserve(host_id, amount, -1)
+                raise
             self._record(request, host_id)
             return Placement(host_id, claim)
         raise NoValidHost(

@@ -79,6 +79,14 @@ class Sizes:
         taskflow_flows: flows per round of TaskFlow's in-memory serial engine (``flow.*``).
         taskflow_durable_flows: flows per round of TaskFlow with its SQLite backend in
             ``flow.boot_durable`` (each takes about a third of a second).
+        fleet_boots: instances booted per round in ``fleet.boot`` (and flows of its
+            baseline).
+        fleet_instances: instances in the database of ``fleet.resident_memory``.
+        fleet_rounds: measured rounds per side of ``fleet.boot`` (each boots a whole fleet,
+            so they are fewer).
+        fleet_memory_rounds: measured rounds per side of ``fleet.resident_memory`` (each
+            restores a big database under tracemalloc; the figure barely moves between
+            rounds).
     """
 
     name: str
@@ -100,6 +108,10 @@ class Sizes:
     flows: int
     taskflow_flows: int
     taskflow_durable_flows: int
+    fleet_boots: int
+    fleet_instances: int
+    fleet_rounds: int
+    fleet_memory_rounds: int
 
 
 #: For the test suite only: exercises every code path in well under a second.
@@ -123,6 +135,10 @@ TINY_SIZES = Sizes(
     flows=20,
     taskflow_flows=3,
     taskflow_durable_flows=2,
+    fleet_boots=20,
+    fleet_instances=200,
+    fleet_rounds=1,
+    fleet_memory_rounds=1,
 )
 
 #: ``stateward bench --quick``: the whole suite in a few seconds on a 2-core machine.
@@ -146,6 +162,10 @@ QUICK_SIZES = Sizes(
     flows=1_000,
     taskflow_flows=100,
     taskflow_durable_flows=5,
+    fleet_boots=300,
+    fleet_instances=20_000,
+    fleet_rounds=2,
+    fleet_memory_rounds=1,
 )
 
 #: ``stateward bench``: large enough rounds that timer resolution and loop start-up vanish.
@@ -169,6 +189,10 @@ FULL_SIZES = Sizes(
     flows=1_000,
     taskflow_flows=300,
     taskflow_durable_flows=20,
+    fleet_boots=10_000,
+    fleet_instances=100_000,
+    fleet_rounds=3,
+    fleet_memory_rounds=3,
 )
 
 SIZES: Mapping[str, Sizes] = MappingProxyType(

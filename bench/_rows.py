@@ -21,6 +21,7 @@ from ._baselines import (
     bare_tell_round,
     dict_transition_round,
 )
+from ._fleet_rows import FLEET_ROWS
 from ._flow_rows import FLOW_ROWS
 from ._harness import Comparison, Goal, Registry, Round, Row, Sizes, compare
 from ._peers import (
@@ -249,5 +250,6 @@ ROWS = Registry(
         ),
         *STORE_ROWS,
         *FLOW_ROWS,
+        *FLEET_ROWS,
     ]
 )

@@ -22,10 +22,10 @@ def python_blocks() -> list[str]:
 def test_readme_examples_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Each README example runs; the durable one persists across two runs."""
+    """Each README example runs; the durable one persists across two runs; the fleet boots."""
     monkeypatch.chdir(tmp_path)
     blocks = python_blocks()
-    assert len(blocks) >= 2
+    assert len(blocks) >= 4
     namespace: dict[str, Any] = {"__name__": "readme"}
     exec(compile(blocks[0], "README.md", "exec"), namespace)
     printed = capsys.readouterr().out
@@ -41,3 +41,15 @@ def test_readme_examples_run(
     assert lines[0] == "released claim-4 because power_on failed"
     assert lines[1].startswith("reverted [('reserve', <StepStatus.REVERTED")
     assert lines[2] == "power_on: no power"
+    exec(compile(blocks[3], "README.md", "exec"), namespace)
+    asyncio.run(namespace["cloud"]())
+    lines = [line for line in capsys.readouterr().out.splitlines() if not LOG.match(line)]
+    assert lines == [
+        "succeeded ['schedule', 'allocate_ports', 'attach_volumes', 'spawn', 'power_on']",
+        "active None running h-1 ('port-default-000001',)",
+        "['instance.web-1.boot', 'instance.web-1.scheduled', 'instance.web-1.networked', "
+        "'instance.web-1.volumes_attached', 'instance.web-1.spawned']",
+        "web-1 cannot `start` in state `active`; allowed: stop, reboot, reboot_hard, pause, "
+        "suspend, rebuild, delete",
+        "deleted Capacity(vcpus=0, ram_mb=0, disk_gb=0) ()",
+    ]

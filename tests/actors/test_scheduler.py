@@ -288,6 +288,9 @@ async def test_anti_affinity_spreads_members_and_runs_out_of_hosts() -> None:
         assert [p.host_id for p in placed] == ["h-1", "h-2", "h-3"]
         with pytest.raises(NoValidHost, match=r"among 3 hosts: server_group eliminated 3$"):
             await scheduler.place(request(3, group=group))
+        # A deleted member gives its claim back and leaves the group; membership follows
+        # the ledgers, so the host is free for the group again.
+        assert await scheduler.release(placed[1].host_id, placed[1].claim.claim_id) is True
         assert scheduler.forget("i-1") is True
         assert scheduler.forget("i-1") is False
         assert (await scheduler.place(request(3, group=group))).host_id == "h-2"

@@ -1,0 +1,88 @@
+"""The fleet rows: they run at tiny sizes, check their fleets and report the contract keys."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+from stateward.bench import ROWS, TINY_SIZES, run_rows
+from stateward.bench._fleet_rows import (
+    FLEET_HOSTS,
+    build_fleet_database,
+    fleet_boot_round,
+    fleet_memory_round,
+    instance_id,
+)
+from stateward.bench._flow_rows import quiet_logs
+
+CONTRACT_KEYS = {
+    "name",
+    "value",
+    "unit",
+    "baseline",
+    "baseline_value",
+    "ratio",
+    "higher_is_better",
+}
+
+
+def test_fleet_rows_run_and_produce_the_contract_keys() -> None:
+    """Both fleet rows run at tiny sizes, with their goals, details and size notes."""
+    report = run_rows(ROWS.select(["fleet.*"]), TINY_SIZES)
+    assert report.skipped == ()
+    assert tuple(r.name for r in report.results) == ("fleet.boot", "fleet.resident_memory")
+    for result in report.results:
+        assert set(result.to_json()) >= CONTRACT_KEYS
+        assert result.value > 0
+        assert result.baseline_value > 0
+        assert result.goal is not None
+        assert "size_note" in result.details
+    boot, memory = report.results
+    assert boot.unit == "boot/s"
+    assert boot.higher_is_better
+    assert boot.p50 is not None
+    assert boot.p99 is not None
+    assert boot.baseline.startswith("stateward FlowEngine")
+    assert boot.details["boots"] == TINY_SIZES.fleet_boots
+    assert boot.details["hosts"] == FLEET_HOSTS
+    assert isinstance(boot.details["absolute_goal_met"], bool)
+    assert memory.unit == "B/instance"
+    assert not memory.higher_is_better
+    assert memory.baseline == "asyncio.Queue actor"
+    assert memory.details["instances"] == TINY_SIZES.fleet_instances
+
+
+def test_fleet_boot_round_boots_every_instance(tmp_path: Path) -> None:
+    """A boot round counts every boot and its latency, and leaves the hosts' claims."""
+    with quiet_logs():
+        outcome = asyncio.run(fleet_boot_round(tmp_path / "f.db", boots=12, clients=5))
+    assert len(outcome.round.latencies) == 12
+    assert all(latency > 0 for latency in outcome.round.latencies)
+    assert outcome.commits >= 12
+    db = sqlite3.connect(tmp_path / "f.db")
+    try:
+        states = db.execute("SELECT state FROM resources WHERE kind = 'instance'").fetchall()
+    finally:
+        db.close()
+    assert states == [("active",)] * 12
+
+
+def test_fleet_database_replicates_booted_instances(tmp_path: Path) -> None:
+    """The built database restores as a fleet of active instances with their claims."""
+    path = tmp_path / "fleet.db"
+    with quiet_logs():
+        reference = asyncio.run(build_fleet_database(path, 150))
+        outcome = asyncio.run(fleet_memory_round(path, reference, instances=150))
+    assert outcome.actors == 150 + FLEET_HOSTS
+    assert outcome.round.value > 0
+    db = sqlite3.connect(path)
+    try:
+        (tasks,) = db.execute(
+            "SELECT count(*) FROM documents WHERE status = 'succeeded'"
+        ).fetchone()
+        (last,) = db.execute("SELECT max(id) FROM resources WHERE kind = 'instance'").fetchone()
+    finally:
+        db.close()
+    assert tasks == 150
+    assert last == instance_id(149)
