@@ -561,6 +561,15 @@ class _StartFailed:
     reason: StartReason
 
 
+def _ask_timeout(system: ActorSystem, timeout: float | UseDefault) -> float:
+    """The system's default, or ``timeout`` checked to be a positive finite number."""
+    if timeout is DEFAULT:
+        return system._ask_timeout
+    if not (isinstance(timeout, int | float) and 0 < timeout < math.inf):
+        raise InvalidArgument("timeout", expected="a positive finite number", got=timeout)
+    return float(timeout)
+
+
 def _wake_one(waiters: deque[asyncio.Future[None]]) -> None:
     while waiters:
         waiter = waiters.popleft()
@@ -623,10 +632,7 @@ class ActorRef:
         """
         cell = self._cell
         system = cell.spec.system
-        if timeout is DEFAULT:
-            timeout = system._ask_timeout
-        elif not (isinstance(timeout, int | float) and 0 < timeout < math.inf):
-            raise InvalidArgument("timeout", expected="a positive finite number", got=timeout)
+        timeout = _ask_timeout(system, timeout)
         reply: asyncio.Future[Any] = system._loop.create_future()
         deadlines = system._deadlines
         slot = deadlines.add(reply, cell, timeout, message)
@@ -718,10 +724,7 @@ class ActorContext:
             ActorStopped: the target is stopped.
         """
         system = self._cell.spec.system
-        if timeout is DEFAULT:
-            timeout = system._ask_timeout
-        elif not (isinstance(timeout, int | float) and 0 < timeout < math.inf):
-            raise InvalidArgument("timeout", expected="a positive finite number", got=timeout)
+        timeout = _ask_timeout(system, timeout)
         reply: asyncio.Future[Any] = system._loop.create_future()
         target._cell._put(message, reply)
         deadlines = system._deadlines

@@ -631,6 +631,8 @@ class MemoryStore(GroupCommitter):
         self, count: int, *, reason: str = "disk full", transient: bool = False
     ) -> None:
         """Make the next ``count`` transactions fail as a full or locked disk would."""
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise InvalidArgument("count", expected="an int >= 1", got=count)
         self._fault = (count, StoreUnavailable("commit", reason=reason), transient)
 
     async def _revisions(self, resource_ids: list[str]) -> dict[str, int]:
