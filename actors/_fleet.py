@@ -312,6 +312,9 @@ class Fleet:
         for summary in await self._summaries("host"):
             self._host_refs[summary.resource_id] = self.system.lookup(summary.resource_id)
             self._agents[summary.resource_id] = True
+        # The agents are back with the fleet: without a fresh heartbeat every host would
+        # look down (its last one is as old as the outage) and nothing could be scheduled.
+        await self._heartbeat_all()
         for handle in await self.engine.resume():
             self._watch(handle)
         await self._settle_instances()
@@ -444,10 +447,13 @@ class Fleet:
     async def _heartbeats(self) -> None:
         while True:
             await self.env.clock.sleep(self._heartbeat_interval)
-            for host_id, ref in list(self._host_refs.items()):
-                if self._agents.get(host_id, False):
-                    with contextlib.suppress(StatewardError):
-                        await ref.ask(Heartbeat())
+            await self._heartbeat_all()
+
+    async def _heartbeat_all(self) -> None:
+        for host_id, ref in list(self._host_refs.items()):
+            if self._agents.get(host_id, False):
+                with contextlib.suppress(StatewardError):
+                    await ref.ask(Heartbeat())
 
     # -- reconciliation -----------------------------------------------------------------
 

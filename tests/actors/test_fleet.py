@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from stateward.runtime import (
     Environment,
     InvalidArgument,
     InvalidTransition,
+    MemoryStore,
     Subscription,
     VirtualClock,
 )
@@ -758,3 +760,23 @@ async def test_a_command_while_a_task_runs_says_the_instance_is_busy() -> None:
             await fleet.instances.stop("web-1")
         assert "web-1 cannot `stop` in state `active/powering-off`" in str(caught.value)
         assert "terminal" not in str(caught.value)
+
+
+@pytest.mark.virtual_time
+async def test_hosts_are_up_right_after_a_reopen_long_after() -> None:
+    """Reopening a fleet an hour after it closed finds its hosts up: boots work at once."""
+    env = Environment(clock=VirtualClock.current(), seed=3)
+    store = MemoryStore(clock=env.clock)
+    driver = FakeDriver(env=env)
+    async with Fleet.open(None, driver=driver, env=env, store=store) as fleet:
+        await setup(fleet)
+    await asyncio.sleep(3600)
+    async with Fleet.open(None, driver=driver, env=env, store=store) as fleet:
+        fleet.flavors.add(SMALL)
+        fleet.images.add("cirros")
+        assert all(h.up for h in await fleet.hosts.list())
+        record = await fleet.tasks.wait(
+            (await fleet.instances.boot("web-9", flavor="m1.small", image="cirros")).id
+        )
+        assert record.status is TaskStatus.SUCCEEDED
+    await store.aclose()
