@@ -207,6 +207,9 @@ class FakeDriver:
         failures: probability in [0, 1] that an operation fails (per operation, or one
             number for all). A failed operation changes nothing and is not recorded as
             done, so retrying it with the same op id can succeed.
+        hangs: probability that an operation stalls for ``hang_seconds`` before it goes on
+            (a hypervisor that stopped answering); callers' timeouts should fire first.
+        hang_seconds: how long a stalled operation stalls.
         state_path: a file that makes the hypervisor outlive the process: its state is
             loaded from there when the file exists, and written there (atomically: a temp
             file, fsync, rename) after every operation that completes, so a SIGKILL of the
@@ -219,6 +222,8 @@ class FakeDriver:
         env: Environment | None = None,
         latency: float | Mapping[Operation, float] = 0.0,
         failures: float | Mapping[Operation, float] = 0.0,
+        hangs: float | Mapping[Operation, float] = 0.0,
+        hang_seconds: float = 600.0,
         state_path: str | Path | None = None,
     ) -> None:
         if state_path is not None and not isinstance(state_path, str | Path):
@@ -227,6 +232,14 @@ class FakeDriver:
         self._rng = self._env.random("driver.failures")
         self.latency = self._per_operation("latency", latency, upper=math.inf)
         self.failures = self._per_operation("failures", failures, upper=1.0)
+        self.hangs = self._per_operation("hangs", hangs, upper=1.0)
+        if (
+            isinstance(hang_seconds, bool)
+            or not isinstance(hang_seconds, int | float)
+            or not (0 < hang_seconds < math.inf)
+        ):
+            raise InvalidArgument("hang_seconds", expected="seconds > 0", got=hang_seconds)
+        self.hang_seconds = float(hang_seconds)
         self._instances: dict[str, _Instance] = {}
         self._ports: dict[str, str] = {}
         self._volumes: dict[str, str] = {}
@@ -298,6 +311,8 @@ class FakeDriver:
         if op_id in self._done:
             return True, self._done[op_id]
         delay = self.latency[operation]
+        if self.hangs[operation] and self._rng.random() < self.hangs[operation]:
+            delay += self.hang_seconds
         if delay:
             await self._env.clock.sleep(delay)
         if op_id in self._done:  # a concurrent repeat finished while we waited
@@ -436,6 +451,16 @@ class FakeDriver:
             if instance is not None and volume_id in instance.volumes:
                 instance.volumes.remove(volume_id)
         self._finish(Operation.DETACH_VOLUME, op_id)
+
+    def lose_host(self, host: str) -> tuple[str, ...]:
+        """The host is gone for good, and its instances with it (their ports and volumes,
+        which live elsewhere, stay behind for reconciliation to find)."""
+        lost = tuple(sorted(i for i, inst in self._instances.items() if inst.host == host))
+        for instance_id in lost:
+            del self._instances[instance_id]
+        if lost and self.state_path is not None:
+            self._save(self.state_path)
+        return lost
 
     async def describe(self) -> DriverView:
         """Everything that exists, in a stable order."""

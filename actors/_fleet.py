@@ -196,6 +196,7 @@ class Fleet:
         heartbeat_interval: float = 20.0,
         reconcile: bool = True,
         idle_after: float = 300.0,
+        instance_actor: type[InstanceActor] = InstanceActor,
     ) -> None:
         if not isinstance(driver, Driver):
             raise InvalidArgument("driver", expected="a Driver", got=driver)
@@ -215,6 +216,11 @@ class Fleet:
         self._heartbeat_interval = float(heartbeat_interval)
         self._reconcile_on_open = reconcile
         self._idle_after = idle_after
+        if not (isinstance(instance_actor, type) and issubclass(instance_actor, InstanceActor)):
+            raise InvalidArgument(
+                "instance_actor", expected="InstanceActor or a subclass", got=instance_actor
+            )
+        self._instance_actor = instance_actor
         self.flavors = Catalog("flavor")
         self.images = Catalog("image")
         self.hosts = Hosts(self)
@@ -246,6 +252,7 @@ class Fleet:
         heartbeat_interval: float = 20.0,
         reconcile: bool = True,
         idle_after: float = 300.0,
+        instance_actor: type[InstanceActor] = InstanceActor,
     ) -> Fleet:
         """A fleet to open with ``async with``.
 
@@ -261,6 +268,7 @@ class Fleet:
             reconcile: reconcile with the driver when opening.
             idle_after: seconds after which an idle instance leaves memory (it comes back
                 from the store on its next command).
+            instance_actor: the instance actor class (a subclass can observe or inject).
         """
         return cls(
             path,
@@ -272,6 +280,8 @@ class Fleet:
             networks=networks,
             heartbeat_interval=heartbeat_interval,
             reconcile=reconcile,
+            idle_after=idle_after,
+            instance_actor=instance_actor,
         )
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -343,7 +353,16 @@ class Fleet:
             await stack.aclose()
 
     def _instance_factory(self) -> InstanceActor:
-        return InstanceActor(self)
+        return self._instance_actor(self)
+
+    async def recover(self) -> ReconcileReport:
+        """Settle the fleet after trouble: resume interrupted flows, let instances learn how
+        their tasks ended, wait for the tasks, then reconcile with the driver."""
+        for handle in await self.engine.resume():
+            self._watch(handle)
+        await self._settle_instances()
+        await self._wait_for_tasks()
+        return await self.reconcile()
 
     async def _summaries(self, kind: str) -> list[Any]:
         found: list[Any] = []

@@ -22,7 +22,10 @@ from ._scheduler import Flavor, GroupPolicy, PlacementRequest, ServerGroup
 if TYPE_CHECKING:
     from ._fleet import Fleet
 
-__all__ = ("build_flows", "POWER_OPERATIONS")
+__all__ = ("build_flows", "POWER_OPERATIONS", "DRIVER_TIMEOUT")
+
+#: Seconds a driver step may take before it counts as failed (and its flow reverts).
+DRIVER_TIMEOUT = 300.0
 
 #: The driver power operation of each power command.
 POWER_OPERATIONS = {
@@ -70,6 +73,8 @@ def build_flows(fleet: Fleet) -> dict[str, Flow]:
         return result
 
     async def unschedule(result: dict[str, str], failure: Failure, **inputs: Any) -> None:
+        if "leak-claim" in fleet.env.planted_bugs:
+            return  # a deliberate bug, for the simulator to find
         await fleet.scheduler.release(result["host"], result["claim_id"])
         fleet.scheduler.forget(inputs["instance_id"])
 
@@ -115,10 +120,15 @@ def build_flows(fleet: Fleet) -> dict[str, Flow]:
             "boot",
             linear(
                 task(schedule, provides="placement", revert=unschedule),
-                task(allocate_ports, provides="ports", revert=free_ports),
-                task(attach_volumes, provides="attached", revert=detach_volumes),
-                task(spawn, revert=destroy, reconcile=spawned_already),
-                task(power_on, provides="power"),
+                task(allocate_ports, provides="ports", revert=free_ports, timeout=DRIVER_TIMEOUT),
+                task(
+                    attach_volumes,
+                    provides="attached",
+                    revert=detach_volumes,
+                    timeout=DRIVER_TIMEOUT,
+                ),
+                task(spawn, revert=destroy, reconcile=spawned_already, timeout=DRIVER_TIMEOUT),
+                task(power_on, provides="power", timeout=DRIVER_TIMEOUT),
             ),
             inputs=(
                 "instance_id",
@@ -147,7 +157,10 @@ def build_flows(fleet: Fleet) -> dict[str, Flow]:
 
     flows["rebuild"] = Flow(
         "rebuild",
-        linear(task(rebuild), task(power_after_rebuild, name="power_on", provides="power")),
+        linear(
+            task(rebuild, timeout=DRIVER_TIMEOUT),
+            task(power_after_rebuild, name="power_on", provides="power", timeout=DRIVER_TIMEOUT),
+        ),
         inputs=_INPUTS,
     )
 
@@ -174,7 +187,11 @@ def build_flows(fleet: Fleet) -> dict[str, Flow]:
 
     flows["delete"] = Flow(
         "delete",
-        linear(task(destroy_instance), task(release_ports), task(release_claim)),
+        linear(
+            task(destroy_instance, timeout=DRIVER_TIMEOUT),
+            task(release_ports, timeout=DRIVER_TIMEOUT),
+            task(release_claim),
+        ),
         inputs=_INPUTS,
     )
     return flows
@@ -189,7 +206,7 @@ def _power_task(fleet: Fleet, action: str, operation: Operation) -> Task:
         return power.value
 
     run.__name__ = action
-    return task(run, name=action, provides="power")
+    return task(run, name=action, provides="power", timeout=DRIVER_TIMEOUT)
 
 
 Builder = Callable[["Fleet"], dict[str, Flow]]

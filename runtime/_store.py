@@ -497,7 +497,13 @@ class GroupCommitter:
     ) -> None:
         self._degraded = True
         failed = 0
-        for _, done in batch:
+        for write, done in batch:
+            # A failed commit may still have reached the disk: forget what we believed the
+            # revisions were, so the next write checks against what is really stored.
+            if write.record is not None:
+                self._known.pop(write.record.resource_id, None)
+            for document in write.documents:
+                self._known_documents.pop((document.collection, document.key), None)
             if not done.done():
                 failed += 1
                 done.set_exception(error)
@@ -624,16 +630,45 @@ class MemoryStore(GroupCommitter):
         )
         self._rows: dict[str, _Row] = {}
         self._journal: dict[str, list[tuple[TransitionRecord, bytes | None]]] = {}
-        self._fault: tuple[int, StoreUnavailable | None, bool] | None = None
+        self._fault: tuple[int, StoreUnavailable, bool, bool] | None = None
         self._documents: dict[tuple[str, str], Document] = {}
 
     def fail_writes(
-        self, count: int, *, reason: str = "disk full", transient: bool = False
+        self,
+        count: int,
+        *,
+        reason: str = "disk full",
+        transient: bool = False,
+        after_commit: bool = False,
     ) -> None:
-        """Make the next ``count`` transactions fail as a full or locked disk would."""
+        """Make the next ``count`` transactions fail as a full or locked disk would.
+
+        Args:
+            count: transactions to fail.
+            reason: the StoreUnavailable's reason.
+            transient: fail as a lock does (retried) rather than as a full disk.
+            after_commit: write first, then report failure (an fsync error after the data
+                reached the disk): the writer cannot know its write is durable.
+        """
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise InvalidArgument("count", expected="an int >= 1", got=count)
-        self._fault = (count, StoreUnavailable("commit", reason=reason), transient)
+        self._fault = (count, StoreUnavailable("commit", reason=reason), transient, after_commit)
+
+    def image(self) -> MemoryStore:
+        """What a disk would hold after a power cut: a new store with only what was
+        committed (nothing pending, no cache), as a restarted process would open it."""
+        copy = MemoryStore(
+            clock=self._clock,
+            max_batch=self._max_batch,
+            retries=self._retries,
+            backoff=self._backoff,
+            retention=self.retention,
+        )
+        copy._rows = {k: msgspec.structs.replace(row) for k, row in self._rows.items()}
+        copy._journal = {k: list(entries) for k, entries in self._journal.items()}
+        copy._documents = dict(self._documents)
+        copy._quarantined = dict(self._quarantined)
+        return copy
 
     async def _revisions(self, resource_ids: list[str]) -> dict[str, int]:
         return {r: self._rows[r].revision for r in resource_ids if r in self._rows}
@@ -677,11 +712,19 @@ class MemoryStore(GroupCommitter):
 
     async def _write(self, writes: list[Write]) -> int:
         await asyncio.sleep(0)  # a transaction is never instantaneous; let others queue up
+        after: StoreUnavailable | None = None
         if self._fault is not None:
-            count, error, transient = self._fault
-            self._fault = (count - 1, error, transient) if count > 1 else None
-            assert error is not None
-            raise _Transient(error) if transient else error
+            count, error, transient, after_commit = self._fault
+            self._fault = (count - 1, error, transient, after_commit) if count > 1 else None
+            if not after_commit:
+                raise _Transient(error) if transient else error
+            after = error
+        pruned = self._apply(writes)
+        if after is not None:
+            raise after
+        return pruned
+
+    def _apply(self, writes: list[Write]) -> int:
         pruned = 0
         for write in writes:
             for document in write.documents:
