@@ -62,9 +62,6 @@ HOST = Machine(
         Transition("enabled", "release", "enabled"),
         Transition("disabled", "release", "disabled"),
         Transition("maintenance", "release", "maintenance"),
-        Transition("enabled", "heartbeat", "enabled"),
-        Transition("disabled", "heartbeat", "disabled"),
-        Transition("maintenance", "heartbeat", "maintenance"),
         Transition("enabled", "disable", "disabled"),
         Transition("disabled", "enable", "enabled"),
         Transition("enabled", "start_maintenance", "maintenance"),
@@ -116,7 +113,6 @@ class HostData(msgspec.Struct):
         cpu_ratio, ram_ratio, disk_ratio: allocation ratios (overcommit).
         zone: availability zone.
         claims: the ledger, by claim id.
-        last_heartbeat: wall time of the last heartbeat (0 if none).
     """
 
     capacity: Capacity = Capacity()
@@ -125,7 +121,6 @@ class HostData(msgspec.Struct):
     disk_ratio: float = 1.0
     zone: str = "nova"
     claims: dict[str, Claim] = msgspec.field(default_factory=dict)
-    last_heartbeat: float = 0.0
 
     def usage(self) -> Capacity:
         """The sum of the live claims."""
@@ -244,6 +239,7 @@ class HostActor(FSMActor):
     data_type = HostData
     topic: ClassVar[str] = "host.{resource}.{event}"
     heartbeat_timeout: ClassVar[float] = 60.0
+    _last_heartbeat = 0.0
 
     def apply(self, data: Any, record: TransitionRecord) -> Any:
         """Fold one journaled transition into the ledger (a new HostData: apply is pure)."""
@@ -266,8 +262,6 @@ class HostActor(FSMActor):
             claims = dict(host.claims)
             claims.pop(str(record.payload), None)
             return replace(host, claims=claims)
-        if record.event == "heartbeat":
-            return replace(host, last_heartbeat=float(record.payload))
         return host
 
     async def receive(self, message: Any) -> Any:
@@ -290,7 +284,9 @@ class HostActor(FSMActor):
             await self.transition("release", payload=message.claim_id)
             return True
         if isinstance(message, Heartbeat):
-            await self.transition("heartbeat", payload=self.context.clock.now())
+            # Liveness is volatile, like the agent it stands for: kept in memory, not
+            # journaled (a restarted fleet heartbeats its hosts at once).
+            self._last_heartbeat = self.context.clock.now()
             return self.status()
         if isinstance(message, GetHost):
             return self.status()
@@ -342,7 +338,7 @@ class HostActor(FSMActor):
 
     def is_up(self) -> bool:
         """True while heartbeats arrive within :attr:`heartbeat_timeout`."""
-        last = self.ledger.last_heartbeat
+        last = self._last_heartbeat
         return last > 0 and self.context.clock.now() - last <= self.heartbeat_timeout
 
     def status(self) -> HostStatus:

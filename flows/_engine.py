@@ -416,6 +416,7 @@ class FlowEngine:
         failure: Failure | None = None
         started: set[str] = set()
         running: dict[asyncio.Task[None], str] = {}
+        order = {t.name: n for n, t in enumerate(flow.tasks)}
         loop = asyncio.get_running_loop()
         while True:
             if failure is None and not run.cancel_requested:
@@ -441,7 +442,9 @@ class FlowEngine:
             if not running:
                 break
             done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-            for finished in done:
+            # A set's order follows object addresses: handle steps in flow order instead,
+            # so which failure counts never depends on the process.
+            for finished in sorted(done, key=lambda t: order[running[t]]):
                 running.pop(finished)
                 run.steps.discard(finished)
                 if finished.cancelled():

@@ -550,7 +550,6 @@ async def test_events_are_published_in_order() -> None:
             ]
             assert topics(host_events) == [
                 "host.h-0.configure",
-                "host.h-0.heartbeat",
                 "host.h-0.claim",
                 "host.h-0.release",
             ]
