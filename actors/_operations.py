@@ -73,8 +73,6 @@ def build_flows(fleet: Fleet) -> dict[str, Flow]:
         return result
 
     async def unschedule(result: dict[str, str], failure: Failure, **inputs: Any) -> None:
-        if "leak-claim" in fleet.env.planted_bugs:
-            return  # a deliberate bug, for the simulator to find
         await fleet.scheduler.release(result["host"], result["claim_id"])
         fleet.scheduler.forget(inputs["instance_id"])
 
@@ -172,6 +170,8 @@ def build_flows(fleet: Fleet) -> dict[str, Flow]:
             await driver.free_port(f"{task_id}:free:{n}", port)
 
     async def release_claim(instance_id: str, host: str | None, claim_id: str | None) -> str:
+        if "leak-claim" in fleet.env.planted_bugs:
+            return "nostate"  # a deliberate bug, for the simulator to find
         if host is not None and claim_id is not None:
             await fleet.scheduler.release(host, claim_id)
         else:

@@ -202,10 +202,10 @@ class VirtualClock:
 
 #: The deliberate bugs an Environment can switch on (see ``Environment.planted_bugs``):
 #: ``skip-journal-tail`` makes recovery ignore the journal after the last snapshot;
-#: ``leak-claim`` makes a reverted boot forget to release its host claim.
+#: ``leak-claim`` makes a deleted instance keep its claim on its host.
 PLANTED_BUGS = {
     "skip-journal-tail": "recovery ignores the journal rows after the last snapshot",
-    "leak-claim": "a reverted boot keeps its claim on the host",
+    "leak-claim": "a deleted instance keeps its claim on its host",
 }
 
 
