@@ -228,7 +228,8 @@ class Fleet:
         self.tasks = Tasks(self)
         self._host_refs: dict[str, ActorRef] = {}
         self._agents: dict[str, bool] = {}
-        self._watchers: set[asyncio.Task[None]] = set()
+        # A dict, not a set: cancelling in insertion order keeps runs deterministic.
+        self._watchers: dict[asyncio.Task[None], None] = {}
         self._stack: contextlib.AsyncExitStack | None = None
         self._log = structlog.get_logger("stateward.fleet")
         self.system: ActorSystem
@@ -339,7 +340,7 @@ class Fleet:
         for watcher in list(self._watchers):
             watcher.cancel()
         if self._watchers:
-            await asyncio.wait(self._watchers)
+            await asyncio.wait(list(self._watchers))
         await self.engine.aclose()
 
     async def __aexit__(
@@ -401,18 +402,21 @@ class Fleet:
         # the build is cancelled, which reverts it; the delete runs once it has.
         handle = await self._submit("delete", instance_id, task_id, inputs, key)
         canceller = asyncio.get_running_loop().create_task(self._cancel(running))
-        self._watchers.add(canceller)
-        canceller.add_done_callback(self._watchers.discard)
+        self._watchers[canceller] = None
+        canceller.add_done_callback(self._forget_watcher)
         return handle.record
 
     async def _cancel(self, task_id: str) -> None:
         with contextlib.suppress(StatewardError):
             await self.engine.cancel(task_id)
 
+    def _forget_watcher(self, watcher: asyncio.Task[None]) -> None:
+        self._watchers.pop(watcher, None)
+
     def _watch(self, handle: FlowHandle) -> None:
         watcher = asyncio.get_running_loop().create_task(self._report(handle))
-        self._watchers.add(watcher)
-        watcher.add_done_callback(self._watchers.discard)
+        self._watchers[watcher] = None
+        watcher.add_done_callback(self._forget_watcher)
 
     def _watch_task(self, instance_id: str, task_id: str) -> None:
         """Called by an instance that (re)loads with a task: make sure it hears the end."""
@@ -421,8 +425,8 @@ class Fleet:
             self._watch(handle)
             return
         watcher = asyncio.get_running_loop().create_task(self._report_stored(instance_id, task_id))
-        self._watchers.add(watcher)
-        watcher.add_done_callback(self._watchers.discard)
+        self._watchers[watcher] = None
+        watcher.add_done_callback(self._forget_watcher)
 
     async def _report(self, handle: FlowHandle) -> None:
         try:

@@ -396,7 +396,14 @@ class _Sim:
             self.known[instance] = "live"  # in error: a later delete cleans it up
 
     async def _act(self, fleet: Fleet, rng: random.Random, instance: str) -> None:
-        action = rng.choice((*ACTIONS, "delete", "delete"))
+        # Clients mostly ask for what the instance allows, as a UI offering its buttons
+        # would; now and then for anything, as a script with a stale view would.
+        try:
+            allowed = (await fleet.instances.get(instance)).allowed
+        except StatewardError:
+            allowed = ()
+        choices = [a for a in allowed if a in ACTIONS] or list(ACTIONS)
+        action = rng.choice(choices) if rng.random() < 0.9 else rng.choice(ACTIONS)
         image = rng.choice(_IMAGES) if action == "rebuild" else None
         key = f"{instance}:{action}:{self.clock.monotonic():.6f}"
 
@@ -443,7 +450,8 @@ class _Sim:
             outcome = "ok" if record.status is TaskStatus.SUCCEEDED else "failed"
             self._outcome(kind, instance, key, outcome, record.status.value)
             return record
-        self.result.operations[kind, "indeterminate"] += 1
+        # Indeterminate: it may or may not have happened. It stays unresolved; a recovery
+        # asks again with the same key and counts its outcome then.
         self.log("info", op=kind, resource=instance, key=key)
         return None
 

@@ -104,7 +104,8 @@ class _Run:
         # A change is in memory only; the next checkpoint must be taken before anything
         # else happens (set by a deferred step result).
         self.dirty = False
-        self.steps: set[asyncio.Task[None]] = set()
+        # Insertion-ordered (a dict), so cancelling them is deterministic.
+        self.steps: dict[asyncio.Task[None], None] = {}
         self.driver: asyncio.Task[None] | None = None
         self.done: asyncio.Future[TaskRecord] = asyncio.get_running_loop().create_future()
 
@@ -437,7 +438,7 @@ class FlowEngine:
                 for t in ready:
                     started.add(t.name)
                     step_task = loop.create_task(self._step(run, t))
-                    run.steps.add(step_task)
+                    run.steps[step_task] = None
                     running[step_task] = t.name
             if not running:
                 break
@@ -446,7 +447,7 @@ class FlowEngine:
             # so which failure counts never depends on the process.
             for finished in sorted(done, key=lambda t: order[running[t]]):
                 running.pop(finished)
-                run.steps.discard(finished)
+                run.steps.pop(finished, None)
                 if finished.cancelled():
                     continue  # cancelled on request: the step did not complete
                 error = finished.exception()
