@@ -247,6 +247,9 @@ class FakeDriver:
         self._port_ids = 0
         #: How many times each operation actually changed something (repeats excluded).
         self.calls: dict[Operation, int] = dict.fromkeys(Operation, 0)
+        #: How many failures and hangs were injected.
+        self.injected_failures = 0
+        self.injected_hangs = 0
         #: Where the state is kept across processes, if anywhere.
         self.state_path = Path(state_path) if state_path is not None else None
         if self.state_path is not None and self.state_path.exists():
@@ -313,12 +316,14 @@ class FakeDriver:
         delay = self.latency[operation]
         if self.hangs[operation] and self._rng.random() < self.hangs[operation]:
             delay += self.hang_seconds
+            self.injected_hangs += 1
         if delay:
             await self._env.clock.sleep(delay)
         if op_id in self._done:  # a concurrent repeat finished while we waited
             return True, self._done[op_id]
         chance = self.failures[operation]
         if chance and self._rng.random() < chance:
+            self.injected_failures += 1
             raise DriverError(operation, op_id=op_id, target=target, reason="injected failure")
         return False, None
 

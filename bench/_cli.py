@@ -6,9 +6,11 @@ Subcommands (each one adds its parser in an ``_add_<name>`` function and sets ``
 - ``diagram``: render a :class:`stateward.runtime.Machine` as Mermaid or Graphviz dot.
 - ``inspect``: read a database offline (read-only): resources, one resource's history,
   task records (one task, a resource's tasks, the parked ones).
+- ``simulate``: the deterministic chaos simulator, one seed or a sweep of seeds
+  (:mod:`stateward.bench._simulate`).
 
-``simulate`` (the chaos simulator) will join them the same way. Exit codes: 0 success,
-1 a failure while running, 2 bad usage.
+Exit codes: 0 success, 1 a failure while running (for ``simulate``: a violated invariant),
+2 bad usage.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ from ._harness import FULL_SIZES, QUICK_SIZES, SIZES, Result, Row, Skipped, run_
 from ._inspect import DEFAULT_LIMIT, InspectFailed, Options, run_inspect
 from ._report import format_quantity, report_table, write_json
 from ._rows import ROWS
+from ._simulate import DEFAULTS as SIM_DEFAULTS
+from ._simulate import SimulateOptions, check_options, parse_faults, parse_seeds, run_simulate
 
 __all__ = ("main",)
 
@@ -315,6 +319,125 @@ def _inspect(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return EXIT_OK
 
 
+# --- simulate ------------------------------------------------------------------------------
+
+
+def _add_simulate(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from stateward.runtime import PLANTED_BUGS
+
+    from ._sim import FAULTS
+
+    parser = subparsers.add_parser(
+        "simulate",
+        help="chaos-test a whole fleet on a virtual clock, replayable from its seed",
+        description=(
+            "Run the deterministic chaos simulator: a fleet of hosts and instances on a "
+            "virtual clock, clients issuing operations while fault sites fire (chaos), then "
+            "faults off and hosts back (heal), then the liveness check. Invariants are "
+            "checked throughout. Exit 0 when every invariant held, 1 on a violation (with "
+            "the seed and a command reproducing it), 2 on bad usage. The last line is "
+            "`event-log sha256: <hex>`, the same for the same seed and code."
+        ),
+    )
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument(
+        "--seed",
+        type=int,
+        metavar="S",
+        help="the seed of the run (default: 1); everything follows from it",
+    )
+    which.add_argument(
+        "--seeds",
+        metavar="A..B",
+        help="sweep the seeds A to B (both included), with a progress bar and a summary",
+    )
+    parser.add_argument(
+        "--hosts",
+        type=int,
+        default=SIM_DEFAULTS.hosts,
+        metavar="H",
+        help=f"hosts in the fleet (default: {SIM_DEFAULTS.hosts})",
+    )
+    parser.add_argument(
+        "--instances",
+        type=int,
+        default=SIM_DEFAULTS.instances,
+        metavar="I",
+        help=f"instances the workload keeps around (default: {SIM_DEFAULTS.instances})",
+    )
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=SIM_DEFAULTS.duration,
+        metavar="SIM_SECONDS",
+        help=f"simulated seconds of chaos (default: {SIM_DEFAULTS.duration:g}, one day)",
+    )
+    parser.add_argument(
+        "--faults",
+        default="all",
+        metavar="all|none|LIST",
+        help="the fault sites allowed, each still switched on or off by the seed: all "
+        "(default), none, or a comma-separated list of: " + ", ".join(FAULTS),
+    )
+    parser.add_argument(
+        "--clients",
+        type=int,
+        default=SIM_DEFAULTS.clients,
+        metavar="N",
+        help=f"concurrent clients (default: {SIM_DEFAULTS.clients})",
+    )
+    parser.add_argument(
+        "--planted-bug",
+        action="append",
+        choices=tuple(PLANTED_BUGS),
+        default=[],
+        metavar="NAME",
+        help="switch on a deliberate bug, to see the simulator find it (repeatable): "
+        + "; ".join(f"{name}: {what}" for name, what in PLANTED_BUGS.items()),
+    )
+    parser.add_argument(
+        "--check-determinism",
+        action="store_true",
+        help="run each seed twice and report the first event where the two logs diverge",
+    )
+    parser.add_argument(
+        "--json", type=Path, metavar="PATH", help="also write the summary (and violations) as JSON"
+    )
+    parser.add_argument(
+        "--trace", type=Path, metavar="PATH", help="write the event log as JSON lines (one run)"
+    )
+    parser.set_defaults(handler=_simulate, command_parser=parser)
+
+
+def _simulate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    try:
+        seeds: Sequence[int]
+        if args.seeds is not None:
+            seeds = parse_seeds(args.seeds)
+        else:
+            seed = 1 if args.seed is None else args.seed
+            if seed < 0:
+                raise InvalidArgument("--seed", expected="an integer >= 0", got=seed)
+            seeds = (seed,)
+        options = SimulateOptions(
+            seeds=seeds,
+            sweep=args.seeds is not None,
+            hosts=args.hosts,
+            instances=args.instances,
+            duration=args.duration,
+            faults=parse_faults(args.faults),
+            clients=args.clients,
+            planted_bugs=tuple(dict.fromkeys(args.planted_bug)),
+            check_determinism=args.check_determinism,
+            json_path=args.json,
+            trace_path=args.trace,
+        )
+        check_options(options)
+    except InvalidArgument as exc:
+        return _usage_error(parser, str(exc))
+    return run_simulate(options, console=_stdout_console(), progress_console=Console(stderr=True))
+
+
 # --- entry point ---------------------------------------------------------------------------
 
 
@@ -328,6 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bench(subparsers)
     _add_diagram(subparsers)
     _add_inspect(subparsers)
+    _add_simulate(subparsers)
     return parser
 
 

@@ -87,6 +87,11 @@ class Sizes:
         fleet_memory_rounds: measured rounds per side of ``fleet.resident_memory`` (each
             restores a big database under tracemalloc; the figure barely moves between
             rounds).
+        sim_duration: simulated seconds of chaos per round of the ``sim.*`` rows (100 hosts,
+            1,000 instances, all faults).
+        sim_rounds: measured rounds per side of the ``sim.*`` rows.
+        sim_boots: instances booted per round of ``sim.events``'s baseline (``fleet.boot``'s
+            round, on the real clock).
     """
 
     name: str
@@ -112,6 +117,9 @@ class Sizes:
     fleet_instances: int
     fleet_rounds: int
     fleet_memory_rounds: int
+    sim_duration: float
+    sim_rounds: int
+    sim_boots: int
 
 
 #: For the test suite only: exercises every code path in well under a second.
@@ -139,6 +147,9 @@ TINY_SIZES = Sizes(
     fleet_instances=200,
     fleet_rounds=1,
     fleet_memory_rounds=1,
+    sim_duration=300.0,
+    sim_rounds=1,
+    sim_boots=20,
 )
 
 #: ``stateward bench --quick``: the whole suite in a few seconds on a 2-core machine.
@@ -166,6 +177,9 @@ QUICK_SIZES = Sizes(
     fleet_instances=20_000,
     fleet_rounds=2,
     fleet_memory_rounds=1,
+    sim_duration=14_400.0,
+    sim_rounds=2,
+    sim_boots=300,
 )
 
 #: ``stateward bench``: large enough rounds that timer resolution and loop start-up vanish.
@@ -193,6 +207,9 @@ FULL_SIZES = Sizes(
     fleet_instances=100_000,
     fleet_rounds=3,
     fleet_memory_rounds=3,
+    sim_duration=86_400.0,
+    sim_rounds=3,
+    sim_boots=1_000,
 )
 
 SIZES: Mapping[str, Sizes] = MappingProxyType(

@@ -31,6 +31,7 @@ from ._peers import (
     pykka_ask_round,
     pykka_tell_round,
 )
+from ._sim_rows import SIM_ROWS
 from ._stateward import (
     STATEWARD,
     fire_round,
@@ -173,8 +174,9 @@ def _measure_pykka_ask(sizes: Sizes) -> Comparison:
     return _measure_pykka(sizes, sizes.peer_asks, pykka_ask_round, bare_ask_round)
 
 
-#: Every row, in report order. With the cache of recovery databases in ``_store_rows``, the
-#: only module-level mutable object in ``stateward.bench``.
+#: Every row, in report order. With the cache of recovery databases in ``_store_rows`` and the
+#: shared simulations of ``_sim_rows``, the only module-level mutable object in
+#: ``stateward.bench``.
 ROWS = Registry(
     [
         Row(
@@ -251,5 +253,6 @@ ROWS = Registry(
         *STORE_ROWS,
         *FLOW_ROWS,
         *FLEET_ROWS,
+        *SIM_ROWS,
     ]
 )

@@ -254,6 +254,10 @@ class _Sim:
                 self.log("fault", fault="process_crash")
                 self.store = self.store.image()
             self.result.incarnations = incarnation
+            if self.driver.injected_failures:
+                self.result.faults["driver_failure"] = self.driver.injected_failures
+            if self.driver.injected_hangs:
+                self.result.faults["driver_timeout"] = self.driver.injected_hangs
             self.result.simulated = self.clock.monotonic()
             self.result.wall = time.perf_counter() - started
             self.result.digest = hashlib.sha256(

@@ -1,0 +1,762 @@
+"""``stateward simulate``: run the chaos simulator from the command line and report on it.
+
+One seed (``--seed S``) runs one simulation (:func:`stateward.bench._sim.simulate`) and
+prints a summary: operations by kind and outcome, faults by kind and which fault sites the
+seed switched on, simulated and wall time, their ratio, events per second and process
+incarnations. A sweep (``--seeds A..B``, both ends included) runs every seed in turn under a
+progress bar and prints what the seeds did together and which of them failed.
+
+On a violation the output names the seed, each invariant with its detail, the last events of
+the resources concerned and a one-line command that reproduces the run
+(:func:`reproduce_command`). ``--check-determinism`` runs each seed twice and compares the
+two event logs event by event; a divergence is a failure too, reported with the index of the
+first differing event and both versions of it.
+
+The last line printed is always ``event-log sha256: <hex>``: the run's event-log digest
+(:attr:`SimResult.digest`), or for a sweep the sha256 of the seeds' digests (hex, one per
+line, in seed order). Wall-clock figures are reported but never part of a digest.
+
+Exit codes follow the CLI: 0 when every invariant held (and every determinism check
+agreed), 1 on a violation or a divergence, 2 on bad usage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from stateward.actors import ACTIONS
+from stateward.runtime import PLANTED_BUGS, InvalidArgument
+
+from ._flow_rows import quiet_logs
+from ._report import format_quantity
+from ._sim import FAULTS, SimConfig, SimResult, Violation, simulate
+
+__all__ = (
+    "DEFAULTS",
+    "check_options",
+    "DIGEST_PREFIX",
+    "Divergence",
+    "SimulateOptions",
+    "first_divergence",
+    "parse_faults",
+    "parse_seeds",
+    "reproduce_command",
+    "result_json",
+    "run_simulate",
+    "sweep_digest",
+)
+
+#: The start of the last line of every run's output (the design's contract).
+DIGEST_PREFIX = "event-log sha256: "
+#: ``SimConfig``'s defaults, which are also the command's: an option left at its default is
+#: left out of the reproduce command.
+DEFAULTS = SimConfig(seed=0)
+#: Violations printed in full per run; the rest are counted (all of them go to ``--json``).
+SHOWN_VIOLATIONS = 10
+#: Events of the resources concerned printed after the violations.
+SHOWN_HISTORY = 30
+#: Known outcomes of a client operation, in column order (Jepsen's: invoked, then ok,
+#: failed, or not started at all once a recovery asked again).
+_OUTCOMES = ("ok", "failed", "not-started")
+_SEEDS = re.compile(r"^\s*(\d+)\s*\.\.\s*(\d+)\s*$")
+_encode = msgspec.json.Encoder().encode
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SimulateOptions:
+    """What one invocation of ``stateward simulate`` asks for.
+
+    Attributes:
+        seeds: the seeds to run, in order (one for ``--seed``).
+        sweep: True for ``--seeds A..B`` (a sweep summary instead of one run's).
+        hosts: hosts in the fleet.
+        instances: instances the workload keeps around.
+        duration: simulated seconds of chaos.
+        faults: the fault sites allowed.
+        clients: concurrent clients.
+        planted_bugs: deliberate bugs switched on.
+        check_determinism: run each seed twice and compare the event logs.
+        json_path: where to write the summary as JSON, if anywhere.
+        trace_path: where to write the event log as JSON lines (one run only).
+    """
+
+    seeds: Sequence[int]
+    sweep: bool = False
+    hosts: int = DEFAULTS.hosts
+    instances: int = DEFAULTS.instances
+    duration: float = DEFAULTS.duration
+    faults: frozenset[str] = DEFAULTS.faults
+    clients: int = DEFAULTS.clients
+    planted_bugs: tuple[str, ...] = ()
+    check_determinism: bool = False
+    json_path: Path | None = None
+    trace_path: Path | None = None
+
+    def config(self, seed: int) -> SimConfig:
+        """The simulator's configuration for ``seed``.
+
+        Raises:
+            InvalidArgument: a value the simulator does not accept (e.g. ``hosts=0``).
+        """
+        return SimConfig(
+            seed=seed,
+            hosts=self.hosts,
+            instances=self.instances,
+            duration=self.duration,
+            faults=self.faults,
+            clients=self.clients,
+            planted_bugs=frozenset(self.planted_bugs),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Divergence:
+    """Where two runs of one seed first disagreed.
+
+    Attributes:
+        index: the position of the first differing event in the event log.
+        first: that event in the first run (None when the first log ended earlier).
+        second: that event in the second run (None when the second log ended earlier).
+    """
+
+    index: int
+    first: dict[str, Any] | None
+    second: dict[str, Any] | None
+
+
+@dataclass(slots=True)
+class _SeedOutcome:
+    """What a sweep keeps of one seed (the event log itself is dropped)."""
+
+    config: SimConfig
+    ok: bool
+    digest: str
+    violations: list[Violation]
+    history: list[dict[str, Any]]
+    divergence: Divergence | None
+    summary: dict[str, Any]
+    operations: Counter[tuple[str, str]] = field(default_factory=Counter)
+    faults: Counter[str] = field(default_factory=Counter)
+    simulated: float = 0.0
+    wall: float = 0.0
+    events: int = 0
+
+    @property
+    def failed(self) -> bool:
+        """A violated invariant or a divergence."""
+        return not self.ok or self.divergence is not None
+
+
+# --- parsing -------------------------------------------------------------------------------
+
+
+def parse_seeds(text: str) -> range:
+    """The seeds of ``A..B``, both ends included.
+
+    Raises:
+        InvalidArgument: not of that form, or ``A`` is greater than ``B``.
+    """
+    match = _SEEDS.match(text)
+    if match is None:
+        raise InvalidArgument("--seeds", expected="A..B with integers 0 <= A <= B", got=text)
+    first, last = int(match[1]), int(match[2])
+    if first > last:
+        raise InvalidArgument(
+            "--seeds", expected=f"A..B with A <= B (did you mean {last}..{first}?)", got=text
+        )
+    return range(first, last + 1)
+
+
+def parse_faults(text: str) -> frozenset[str]:
+    """The fault sites of ``all``, ``none`` or a comma-separated list of names.
+
+    Raises:
+        InvalidArgument: an empty item or a name that is not a fault site.
+    """
+    spec = text.strip()
+    if spec == "all":
+        return frozenset(FAULTS)
+    if spec == "none":
+        return frozenset()
+    names = [name.strip() for name in spec.split(",")]
+    unknown = [name for name in names if name not in FAULTS]
+    if unknown or not names:
+        raise InvalidArgument(
+            "--faults",
+            expected=f"all, none or a comma-separated list of: {', '.join(FAULTS)}",
+            got=", ".join(unknown) if unknown else text,
+        )
+    return frozenset(names)
+
+
+# --- pure helpers --------------------------------------------------------------------------
+
+
+def _number(value: float) -> str:
+    """A float the way a person types it, and as ``float()`` reads it back."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def reproduce_command(config: SimConfig, *, check_determinism: bool = False) -> str:
+    """The one-line ``stateward simulate`` command that runs ``config`` again.
+
+    Every option that differs from the default is spelled out, so the line reproduces the
+    run exactly whatever the command's defaults become.
+    """
+    parts = ["stateward", "simulate", "--seed", str(config.seed)]
+    if config.hosts != DEFAULTS.hosts:
+        parts += ["--hosts", str(config.hosts)]
+    if config.instances != DEFAULTS.instances:
+        parts += ["--instances", str(config.instances)]
+    if config.duration != DEFAULTS.duration:
+        parts += ["--duration", _number(config.duration)]
+    if config.faults != DEFAULTS.faults:
+        chosen = [name for name in FAULTS if name in config.faults]
+        parts += ["--faults", ",".join(chosen) if chosen else "none"]
+    if config.clients != DEFAULTS.clients:
+        parts += ["--clients", str(config.clients)]
+    for bug in sorted(config.planted_bugs):
+        parts += ["--planted-bug", bug]
+    if check_determinism:
+        parts.append("--check-determinism")
+    return " ".join(parts)
+
+
+def first_divergence(
+    first: Sequence[dict[str, Any]], second: Sequence[dict[str, Any]]
+) -> Divergence | None:
+    """The first event where two event logs differ, compared as their encoded bytes."""
+    for index, (one, two) in enumerate(zip(first, second, strict=False)):
+        if _encode(one) != _encode(two):
+            return Divergence(index, one, two)
+    if len(first) != len(second):
+        index = min(len(first), len(second))
+        return Divergence(
+            index,
+            first[index] if index < len(first) else None,
+            second[index] if index < len(second) else None,
+        )
+    return None
+
+
+def sweep_digest(digests: Iterable[str]) -> str:
+    """The digest of a sweep: sha256 over the seeds' hex digests, one per line, in order."""
+    return hashlib.sha256("\n".join(digests).encode()).hexdigest()
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator > 0 else 0.0
+
+
+def _violation_json(violation: Violation) -> dict[str, Any]:
+    return {
+        "invariant": violation.invariant,
+        "detail": violation.detail,
+        "resources": list(violation.resources),
+    }
+
+
+def _operations_json(operations: Counter[tuple[str, str]]) -> dict[str, dict[str, int]]:
+    nested: dict[str, dict[str, int]] = {}
+    for (kind, outcome), count in sorted(operations.items()):
+        nested.setdefault(kind, {})[outcome] = count
+    return nested
+
+
+def result_json(
+    result: SimResult, *, divergence: Divergence | None = None, checked: bool = False
+) -> dict[str, Any]:
+    """The summary of one run as JSON-ready data (the same figures as the table)."""
+    config = result.config
+    return {
+        "seed": config.seed,
+        "ok": result.ok and divergence is None,
+        "config": {
+            "hosts": config.hosts,
+            "instances": config.instances,
+            "duration": config.duration,
+            "clients": config.clients,
+            "faults": [name for name in FAULTS if name in config.faults],
+            "planted_bugs": sorted(config.planted_bugs),
+        },
+        "violations": [_violation_json(v) for v in result.violations],
+        "operations": _operations_json(result.operations),
+        "faults": {name: result.faults[name] for name in FAULTS if result.faults[name]},
+        "enabled_faults": list(result.enabled_faults),
+        "simulated_seconds": result.simulated,
+        "wall_seconds": result.wall,
+        "simulated_per_wall": _ratio(result.simulated, result.wall),
+        "events": result.events,
+        "events_per_second": _ratio(result.events, result.wall),
+        "incarnations": result.incarnations,
+        "determinism": {
+            "checked": checked,
+            "diverged_at": None if divergence is None else divergence.index,
+        },
+        "digest": result.digest,
+        "reproduce": reproduce_command(config, check_determinism=divergence is not None),
+    }
+
+
+# --- rendering -----------------------------------------------------------------------------
+
+
+def _seconds(value: float) -> str:
+    if value >= 3600:
+        return f"{value:,.0f} s ({value / 3600:.1f} h)"
+    if value >= 1:
+        return f"{value:,.1f} s"
+    return f"{value * 1000:.0f} ms"
+
+
+def _times(ratio: float) -> str:
+    return f"{ratio:,.0f}x" if ratio >= 10 else f"{ratio:.2f}x"
+
+
+def _operations_table(operations: Counter[tuple[str, str]], title: str) -> Table:
+    kinds_seen = {kind for kind, _ in operations}
+    kinds = [k for k in ("boot", *ACTIONS) if k in kinds_seen]
+    kinds += sorted(kinds_seen - set(kinds))
+    outcomes_seen = {outcome for _, outcome in operations}
+    outcomes = [o for o in _OUTCOMES if o in outcomes_seen] or ["ok", "failed"]
+    outcomes += sorted(outcomes_seen - set(outcomes))
+    table = Table(title=title)
+    table.add_column("operation", no_wrap=True)
+    for outcome in outcomes:
+        table.add_column(outcome, justify="right", no_wrap=True)
+    table.add_column("total", justify="right", no_wrap=True)
+    for kind in kinds:
+        counts = [operations[kind, outcome] for outcome in outcomes]
+        table.add_row(kind, *(f"{c:,}" for c in counts), f"{sum(counts):,}")
+    totals = [sum(operations[k, o] for k in kinds) for o in outcomes]
+    table.add_section()
+    table.add_row("all", *(f"{c:,}" for c in totals), f"{sum(totals):,}")
+    return table
+
+
+def _faults_table(
+    faults: Counter[str], *, allowed: frozenset[str], enabled: Counter[str], runs: int
+) -> Table:
+    """Faults fired by kind; ``enabled`` counts the runs in which each site was switched on."""
+    table = Table(title="faults")
+    table.add_column("fault site", no_wrap=True)
+    table.add_column("site" if runs == 1 else "on in runs", no_wrap=True)
+    table.add_column("fired", justify="right", no_wrap=True)
+    for name in FAULTS:
+        if name not in allowed:
+            state = "excluded"
+        elif runs == 1:
+            state = "on" if enabled[name] else "off (seed)"
+        else:
+            state = f"{enabled[name]}/{runs}"
+        table.add_row(name, state, f"{faults[name]:,}")
+    table.add_section()
+    table.add_row("all", "", f"{sum(faults.values()):,}")
+    return table
+
+
+def _run_table(result: SimResult) -> Table:
+    config = result.config
+    table = Table(title=f"stateward simulate — seed {config.seed}", show_header=False)
+    table.add_column("what", no_wrap=True)
+    table.add_column("value")
+    allowed = [name for name in FAULTS if name in config.faults]
+    table.add_row(
+        "fleet",
+        f"{config.hosts:,} hosts, up to {config.instances:,} instances, {config.clients} clients",
+    )
+    table.add_row(
+        "phases",
+        f"chaos for {_seconds(config.duration)}, then heal (faults off, hosts back), "
+        "then the liveness check",
+    )
+    table.add_row(
+        "fault sites allowed",
+        "all" if len(allowed) == len(FAULTS) else (", ".join(allowed) or "none"),
+    )
+    table.add_row(
+        "fault sites on",
+        f"{len(result.enabled_faults)}: {', '.join(result.enabled_faults) or '-'}",
+    )
+    if config.planted_bugs:
+        table.add_row("planted bugs", ", ".join(sorted(config.planted_bugs)))
+    table.add_row("simulated time", _seconds(result.simulated))
+    table.add_row("wall time", _seconds(result.wall))
+    table.add_row("simulated / wall", _times(_ratio(result.simulated, result.wall)))
+    table.add_row("events", f"{result.events:,}")
+    table.add_row("events / s (wall)", format_quantity(_ratio(result.events, result.wall)))
+    table.add_row(
+        "incarnations", f"{result.incarnations} ({result.incarnations - 1} process crashes)"
+    )
+    table.add_row("invariants", "all held" if result.ok else f"{len(result.violations)} violated")
+    return table
+
+
+def _event_line(event: dict[str, Any]) -> str:
+    rest = " ".join(
+        f"{key}={value}"
+        for key, value in event.items()
+        if key not in ("at", "kind", "resource") and value is not None
+    )
+    resource = event.get("resource") or ""
+    return f"{event.get('at', 0.0):>12.3f}  {event.get('kind', '?'):<11} {resource:<12} {rest}"
+
+
+def _concerned(violations: Sequence[Violation]) -> tuple[str, ...]:
+    resources: list[str] = []
+    for violation in violations[:SHOWN_VIOLATIONS]:
+        for resource in violation.resources:
+            if resource and resource not in resources:
+                resources.append(resource)
+    return tuple(resources)
+
+
+def _history(result: SimResult) -> list[dict[str, Any]]:
+    """The last events of the resources the violations name (the violations themselves are
+    printed already, so their own events are left out)."""
+    if result.ok:
+        return []
+    events = result.history_of(_concerned(result.violations), last=len(result.trace))
+    return [event for event in events if event.get("kind") != "violation"][-SHOWN_HISTORY:]
+
+
+def _print_violations(console: Console, config: SimConfig, violations: Sequence[Violation]) -> None:
+    console.print(
+        Text(f"seed {config.seed}: {len(violations)} invariant violation(s)", style="bold red")
+    )
+    for violation in violations[:SHOWN_VIOLATIONS]:
+        console.print(
+            Text.assemble(("  ✗ ", "red"), (violation.invariant, "bold"), f": {violation.detail}"),
+            soft_wrap=True,
+        )
+    if len(violations) > SHOWN_VIOLATIONS:
+        console.print(f"  … and {len(violations) - SHOWN_VIOLATIONS} more (see --json)")
+
+
+def _print_history(console: Console, history: Sequence[dict[str, Any]]) -> None:
+    if not history:
+        return
+    console.print(Text("last events of the resources concerned:", style="bold"))
+    console.print(Text(f"{'at (s)':>12}  {'kind':<11} {'resource':<12} detail", style="dim"))
+    for event in history:
+        console.print(Text(_event_line(event)), soft_wrap=True)
+
+
+def _print_divergence(console: Console, seed: int, divergence: Divergence) -> None:
+    console.print(
+        Text(
+            f"seed {seed}: NOT deterministic: the two runs diverge at event {divergence.index}",
+            style="bold red",
+        )
+    )
+    for label, event in (("first run ", divergence.first), ("second run", divergence.second)):
+        shown = "(the log ended here)" if event is None else json.dumps(event, sort_keys=False)
+        console.print(Text(f"  {label}: {shown}"), soft_wrap=True)
+
+
+def _print_reproduce(console: Console, command: str) -> None:
+    console.print(Text("reproduce: ", style="bold") + Text(command), soft_wrap=True)
+
+
+def _print_digest(console: Console, digest: str) -> None:
+    console.print(Text(DIGEST_PREFIX + digest), soft_wrap=True, highlight=False)
+
+
+# --- running -------------------------------------------------------------------------------
+
+
+def _progress(console: Console, *, transient: bool) -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=transient,
+    )
+
+
+def _simulate_checked(
+    config: SimConfig, *, check_determinism: bool, on_run: Callable[[], None] | None = None
+) -> tuple[SimResult, Divergence | None]:
+    """Run ``config`` (twice when checking determinism); ``on_run`` is called after each run."""
+    result = simulate(config)
+    if on_run is not None:
+        on_run()
+    if not check_determinism:
+        return result, None
+    again = simulate(config)
+    if on_run is not None:
+        on_run()
+    return result, first_divergence(result.trace, again.trace)
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+def _write_trace(path: Path, trace: Sequence[dict[str, Any]]) -> None:
+    """One event per line, encoded exactly as the digest encodes it."""
+    with path.open("wb") as out:
+        for event in trace:
+            out.write(_encode(event))
+            out.write(b"\n")
+
+
+def _run_single(
+    options: SimulateOptions, config: SimConfig, console: Console, progress_console: Console
+) -> int:
+    runs = 2 if options.check_determinism else 1
+    with quiet_logs(), _progress(progress_console, transient=True) as progress:
+        task = progress.add_task(
+            f"simulating seed {config.seed}: {config.hosts} hosts, {config.instances} "
+            f"instances, {_number(config.duration)} simulated seconds",
+            total=runs,
+        )
+        result, divergence = _simulate_checked(
+            config,
+            check_determinism=options.check_determinism,
+            on_run=lambda: progress.advance(task),
+        )
+    console.print(_run_table(result))
+    console.print(_operations_table(result.operations, "operations by kind and outcome"))
+    enabled = Counter(result.enabled_faults)
+    console.print(_faults_table(result.faults, allowed=config.faults, enabled=enabled, runs=1))
+    if options.trace_path is not None:
+        _write_trace(options.trace_path, result.trace)
+        console.print(Text(f"event log written to {options.trace_path}"), soft_wrap=True)
+    if options.json_path is not None:
+        data = result_json(result, divergence=divergence, checked=options.check_determinism)
+        _write_json(options.json_path, data)
+        console.print(Text(f"summary written to {options.json_path}"), soft_wrap=True)
+    if options.check_determinism and divergence is None:
+        console.print(f"determinism: both runs of seed {config.seed} logged the same events")
+    failed = not result.ok or divergence is not None
+    if not result.ok:
+        _print_violations(console, config, result.violations)
+        _print_history(console, _history(result))
+    if divergence is not None:
+        _print_divergence(console, config.seed, divergence)
+    if failed:
+        _print_reproduce(
+            console, reproduce_command(config, check_determinism=divergence is not None)
+        )
+    else:
+        console.print(Text(f"seed {config.seed}: every invariant held", style="green"))
+    _print_digest(console, result.digest)
+    return 1 if failed else 0
+
+
+def _seed_outcome(
+    result: SimResult, divergence: Divergence | None, *, checked: bool
+) -> _SeedOutcome:
+    return _SeedOutcome(
+        config=result.config,
+        ok=result.ok,
+        digest=result.digest,
+        violations=list(result.violations),
+        history=_history(result),
+        divergence=divergence,
+        summary=result_json(result, divergence=divergence, checked=checked),
+        operations=Counter(result.operations),
+        faults=Counter(result.faults),
+        simulated=result.simulated,
+        wall=result.wall,
+        events=result.events,
+    )
+
+
+def _sweep_table(options: SimulateOptions, outcomes: Sequence[_SeedOutcome]) -> Table:
+    seeds = options.seeds
+    failed = [o for o in outcomes if o.failed]
+    wall = sum(o.wall for o in outcomes)
+    simulated = sum(o.simulated for o in outcomes)
+    events = sum(o.events for o in outcomes)
+    table = Table(title=f"stateward simulate — sweep of seeds {seeds[0]}..{seeds[-1]}")
+    table.add_column("what", no_wrap=True)
+    table.add_column("value")
+    table.show_header = False
+    config = outcomes[0].config
+    table.add_row(
+        "fleet",
+        f"{config.hosts:,} hosts, up to {config.instances:,} instances, {config.clients} "
+        f"clients, {_seconds(config.duration)} of chaos each",
+    )
+    if config.planted_bugs:
+        table.add_row("planted bugs", ", ".join(sorted(config.planted_bugs)))
+    table.add_row("seeds run", f"{len(outcomes):,}")
+    table.add_row("passed", f"{len(outcomes) - len(failed):,}")
+    table.add_row("failed", f"{len(failed):,}")
+    if options.check_determinism:
+        diverged = sum(1 for o in outcomes if o.divergence is not None)
+        table.add_row("determinism", f"each seed run twice; {diverged} diverged")
+    table.add_row("simulated time", _seconds(simulated))
+    table.add_row("wall time (simulations)", _seconds(wall))
+    table.add_row("simulated / wall", _times(_ratio(simulated, wall)))
+    table.add_row("events", f"{events:,}")
+    table.add_row("events / s (wall)", format_quantity(_ratio(events, wall)))
+    return table
+
+
+def _failures_table(outcomes: Sequence[_SeedOutcome]) -> Table:
+    table = Table(title="failing seeds")
+    table.add_column("seed", justify="right", no_wrap=True)
+    table.add_column("invariants violated")
+    table.add_column("first violation")
+    for outcome in outcomes:
+        names = Counter(v.invariant for v in outcome.violations)
+        if outcome.divergence is not None:
+            names["deterministic replay"] += 1
+        first = (
+            outcome.violations[0].detail
+            if outcome.violations
+            else f"diverged at event {outcome.divergence.index}"
+            if outcome.divergence is not None
+            else ""
+        )
+        table.add_row(
+            str(outcome.config.seed),
+            ", ".join(f"{name} ({count})" for name, count in names.items()),
+            first,
+        )
+    return table
+
+
+def _run_sweep(options: SimulateOptions, console: Console, progress_console: Console) -> int:
+    configs = [options.config(seed) for seed in options.seeds]
+    outcomes: list[_SeedOutcome] = []
+    with quiet_logs(), _progress(progress_console, transient=False) as progress:
+        task = progress.add_task(
+            f"sweep {options.seeds[0]}..{options.seeds[-1]}", total=len(configs)
+        )
+        failures = 0
+        for config in configs:
+            progress.update(task, description=f"seed {config.seed} ({failures} failed so far)")
+            result, divergence = _simulate_checked(
+                config, check_determinism=options.check_determinism
+            )
+            outcome = _seed_outcome(result, divergence, checked=options.check_determinism)
+            del result
+            outcomes.append(outcome)
+            if outcome.failed:
+                failures += 1
+                names = sorted({v.invariant for v in outcome.violations})
+                if outcome.divergence is not None:
+                    names.append("deterministic replay")
+                progress.console.print(
+                    Text(f"seed {config.seed} FAILED: {', '.join(names)}", style="red"),
+                    soft_wrap=True,
+                )
+            progress.advance(task)
+        progress.update(task, description=f"sweep done ({failures} failed)")
+    failed = [o for o in outcomes if o.failed]
+    operations: Counter[tuple[str, str]] = Counter()
+    faults: Counter[str] = Counter()
+    enabled: Counter[str] = Counter()
+    for outcome in outcomes:
+        operations.update(outcome.operations)
+        faults.update(outcome.faults)
+        enabled.update(outcome.summary["enabled_faults"])
+    console.print(_sweep_table(options, outcomes))
+    console.print(_operations_table(operations, "operations by kind and outcome (all seeds)"))
+    console.print(
+        _faults_table(faults, allowed=options.faults, enabled=enabled, runs=len(outcomes))
+    )
+    digest = sweep_digest(o.digest for o in outcomes)
+    if options.json_path is not None:
+        data = {
+            "seeds": {"first": options.seeds[0], "last": options.seeds[-1]},
+            "runs": len(outcomes),
+            "passed": len(outcomes) - len(failed),
+            "failed": [
+                {
+                    "seed": o.config.seed,
+                    "invariants": sorted({v.invariant for v in o.violations}),
+                    "diverged_at": None if o.divergence is None else o.divergence.index,
+                    "reproduce": o.summary["reproduce"],
+                }
+                for o in failed
+            ],
+            "operations": _operations_json(operations),
+            "faults": {name: faults[name] for name in FAULTS if faults[name]},
+            "simulated_seconds": sum(o.simulated for o in outcomes),
+            "wall_seconds": sum(o.wall for o in outcomes),
+            "events": sum(o.events for o in outcomes),
+            "digest": digest,
+            "results": [o.summary for o in outcomes],
+        }
+        _write_json(options.json_path, data)
+        console.print(Text(f"summary written to {options.json_path}"), soft_wrap=True)
+    if failed:
+        console.print(_failures_table(failed))
+        detailed = failed[0]
+        if detailed.violations:
+            console.print(Text(f"the first failing seed, {detailed.config.seed}, in detail:"))
+            _print_violations(console, detailed.config, detailed.violations)
+            _print_history(console, detailed.history)
+        if detailed.divergence is not None:
+            _print_divergence(console, detailed.config.seed, detailed.divergence)
+        for outcome in failed:
+            _print_reproduce(console, outcome.summary["reproduce"])
+        console.print(Text(f"{len(failed)} of {len(outcomes)} seeds failed", style="bold red"))
+    else:
+        console.print(Text(f"all {len(outcomes)} seeds held every invariant", style="green"))
+    _print_digest(console, digest)
+    return 1 if failed else 0
+
+
+def check_options(options: SimulateOptions) -> None:
+    """Check everything about ``options`` that can be checked without running anything.
+
+    Raises:
+        InvalidArgument: the options describe no valid run (bad usage: exit code 2).
+    """
+    if not options.seeds:
+        raise InvalidArgument("--seeds", expected="at least one seed", got=list(options.seeds))
+    for name in options.planted_bugs:
+        if name not in PLANTED_BUGS:
+            raise InvalidArgument(
+                "--planted-bug", expected=f"one of {', '.join(PLANTED_BUGS)}", got=name
+            )
+    if options.sweep and options.trace_path is not None:
+        raise InvalidArgument(
+            "--trace", expected="one run (--seed S); a sweep keeps no event logs", got="--seeds"
+        )
+    for flag, path in (("--json", options.json_path), ("--trace", options.trace_path)):
+        if path is not None and not path.parent.is_dir():
+            raise InvalidArgument(flag, expected="a file in an existing directory", got=str(path))
+    options.config(options.seeds[0])  # the simulator's own checks (hosts >= 1, ...)
+
+
+def run_simulate(options: SimulateOptions, *, console: Console, progress_console: Console) -> int:
+    """Run what ``options`` asks for, print to ``console``, and return the exit code.
+
+    Progress goes to ``progress_console`` (standard error on the command line). Call
+    :func:`check_options` first: an error it would raise is bad usage, one raised while
+    simulating is not.
+    """
+    check_options(options)
+    if options.sweep:
+        return _run_sweep(options, console, progress_console)
+    return _run_single(options, options.config(options.seeds[0]), console, progress_console)

@@ -1,0 +1,323 @@
+"""``stateward simulate``: exit codes, the digest line, determinism, outputs, planted bugs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stateward.bench import ROWS, TINY_SIZES, main, run_rows
+from stateward.bench import _simulate as simulate_cli
+from stateward.bench._cli import build_parser
+from stateward.bench._sim import SimConfig, SimResult, simulate
+
+#: A fleet small enough for a run of a fraction of a second.
+SMALL = ["--hosts", "5", "--instances", "30", "--duration", "3000"]
+#: The CI sweep's fleet (the issue: at least 50 seeds of a small fleet, all faults).
+SWEEP = ["--hosts", "5", "--instances", "30", "--duration", "10000"]
+SWEEP_SEEDS = "0..49"
+#: The planted-bug sweeps: a couple of dozen seeds of the same fleet.
+PLANTED_SEEDS = "0..23"
+DIGEST_LINE = re.compile(r"^event-log sha256: [0-9a-f]{64}$")
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(["simulate", *argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _digest(out: str) -> str:
+    last = out.rstrip("\n").splitlines()[-1]
+    assert DIGEST_LINE.match(last), last
+    return last.removeprefix(simulate_cli.DIGEST_PREFIX)
+
+
+def test_clean_run_exits_0_and_ends_with_the_digest(capsys: pytest.CaptureFixture[str]) -> None:
+    """A small clean run exits 0, prints the summary tables, and ends with the digest line."""
+    code, out, _ = _run(capsys, "--seed", "3", *SMALL)
+    assert code == 0
+    _digest(out)
+    for heading in ("operations by kind and outcome", "faults", "simulated / wall", "events / s"):
+        assert heading in out
+    assert "seed 3: every invariant held" in out
+
+
+def test_same_seed_same_digest_other_seed_other_digest(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The same seed gives the same digest; another seed gives another."""
+    first = _digest(_run(capsys, "--seed", "3", *SMALL)[1])
+    again = _digest(_run(capsys, "--seed", "3", *SMALL)[1])
+    other = _digest(_run(capsys, "--seed", "4", *SMALL)[1])
+    assert first == again
+    assert other != first
+
+
+def test_digest_does_not_depend_on_the_process_hash_seed(tmp_path: Path) -> None:
+    """Two processes with different string-hash salts print the same digest line."""
+    lines = []
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        done = subprocess.run(
+            [sys.executable, "-m", "stateward.bench", "simulate", "--seed", "5", *SMALL],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        lines.append(done.stdout.rstrip("\n").splitlines()[-1])
+    assert DIGEST_LINE.match(lines[0])
+    assert lines[0] == lines[1]
+
+
+def test_check_determinism_passes(capsys: pytest.CaptureFixture[str]) -> None:
+    """--check-determinism runs the seed twice and finds the same event log."""
+    code, out, _ = _run(capsys, "--seed", "2", *SMALL, "--check-determinism")
+    assert code == 0
+    assert "determinism: both runs of seed 2 logged the same events" in out
+    _digest(out)
+
+
+def test_check_determinism_reports_the_first_divergence(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second run that logs a different event is reported at its index, exit 1."""
+    calls: list[int] = []
+
+    def flaky(config: SimConfig) -> SimResult:
+        result = simulate(config)
+        calls.append(1)
+        if len(calls) == 2:
+            result.trace[7] = {**result.trace[7], "at": -1.0}
+        return result
+
+    monkeypatch.setattr(simulate_cli, "simulate", flaky)
+    code, out, _ = _run(capsys, "--seed", "2", *SMALL, "--check-determinism")
+    assert code == 1
+    assert "seed 2: NOT deterministic: the two runs diverge at event 7" in out
+    assert '"at": -1.0' in out
+    assert (
+        "reproduce: stateward simulate --seed 2 --hosts 5 --instances 30 --duration 3000 "
+        "--check-determinism\n" in out
+    )
+    _digest(out)
+
+
+def test_first_divergence_covers_a_shorter_log() -> None:
+    """Logs that agree until one ends diverge where the shorter one ended."""
+    events: list[dict[str, Any]] = [{"at": 0.0, "kind": "a"}, {"at": 1.0, "kind": "b"}]
+    assert simulate_cli.first_divergence(events, list(events)) is None
+    short = simulate_cli.first_divergence(events, events[:1])
+    assert short == simulate_cli.Divergence(1, events[1], None)
+    # 1 and 1.0 are equal in Python but not in the encoded event log.
+    changed = [events[0], {"at": 1, "kind": "b"}]
+    assert simulate_cli.first_divergence(events, changed) == simulate_cli.Divergence(
+        1, events[1], changed[1]
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["--faults", "actor_crash,meteor"],
+            "--faults: expected all, none or a comma-separated list of: actor_crash, "
+            "host_down, host_lost, driver_failure, driver_timeout, message_delay, "
+            "message_loss, store_failure, store_false_failure, disk_full, process_crash, "
+            "got 'meteor'",
+        ),
+        (
+            ["--seeds", "5..2"],
+            "--seeds: expected A..B with A <= B (did you mean 2..5?), got '5..2'",
+        ),
+        (["--seeds", "1-5"], "--seeds: expected A..B with integers 0 <= A <= B, got '1-5'"),
+        (["--seed", "1", "--seeds", "1..3"], "argument --seeds: not allowed with argument --seed"),
+        (["--hosts", "-3"], "hosts: expected an int >= 1, got -3"),
+        (["--duration", "inf"], "duration: expected seconds > 0, got inf"),
+        (["--seed", "-1"], "--seed: expected an integer >= 0, got -1"),
+        (["--planted-bug", "typo"], "argument --planted-bug: invalid choice: 'typo'"),
+        (["--seeds", "1..2", "--trace", "t.jsonl"], "--trace: expected one run (--seed S)"),
+        (["--json", "/no/such/dir/x.json"], "--json: expected a file in an existing directory"),
+    ],
+)
+def test_bad_usage_exits_2_with_a_message(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    """Bad usage exits 2 before simulating anything, and says what was expected."""
+    code, out, err = _run(capsys, *argv)
+    assert code == 2
+    assert message in err
+    assert err.startswith("usage: stateward simulate")
+    assert out == ""
+
+
+def test_json_and_trace_files(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """--json writes the summary; --trace writes the event log whose sha256 is the digest."""
+    summary_path, trace_path = tmp_path / "run.json", tmp_path / "run.jsonl"
+    code, out, _ = _run(
+        capsys,
+        "--seed",
+        "6",
+        *SMALL,
+        "--faults",
+        "actor_crash,message_loss",
+        "--json",
+        str(summary_path),
+        "--trace",
+        str(trace_path),
+    )
+    assert code == 0
+    digest = _digest(out)
+    summary = json.loads(summary_path.read_text())
+    assert summary["seed"] == 6
+    assert summary["ok"] is True
+    assert summary["violations"] == []
+    assert summary["digest"] == digest
+    assert summary["config"] == {
+        "hosts": 5,
+        "instances": 30,
+        "duration": 3000.0,
+        "clients": 20,
+        "faults": ["actor_crash", "message_loss"],
+        "planted_bugs": [],
+    }
+    assert set(summary["enabled_faults"]) <= {"actor_crash", "message_loss"}
+    assert set(summary["faults"]) <= set(summary["enabled_faults"])
+    assert summary["operations"]["boot"]["ok"] > 0
+    assert summary["simulated_seconds"] >= 3000.0
+    assert summary["simulated_per_wall"] > 1.0
+    assert summary["events_per_second"] > 0
+    assert summary["incarnations"] == 1
+    assert summary["reproduce"] == (
+        "stateward simulate --seed 6 --hosts 5 --instances 30 --duration 3000 "
+        "--faults actor_crash,message_loss"
+    )
+    raw = trace_path.read_bytes()
+    lines = raw.splitlines()
+    assert len(lines) == summary["events"]
+    assert hashlib.sha256(b"\n".join(lines)).hexdigest() == digest
+    events = [json.loads(line) for line in lines]
+    assert events[0] == {"at": 0.0, "kind": "incarnation", "number": 1}
+    assert {"invoke", "ok", "heal"} <= {event["kind"] for event in events}
+
+
+def test_reproduce_command_parses_back_to_the_same_run() -> None:
+    """The reproduce command names every non-default option and parses back to the config."""
+    config = SimConfig(
+        seed=12,
+        hosts=7,
+        instances=99,
+        duration=1234.5,
+        faults=frozenset({"process_crash", "host_down"}),
+        clients=3,
+        planted_bugs=frozenset({"leak-claim"}),
+    )
+    command = simulate_cli.reproduce_command(config)
+    assert command == (
+        "stateward simulate --seed 12 --hosts 7 --instances 99 --duration 1234.5 "
+        "--faults host_down,process_crash --clients 3 --planted-bug leak-claim"
+    )
+    args = build_parser().parse_args(command.split()[1:])
+    assert args.seed == 12
+    assert (args.hosts, args.instances, args.duration, args.clients) == (7, 99, 1234.5, 3)
+    assert simulate_cli.parse_faults(args.faults) == config.faults
+    assert args.planted_bug == ["leak-claim"]
+    assert simulate_cli.reproduce_command(SimConfig(seed=4)) == "stateward simulate --seed 4"
+    none = SimConfig(seed=4, faults=frozenset())
+    assert simulate_cli.reproduce_command(none) == "stateward simulate --seed 4 --faults none"
+
+
+def test_a_violation_prints_seed_invariant_history_and_reproduce(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """One failing run prints the seed, the invariant, the resources' events, the command."""
+    code, out, _ = _run(capsys, "--seed", "1", *SMALL, "--planted-bug", "leak-claim")
+    assert code == 1
+    assert re.search(r"^seed 1: \d+ invariant violation\(s\)$", out, re.M)
+    assert "✗ claims belong to live instances: after heal: h-" in out
+    assert "last events of the resources concerned:" in out
+    assert re.search(r"^ +\d+\.\d{3}  (invoke|ok) +i-", out, re.M)
+    assert (
+        "reproduce: stateward simulate --seed 1 --hosts 5 --instances 30 --duration 3000 "
+        "--planted-bug leak-claim\n" in out
+    )
+    _digest(out)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("bug", ["leak-claim", "skip-journal-tail"])
+def test_a_sweep_finds_each_planted_bug(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, bug: str
+) -> None:
+    """A sweep of a couple of dozen seeds finds the planted bug and prints how to reproduce it."""
+    path = tmp_path / "sweep.json"
+    code, out, err = _run(
+        capsys, "--seeds", PLANTED_SEEDS, *SWEEP, "--planted-bug", bug, "--json", str(path)
+    )
+    assert code == 1
+    summary = json.loads(path.read_text())
+    assert summary["runs"] == 24
+    assert summary["failed"], "the simulator did not find the planted bug"
+    first = summary["failed"][0]
+    assert first["invariants"]
+    reproduce = first["reproduce"]
+    assert reproduce == (
+        f"stateward simulate --seed {first['seed']} --hosts 5 --instances 30 --duration 10000 "
+        f"--planted-bug {bug}"
+    )
+    assert f"reproduce: {reproduce}\n" in out
+    assert f"seed {first['seed']} FAILED: " in err
+    assert f"{len(summary['failed'])} of 24 seeds failed" in out
+    assert _digest(out) == summary["digest"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_ci_sweep_of_50_seeds_holds_every_invariant(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Fifty seeds of a small fleet under every fault site hold every invariant."""
+    path = tmp_path / "sweep.json"
+    code, out, _ = _run(capsys, "--seeds", SWEEP_SEEDS, *SWEEP, "--json", str(path))
+    summary = json.loads(path.read_text())
+    failures = [(f["seed"], f["invariants"], f["reproduce"]) for f in summary["failed"]]
+    assert failures == []
+    assert code == 0
+    assert summary["runs"] == summary["passed"] == 50
+    assert "all 50 seeds held every invariant" in out
+    # The sweep really was under chaos: crashes of actors and of the whole process.
+    fired = {name for name, count in summary["faults"].items() if count}
+    assert {"process_crash", "actor_crash", "host_down", "message_loss"} <= fired
+    digests = [result["digest"] for result in summary["results"]]
+    assert _digest(out) == simulate_cli.sweep_digest(digests) == summary["digest"]
+
+
+def test_sim_rows_run_at_tiny_sizes() -> None:
+    """sim.speed is its own ratio against real time; sim.events is against fleet.boot."""
+    report = run_rows(ROWS.select(["sim.*"]), TINY_SIZES)
+    assert not report.skipped
+    speed, events = report.results
+    assert speed.name == "sim.speed"
+    assert speed.baseline_value == 1.0
+    assert speed.ratio == speed.value > 1.0
+    assert speed.details["hosts"] == 100
+    assert speed.details["instances"] == 1_000
+    assert speed.details["chaos_seconds"] == TINY_SIZES.sim_duration
+    assert "size_note" in speed.details
+    assert speed.goal is not None
+    assert events.name == "sim.events"
+    assert events.baseline.startswith("fleet.boot")
+    assert events.ratio == pytest.approx(events.value / events.baseline_value)
+    assert events.details["baseline_boots"] == TINY_SIZES.sim_boots
+    assert events.details["invariants"] == "all held"
