@@ -51,6 +51,7 @@ from stateward.runtime import (
     InvalidArgument,
     MemoryStore,
     Overflow,
+    ResourceSummary,
     StatewardError,
     Store,
     Subscription,
@@ -356,11 +357,17 @@ class Fleet:
     def _instance_factory(self) -> InstanceActor:
         return self._instance_actor(self)
 
+    async def resume(self) -> int:
+        """Resume the flows a store failure (or a crash) interrupted; how many resumed."""
+        handles = await self.engine.resume()
+        for handle in handles:
+            self._watch(handle)
+        return len(handles)
+
     async def recover(self) -> ReconcileReport:
         """Settle the fleet after trouble: resume interrupted flows, let instances learn how
         their tasks ended, wait for the tasks, then reconcile with the driver."""
-        for handle in await self.engine.resume():
-            self._watch(handle)
+        await self.resume()
         await self._settle_instances()
         await self._wait_for_tasks()
         return await self.reconcile()
@@ -675,6 +682,14 @@ class Hosts:
         status: HostStatus = await self._ref(host_id).ask(Heartbeat())
         return status
 
+    def ids(self) -> tuple[str, ...]:
+        """Every host's id, sorted."""
+        return tuple(sorted(self._fleet._host_refs))
+
+    async def heartbeat_all(self) -> None:
+        """Heartbeat every host whose agent is alive, now (as the agents would)."""
+        await self._fleet._heartbeat_all()
+
     def set_agent(self, host_id: str, *, alive: bool) -> None:
         """Whether the host's agent heartbeats (a dead agent makes the host go down)."""
         self._ref(host_id)
@@ -794,6 +809,10 @@ class Instances:
         """An instance's status: vm_state, task_state, power, host, fault, allowed actions."""
         status: InstanceStatus = await self._ref(instance_id).ask(GetInstance())
         return status
+
+    async def summaries(self) -> tuple[ResourceSummary, ...]:
+        """Every instance as stored (id, state, revision), without loading any."""
+        return tuple(await self._fleet._summaries("instance"))
 
     async def list(self) -> tuple[InstanceStatus, ...]:
         """Every instance, by id (this loads passivated ones)."""

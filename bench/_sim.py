@@ -340,12 +340,12 @@ class _Sim:
             worker.cancel()
         await asyncio.wait([chaos, janitor, *workers])
         self._set_driver_faults(on=False)
-        self.store._fault = None
+        self.store.clear_faults()
         for host in sorted(self.down_until):
             if host not in self.lost_hosts:
                 fleet.hosts.set_agent(host, alive=True)
         await fleet.hosts.list()
-        await fleet._heartbeat_all()
+        await fleet.hosts.heartbeat_all()
         report = await fleet.recover()
         self.log("heal", orphans=len(report.orphans), ghosts=len(report.ghosts))
         await self._resolve_unresolved(fleet)
@@ -359,8 +359,7 @@ class _Sim:
         while True:
             await self.clock.sleep(300.0)
             with contextlib.suppress(StatewardError):
-                for handle in await fleet.engine.resume():
-                    fleet._watch(handle)
+                await fleet.resume()
 
     def _set_driver_faults(self, *, on: bool) -> None:
         rate = self.rates.get("driver_failure", 0.0) * 0.03 if on else 0.0
@@ -530,7 +529,7 @@ class _Sim:
             await self._fire(fleet, site, rng)
 
     async def _fire(self, fleet: Fleet, site: str, rng: random.Random) -> None:
-        hosts = sorted(h for h in fleet._host_refs if h not in self.lost_hosts)
+        hosts = [h for h in fleet.hosts.ids() if h not in self.lost_hosts]
         if site == "actor_crash":
             live = sorted(i for i, s in self.known.items() if s == "live" and i in fleet.system)
             if not live:
@@ -588,7 +587,7 @@ class _Sim:
         """Ownership, claims and capacity: must hold at every instant, so after every
         incarnation's recovery too."""
         owners: dict[str, list[str]] = {}
-        states = {s.resource_id: s for s in await fleet._summaries("instance")}
+        states = {s.resource_id: s for s in await fleet.instances.summaries()}
         for status in await fleet.hosts.list():
             limit = (
                 status.capacity.vcpus * 16.0,
@@ -659,7 +658,7 @@ class _Sim:
         for key in sorted(self.unresolved):
             kind, instance, _ = self.unresolved[key]
             self._violate("every client operation completed", f"{kind} {key}", instance)
-        for summary in await fleet._summaries("instance"):
+        for summary in await fleet.instances.summaries():
             if "/" in summary.state:
                 self._violate(
                     "every instance settled",

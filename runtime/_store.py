@@ -654,6 +654,10 @@ class MemoryStore(GroupCommitter):
             raise InvalidArgument("count", expected="an int >= 1", got=count)
         self._fault = (count, StoreUnavailable("commit", reason=reason), transient, after_commit)
 
+    def clear_faults(self) -> None:
+        """Forget failures set up with :meth:`fail_writes` that have not happened yet."""
+        self._fault = None
+
     def image(self) -> MemoryStore:
         """What a disk would hold after a power cut: a new store with only what was
         committed (nothing pending, no cache), as a restarted process would open it."""
