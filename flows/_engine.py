@@ -266,7 +266,8 @@ class FlowEngine:
             run = _Run(flow, record)
             await self._checkpoint(run)
             self._runs[record.id] = run
-            if active is None:
+            # Decided after the commit: the active flow may have ended while it ran.
+            if resource_id not in self._active:
                 self._start(run)
             else:
                 self._queued.setdefault(resource_id, []).append(run)
@@ -336,6 +337,8 @@ class FlowEngine:
             if record.status.is_terminal:
                 return record
             raise TaskNotFound(task_id)
+        if run.cancel_requested:
+            return await asyncio.shield(run.done)  # already on its way out
         run.cancel_requested = True
         queued = self._queued.get(run.record.resource_id, [])
         if run in queued:
@@ -377,6 +380,15 @@ class FlowEngine:
         try:
             if record.status is TaskStatus.REVERTING:
                 await self._backward(run, self._failure_of(record))
+                return
+            failed = next((s for s in record.steps if s.status is StepStatus.FAILED), None)
+            if failed is not None:
+                # It failed before a crash (or a store failure) kept it from recording the
+                # revert: revert now rather than run the failed step again.
+                await self._backward(
+                    run,
+                    Failure(failed.name, failed.error_type or "Error", failed.error_message or ""),
+                )
                 return
             # No checkpoint of its own: the first step's start carries the new status.
             self._mark(run, TaskStatus.RUNNING)

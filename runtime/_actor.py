@@ -292,6 +292,7 @@ class _Cell:
                 raise ActorStopped(self.address, reason=self.closed)
             live = self.live = _Live(None, StartReason.REACTIVATE)
             self.spec.system._counters.activations += 1
+            self.spec.system._activated(self)  # watched for idleness again
         queue = live.queue
         if queue is None:
             queue = live.queue = deque()
@@ -316,7 +317,17 @@ class _Cell:
                 waiter = self.spec.system._loop.create_future()
                 live.waiters.append(waiter)
                 try:
-                    await waiter
+                    if reply is None:
+                        await waiter
+                    else:
+                        # An ask's deadline runs while it waits for room, too.
+                        await asyncio.wait({waiter, reply}, return_when=asyncio.FIRST_COMPLETED)
+                        if reply.done():
+                            if not waiter.done():
+                                waiter.cancel()
+                            elif live.waiters:
+                                _wake_one(live.waiters)
+                            return  # the asker's `await reply` raises AskTimeout
                 except BaseException:
                     # Pass the wake-up on if we were woken and are leaving anyway.
                     if waiter.done() and not waiter.cancelled() and live.waiters:
@@ -485,6 +496,8 @@ class _Cell:
         live = self.live
         if live is None:
             return
+        if live.suspended and live.task is None:
+            return  # already ended (it crashed or stopped itself): nothing left to stop
         if live.task is None and live.reason is not None:
             live.suspended = True  # never started: nothing to stop
             return
@@ -512,6 +525,14 @@ class _Cell:
         old = self.live
         if old is None or self.closed is not None:
             return  # passivated: it rehydrates on its next message anyway
+        if old.task is not None and not old.task.done():
+            # A handler that ignored being killed is still running: a second incarnation
+            # beside it would break one-message-at-a-time. Leave the cell suspended.
+            self.spec.system._log.error(
+                "incarnation still running after it was killed; not restarted",
+                address=self.address,
+            )
+            return
         new = _Live(None, StartReason.RESTART)
         new.queue, new.waiters = old.queue, old.waiters
         self.live = new

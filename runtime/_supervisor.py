@@ -123,8 +123,8 @@ class Supervisor:
     async def _run(self) -> None:
         while True:
             kind, child, incarnation, error = await self._signals.get()
-            if self._is_stale(child, incarnation):
-                continue
+            if self._is_stale(child, incarnation) or not self._system.is_running:
+                continue  # stale, or the system is shutting down: nothing to restart
             try:
                 if kind == "failed":
                     await self._on_failure(child, error)
