@@ -381,13 +381,13 @@ class FlowEngine:
             if record.status is TaskStatus.REVERTING:
                 await self._backward(run, self._failure_of(record))
                 return
-            failed = next((s for s in record.steps if s.status is StepStatus.FAILED), None)
-            if failed is not None:
+            broken = next((s for s in record.steps if s.status is StepStatus.FAILED), None)
+            if broken is not None:
                 # It failed before a crash (or a store failure) kept it from recording the
                 # revert: revert now rather than run the failed step again.
                 await self._backward(
                     run,
-                    Failure(failed.name, failed.error_type or "Error", failed.error_message or ""),
+                    Failure(broken.name, broken.error_type or "Error", broken.error_message or ""),
                 )
                 return
             # No checkpoint of its own: the first step's start carries the new status.

@@ -41,6 +41,7 @@ class SlowPendingStore(MemoryStore):
     """Delays the commit of records written in status "pending" while ``slow`` is set."""
 
     slow = False
+    delayed: asyncio.Task[None] | None = None
 
     def submit(self, write: Write) -> Any:
         future = super().submit(write)
@@ -57,7 +58,7 @@ class SlowPendingStore(MemoryStore):
             except Exception as exc:  # pragma: no cover - not exercised
                 out.set_exception(exc)
 
-        loop.create_task(later())
+        self.delayed = loop.create_task(later())
         return out
 
 
@@ -78,6 +79,7 @@ async def test_queued_submit_runs_when_active_flow_ends_during_its_checkpoint() 
         FlowEngine(store, env=virtual_env(), on_busy=Busy.QUEUE) as engine,
     ):
         first = await engine.submit(flow, resource_id="vm-1", inputs={"label": "first"})
+        assert isinstance(store, SlowPendingStore)
         store.slow = True
         submitting = asyncio.create_task(
             engine.submit(flow, resource_id="vm-1", inputs={"label": "second"})
