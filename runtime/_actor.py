@@ -653,7 +653,7 @@ class ActorRef:
         """
         cell = self._cell
         system = cell.spec.system
-        timeout = _ask_timeout(system, timeout)
+        timeout = system._ask_timeout if timeout is DEFAULT else _ask_timeout(system, timeout)
         reply: asyncio.Future[Any] = system._loop.create_future()
         deadlines = system._deadlines
         slot = deadlines.add(reply, cell, timeout, message)
@@ -745,7 +745,7 @@ class ActorContext:
             ActorStopped: the target is stopped.
         """
         system = self._cell.spec.system
-        timeout = _ask_timeout(system, timeout)
+        timeout = system._ask_timeout if timeout is DEFAULT else _ask_timeout(system, timeout)
         reply: asyncio.Future[Any] = system._loop.create_future()
         target._cell._put(message, reply)
         deadlines = system._deadlines

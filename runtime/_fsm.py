@@ -20,12 +20,14 @@ uses. Payloads go through msgpack on the live path too, so both see the same pla
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import msgspec
 
 from ._actor import Actor, StartReason
+from ._bus import EventBus
 from ._errors import (
     CommitFailed,
     InvalidArgument,
@@ -101,6 +103,7 @@ class FSMActor(Actor):
         if store is not None and not isinstance(store, Store):
             raise InvalidArgument("store", expected="a Store", got=store)
         self._store = store
+        self._hot: tuple[Callable[[], float], EventBus, Callable[[Write], Awaitable[None]]]
         self.instance: MachineInstance
         self.data: Any = None
 
@@ -205,17 +208,24 @@ class FSMActor(Actor):
                     expected="a payload of plain data (dicts, lists, str, numbers, Structs)",
                     got=f"{type(payload).__name__} ({exc})",
                 ) from exc
+        try:
+            now, bus, commit = self._hot
+        except AttributeError:
+            # Looked up once per incarnation: this is the path of every transition.
+            self._hot = now, bus, commit = (
+                self.context.clock.now,
+                self.context.system.bus,
+                self.store.commit,
+            )
         instance = self.instance
         state, sequence = instance.state, instance.sequence
-        record = instance.fire(
-            event, at=self.context.clock.now(), payload=payload, task_id=task_id, cause=cause
-        )
+        record = instance.fire(event, at=now(), payload=payload, task_id=task_id, cause=cause)
         try:
             data = self.apply(self.data, record)
             snapshot = None
             if record.sequence == 1 or record.sequence % self.snapshot_every == 0:
                 snapshot = msgspec.msgpack.encode(data)
-            await self.store.commit(Write(self.machine.name, record, snapshot))
+            await commit(Write(self.machine.name, record, snapshot))
         except StoreUnavailable as exc:
             self.instance = self.machine.instance(
                 instance.resource_id, state=state, sequence=sequence
@@ -229,7 +239,6 @@ class FSMActor(Actor):
             )
             raise
         self.data = data
-        bus = self.context.system.bus
         if bus._subscriptions:  # building the topic is the cost; skip it when nobody listens
             topic = self.topic.format(
                 machine=self.machine.name, resource=record.resource_id, event=record.event
