@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import msgspec
 
-from stateward.flows import TaskRecord, TaskStatus
+from stateward.flows import StepStatus, TaskRecord, TaskStatus
 from stateward.runtime import (
     FSMActor,
     InvalidArgument,
@@ -151,6 +151,8 @@ class InstanceStatus:
     revision: int
     allowed: tuple[str, ...]
 
+
+_POWER_STATES = ("running", "shutdown", "paused", "suspended", "nostate")
 
 #: Events a task reports as progress (with its payload), by the state they leave.
 _PROGRESS = {
@@ -371,12 +373,20 @@ class InstanceActor(FSMActor):
             await self._catch_up(record)
             state = self.state
             done = {"building/spawning": "spawned"}.get(state) or _completion(state)
-            power = _final_power(record)
-            await self.transition(done, payload={"power": power}, task_id=ended.task_id)
+            final = _final_power(record) or self.info.power
+            await self.transition(done, payload={"power": final}, task_id=ended.task_id)
         elif status is TaskStatus.REVERT_FAILED or status is TaskStatus.PARKED:
             await self.transition("damaged", task_id=ended.task_id, cause=status.value)
         elif status.is_terminal:
-            await self.transition(self._failure_event(), task_id=ended.task_id, cause=status.value)
+            # What the steps that did succeed left the power at (a rebuild that failed after
+            # its disk was redone left the instance shut down).
+            power = _final_power(ended.record) if ended.record is not None else None
+            await self.transition(
+                self._failure_event(),
+                payload={"power": power} if power is not None else None,
+                task_id=ended.task_id,
+                cause=status.value,
+            )
         else:
             return False
         return True
@@ -406,14 +416,13 @@ def _completion(state: str) -> str:
     raise StatewardError(f"no completion event from {state}")
 
 
-def _final_power(record: TaskRecord) -> str:
+def _final_power(record: TaskRecord) -> str | None:
+    """The power state the task's last done power-changing step reported, if any.
+
+    Reverted steps count too: a power change has nothing that undoes it.
+    """
     for step in reversed(record.steps):
-        if isinstance(step.result, str) and step.result in (
-            "running",
-            "shutdown",
-            "paused",
-            "suspended",
-            "nostate",
-        ):
+        done = step.status in (StepStatus.SUCCEEDED, StepStatus.REVERTED)
+        if done and isinstance(step.result, str) and step.result in _POWER_STATES:
             return step.result
-    return "nostate"
+    return None

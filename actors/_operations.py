@@ -147,8 +147,27 @@ def build_flows(fleet: Fleet) -> dict[str, Flow]:
     for action, operation in POWER_OPERATIONS.items():
         flows[action] = Flow(action, _power_task(fleet, action, operation), inputs=_INPUTS)
 
-    async def rebuild(instance_id: str, task_id: str, image: str) -> None:
-        await driver.rebuild(f"{task_id}:rebuild", instance_id, image=image)
+    async def rebuild(
+        instance_id: str, task_id: str, image: str, host: str | None, claim_id: str | None
+    ) -> str:
+        view = await driver.describe()
+        if all(i.instance_id != instance_id for i in view.instances) and await holds(
+            host, claim_id
+        ):
+            # The hypervisor lost it (a ghost): build it again where its claim holds room.
+            assert host is not None
+            await driver.spawn(f"{task_id}:respawn", instance_id, host=host, image=image)
+        else:
+            await driver.rebuild(f"{task_id}:rebuild", instance_id, image=image)
+        return "shutdown"
+
+    async def holds(host: str | None, claim_id: str | None) -> bool:
+        """Whether ``host`` still holds the claim (a build that never finished gave it up)."""
+        ref = fleet._host_refs.get(host) if host is not None else None
+        if ref is None or claim_id is None:
+            return False
+        status: HostStatus = await ref.ask(GetHost())
+        return any(c.claim_id == claim_id for c in status.claims)
 
     async def power_after_rebuild(instance_id: str, task_id: str) -> str:
         return (await driver.set_power(f"{task_id}:power", instance_id, Operation.POWER_ON)).value

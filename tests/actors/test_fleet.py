@@ -446,6 +446,9 @@ async def test_a_failed_rebuild_is_damage_and_rebuild_or_delete_gets_out(way_out
         status = await fleet.instances.get("web-1")
         assert (status.state, status.fault) == ("error", failed.id)
         assert status.allowed == ("reboot_hard", "rebuild", "delete")
+        # The power it reports is the hypervisor's: the new disk left it shut down.
+        (on_driver,) = (await driver.describe()).instances
+        assert status.power == on_driver.power.value == "shutdown"
         driver.failures[Operation.POWER_ON] = 0.0
         record = await run(fleet, way_out, image="ubuntu" if way_out == "rebuild" else None)
         assert record.status is TaskStatus.SUCCEEDED
@@ -779,3 +782,24 @@ async def test_hosts_are_up_right_after_a_reopen_long_after() -> None:
         )
         assert record.status is TaskStatus.SUCCEEDED
     await store.aclose()
+
+
+async def test_a_ghost_can_be_rebuilt_where_its_claim_holds_room() -> None:
+    """An instance the hypervisor lost (a ghost, in error) is rebuilt: spawned again on the
+    host that still holds its claim, and active."""
+    driver = FakeDriver()
+    async with Fleet.open(None, driver=driver) as fleet:
+        await setup(fleet)
+        await boot(fleet)
+        host = (await fleet.instances.get("web-1")).host
+        assert host is not None
+        driver.lose_host(host)
+        report = await fleet.reconcile()
+        assert report.ghosts == ("web-1",)
+        record = await run(fleet, "rebuild", image="ubuntu")
+        assert record.status is TaskStatus.SUCCEEDED
+        status = await fleet.instances.get("web-1")
+        assert (status.state, status.power, status.host) == ("active", "running", host)
+        (on_driver,) = (await driver.describe()).instances
+        assert (on_driver.instance_id, on_driver.host, on_driver.image) == ("web-1", host, "ubuntu")
+        assert (await fleet.reconcile()).ghosts == ()
