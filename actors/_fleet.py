@@ -37,6 +37,7 @@ from stateward.flows import (
     FlowEngine,
     FlowHandle,
     Reconciled,
+    TaskNotFound,
     TaskRecord,
     TaskStatus,
     linear,
@@ -450,15 +451,19 @@ class Fleet:
     async def _report_stored(self, instance_id: str, task_id: str) -> None:
         try:
             record = await self.engine.get(task_id)
+        except TaskNotFound:
+            # The transition was committed but the task never was: the instance submits it.
+            with contextlib.suppress(StatewardError):
+                await self.system.lookup(instance_id).ask(
+                    TaskEnded(task_id, TaskStatus.PENDING, missing=True)
+                )
+            return
         except StatewardError:
-            # The transition was committed but the task never was: it did not start.
-            status = TaskStatus.FAILED
-        else:
-            if not record.status.is_terminal:
-                return  # still in flight: its resumed run reports
-            status = record.status
+            return  # the store is unavailable: a later recovery settles it
+        if not record.status.is_terminal:
+            return  # still in flight: its resumed run reports
         with contextlib.suppress(StatewardError):
-            await self.system.lookup(instance_id).ask(TaskEnded(task_id, status))
+            await self.system.lookup(instance_id).ask(TaskEnded(task_id, record.status, record))
 
     async def _settle_instances(self) -> None:
         """Load every instance caught mid-task, so each finds out how its task ended."""
@@ -468,9 +473,15 @@ class Fleet:
                     await self.system.lookup(summary.resource_id).ask(GetInstance())
 
     async def _wait_for_tasks(self, timeout: float = 60.0) -> None:
-        pending = [w for w in self._watchers if not w.done()]
-        if pending:
-            await asyncio.wait(pending, timeout=timeout)
+        """Wait for the tasks being watched, and for those they lead to (a lost task that
+        an instance submits again), within ``timeout`` seconds in all."""
+        deadline = self.env.clock.monotonic() + timeout
+        while True:
+            pending = [w for w in self._watchers if not w.done()]
+            left = deadline - self.env.clock.monotonic()
+            if not pending or left <= 0:
+                return
+            await asyncio.wait(pending, timeout=left)
 
     # -- hosts' agents ------------------------------------------------------------------
 

@@ -116,6 +116,9 @@ class TaskEnded:
     task_id: str
     status: TaskStatus
     record: TaskRecord | None = None
+    #: The task was never recorded: the process stopped between the command's transition
+    #: and its task record. The instance submits it again.
+    missing: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +156,9 @@ class InstanceStatus:
 
 
 _POWER_STATES = ("running", "shutdown", "paused", "suspended", "nostate")
+#: The command behind each task_state (``deleting`` is the delete).
+_COMMAND_OF_TASK = {task: command for command, (_, task, _, _) in COMMANDS.items()}
+_COMMAND_OF_TASK["deleting"] = "delete"
 
 #: Events a task reports as progress (with its payload), by the state they leave.
 _PROGRESS = {
@@ -365,6 +371,9 @@ class InstanceActor(FSMActor):
     async def _task_ended(self, ended: TaskEnded) -> bool:
         if ended.task_id != self.info.task_id or self.instance.is_stable:
             return False  # stale: a cancelled build, or already handled
+        if ended.missing:
+            await self._resubmit(ended.task_id)
+            return True
         status = ended.status
         if status is TaskStatus.SUCCEEDED:
             record = ended.record
@@ -390,6 +399,42 @@ class InstanceActor(FSMActor):
         else:
             return False
         return True
+
+    async def _resubmit(self, task_id: str) -> None:
+        """Carry out the command the committed transition started, whose task was lost:
+        its flow again, under the same task id, from the instance's own data."""
+        state = self.state
+        info = self.info
+        common = {"instance_id": self.context.resource_id, "task_id": task_id}
+        if vm_state(state) == "building" and task_state(state) != "deleting":
+            flow = "boot"
+            inputs = {
+                **common,
+                "flavor": info.flavor,
+                "vcpus": info.vcpus,
+                "ram_mb": info.ram_mb,
+                "disk_gb": info.disk_gb,
+                "image": info.image,
+                "zone": info.zone,
+                "group": info.group,
+                "group_policy": info.group_policy,
+                "networks": list(info.networks),
+                "volumes": list(info.volumes),
+            }
+        else:
+            flow = _COMMAND_OF_TASK.get(task_state(state) or "", "delete")
+            inputs = {
+                **common,
+                "host": info.host,
+                "claim_id": info.claim_id,
+                "ports": list(info.ports),
+                "volumes": list(info.volumes),
+                "image": info.image,
+            }
+        self.context.log.warning(
+            "task lost before it was recorded; submitting it again", task_id=task_id, flow=flow
+        )
+        await self._submit(flow, task_id, inputs, None)
 
     def _failure_event(self) -> str:
         """``failed``, or ``damaged`` where the machine has no way back (a delete that

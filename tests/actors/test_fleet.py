@@ -27,6 +27,7 @@ from stateward.runtime import (
     MemoryStore,
     Subscription,
     VirtualClock,
+    Write,
 )
 
 SMALL = Flavor("m1.small", vcpus=1, ram_mb=2048, disk_gb=20)
@@ -803,3 +804,50 @@ async def test_a_ghost_can_be_rebuilt_where_its_claim_holds_room() -> None:
         (on_driver,) = (await driver.describe()).instances
         assert (on_driver.instance_id, on_driver.host, on_driver.image) == ("web-1", host, "ubuntu")
         assert (await fleet.reconcile()).ghosts == ()
+
+
+class ImageAfterTransition(MemoryStore):
+    """Keeps a durable image taken right after the first ``event`` transition commits: what
+    a process killed at that instant would leave behind."""
+
+    def __init__(self, event: str) -> None:
+        super().__init__()
+        self.event = event
+        self.snapshot: MemoryStore | None = None
+
+    async def commit(self, write: Write) -> None:
+        await super().commit(write)
+        record = write.record
+        if record is not None and record.event == self.event and self.snapshot is None:
+            self.snapshot = self.image()
+
+
+@pytest.mark.parametrize(
+    ("command", "state", "power"),
+    [("stop", "stopped", Power.SHUTDOWN), ("delete", "deleted", None)],
+)
+async def test_a_command_whose_task_was_lost_in_a_crash_is_carried_out(
+    command: str, state: str, power: Power | None
+) -> None:
+    """A crash between a command's transition and its task record loses no intent: the
+    reopened fleet submits the command's flow again, under the same task id."""
+    driver = FakeDriver()
+    store = ImageAfterTransition(command)
+    async with Fleet.open(None, driver=driver, store=store) as fleet:
+        await setup(fleet)
+        await boot(fleet)
+        await run(fleet, command)
+    crashed = store.snapshot
+    assert crashed is not None
+    async with Fleet.open(None, driver=driver, store=crashed) as fleet:
+        status = await fleet.instances.get("web-1")
+        assert status.state == state
+        last = (await fleet.tasks.list("web-1"))[0]
+        assert (last.kind, last.status) == (command, TaskStatus.SUCCEEDED)
+        view = await driver.describe()
+        if power is None:
+            assert view.instances == ()
+        else:
+            assert [i.power for i in view.instances] == [power]
+    await crashed.aclose()
+    await store.aclose()
