@@ -102,3 +102,48 @@ async def test_environment_is_injected() -> None:
         first = one.env.ids.next("task")
     async with open_actor_system(env=Environment(seed=7)) as two:
         assert two.env.ids.next("task") == first
+
+
+async def test_eager_restore_pauses_the_cyclic_collector_and_leaves_it_as_found() -> None:
+    """restore(eager=True) builds actors with the cyclic GC paused, then leaves the GC as it
+    found it (enabled or not)."""
+    import gc
+
+    from stateward.runtime import (
+        FSMActor,
+        Machine,
+        MemoryStore,
+        StartReason,
+        StateKind,
+        Transition,
+    )
+
+    seen: list[bool] = []
+
+    class Light(FSMActor):
+        machine = Machine(
+            "light",
+            initial="off",
+            states={"off": StateKind.STABLE, "on": StateKind.STABLE},
+            transitions=[Transition("off", "flip", "on"), Transition("on", "flip", "off")],
+        )
+
+        async def rehydrate(self, reason: StartReason) -> None:
+            seen.append(gc.isenabled())
+            await super().rehydrate(reason)
+
+    store = MemoryStore()
+    async with open_actor_system(store=store) as system:
+        await system.spawn(Light, address="l-1").ask("flip")
+    was = gc.isenabled()
+    try:
+        for enabled in (True, False):
+            (gc.enable if enabled else gc.disable)()
+            seen.clear()
+            async with open_actor_system(store=store) as system:
+                assert await system.restore({"light": Light}, eager=True) == 1
+            assert seen == [False]
+            assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
+    await store.aclose()
