@@ -9,7 +9,6 @@ the step, so a step run again after a crash does its work at most once.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from stateward.flows import Failure, Flow, Reconciled, Task, linear, task
@@ -226,6 +225,3 @@ def _power_task(fleet: Fleet, action: str, operation: Operation) -> Task:
 
     run.__name__ = action
     return task(run, name=action, provides="power", timeout=DRIVER_TIMEOUT)
-
-
-Builder = Callable[["Fleet"], dict[str, Flow]]
