@@ -316,8 +316,9 @@ class Fleet:
         )
         self.engine = FlowEngine(store, env=self.env, on_busy=Busy.QUEUE)
         stack.push_async_callback(self._close_engine)
-        self._flows = build_flows(self)
-        for flow in (*self._flows.values(), *self._repair_flows().values()):
+        # Built once: command flows and repair flows, all by name.
+        self._flows = {**build_flows(self), **self._repair_flows()}
+        for flow in self._flows.values():
             self.engine.register(flow)
         self.scheduler = Scheduler(lambda: self._host_refs, weigher=self._weigher, refresh=1.0)
         await self.system.restore({"instance": self._instance_factory}, idle_after=self._idle_after)
@@ -598,18 +599,13 @@ class Fleet:
     async def _repair(self, flow: str, resource_id: str, inputs: dict[str, Any]) -> str:
         task_id = self.env.ids.next("task")
         handle = await self.engine.submit(
-            self.engine_flow(flow),
+            self._flows[flow],
             resource_id=resource_id,
             inputs={**inputs, "task_id": task_id},
             task_id=task_id,
         )
         await handle.wait()
         return task_id
-
-    def engine_flow(self, name: str) -> Flow:
-        """A flow registered with the fleet's engine, by name."""
-        flows = {**self._flows, **self._repair_flows()}
-        return flows[name]
 
     # -- events -------------------------------------------------------------------------
 

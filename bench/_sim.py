@@ -48,10 +48,13 @@ from stateward.flows import TASKS, TaskRecord, TaskStatus
 from stateward.runtime import (
     PLANTED_BUGS,
     ActorError,
+    AskTimeout,
+    CommitFailed,
     Environment,
     InvalidArgument,
     MemoryStore,
     StatewardError,
+    StoreUnavailable,
     VirtualClock,
 )
 
@@ -439,7 +442,7 @@ class _Sim:
             except _Lost:
                 continue  # the request or the reply was lost: try again, same key
             except StatewardError as error:
-                if isinstance(error, ActorError | StatewardError) and _retryable(error):
+                if isinstance(error, _RETRYABLE):
                     await self.clock.sleep(5.0)
                     continue
                 self._outcome(kind, instance, key, "failed", type(error).__name__)
@@ -694,10 +697,8 @@ class _Lost(Exception):
     """A message between client and fleet was lost."""
 
 
-def _retryable(error: StatewardError) -> bool:
-    from stateward.runtime import AskTimeout, CommitFailed, StoreUnavailable
-
-    return isinstance(error, AskTimeout | CommitFailed | StoreUnavailable | ActorError)
+#: Errors a client retries with the same key: the fleet was busy, down or unreachable.
+_RETRYABLE = (AskTimeout, CommitFailed, StoreUnavailable, ActorError)
 
 
 def _derive(seed: int, name: str) -> int:

@@ -408,20 +408,7 @@ class GroupCommitter:
         expected: dict[str, int] = {}
         expected_documents: dict[tuple[str, str], int] = {}
         accepted: list[tuple[Write, asyncio.Future[None]]] = []
-        known = self._known
-        quarantined = self._quarantined
         for write, done in batch:
-            record = write.record
-            if record is not None and not write.documents:
-                # The common case, inline: one transition on top of the revision we know.
-                resource_id = record.resource_id
-                held = expected.get(resource_id)
-                if held is None:
-                    held = known.get(resource_id)
-                if held == record.sequence - 1 and resource_id not in quarantined:
-                    expected[resource_id] = record.sequence
-                    accepted.append((write, done))
-                    continue
             refusal = self._refusal(write, expected, revisions, expected_documents, versions)
             # A committer cancelled while waiting left a cancelled future: never set it.
             if refusal is not None:
