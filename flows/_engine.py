@@ -427,25 +427,32 @@ class FlowEngine:
     async def _forward(self, run: _Run) -> None:
         flow, record = run.flow, run.record
         failure: Failure | None = None
+        # Readiness is judged from the steps that finished here (or before a resume), never
+        # from a status alone: a concurrent step is marked succeeded before its checkpoint
+        # is committed, and only a finished step has its output in the run's values for
+        # certain (a checkpoint too large for the record turns it into a failure).
+        completed = {s.name for s in record.steps if s.status is StepStatus.SUCCEEDED}
         started: set[str] = set()
         running: dict[asyncio.Task[None], str] = {}
         order = {t.name: n for n, t in enumerate(flow.tasks)}
         loop = asyncio.get_running_loop()
         while True:
             if failure is None and not run.cancel_requested:
-                status = {s.name: s.status for s in record.steps}
                 ready = [
                     t
                     for t in flow.tasks
                     if t.name not in started
-                    and status[t.name] is not StepStatus.SUCCEEDED
-                    and all(status[d] is StepStatus.SUCCEEDED for d in flow.depends[t.name])
+                    and t.name not in completed
+                    and flow.depends[t.name] <= completed
                 ]
                 if len(ready) == 1 and not running:
                     # A lone step (every step of a linear flow) runs right here: a task and
                     # a wait per step would cost more than the step itself often does.
-                    started.add(ready[0].name)
-                    failure = await self._inline(run, ready[0])
+                    lone = ready[0]
+                    started.add(lone.name)
+                    failure = await self._inline(run, lone)
+                    if failure is None and not run.cancel_requested:
+                        completed.add(lone.name)
                     continue
                 for t in ready:
                     started.add(t.name)
@@ -458,14 +465,16 @@ class FlowEngine:
             # A set's order follows object addresses: handle steps in flow order instead,
             # so which failure counts never depends on the process.
             for finished in sorted(done, key=lambda t: order[running[t]]):
-                running.pop(finished)
+                name = running.pop(finished)
                 run.steps.pop(finished, None)
                 if finished.cancelled():
                     continue  # cancelled on request: the step did not complete
                 error = finished.exception()
-                if isinstance(error, _StepFailed):
+                if error is None:
+                    completed.add(name)
+                elif isinstance(error, _StepFailed):
                     failure = failure or error.failure
-                elif error is not None:
+                else:
                     for other in running:
                         other.cancel()
                     raise error
@@ -528,10 +537,14 @@ class FlowEngine:
                 step.finished = clock.now()
                 await self._checkpoint(run)
                 raise _StepFailed(Failure(task.name, step.error_type, step.error_message)) from exc
+            # The output enters the run's values together with the status: whoever sees
+            # the step succeeded finds its output.
             step.status = StepStatus.SUCCEEDED
             step.result = result
             step.finished = clock.now()
             step.error_type = step.error_message = None
+            if task.provides is not None:
+                run.values[task.provides] = result
             try:
                 if run.inline:
                     # The next checkpoint (the next step's start, or the flow's end) records
@@ -544,11 +557,13 @@ class FlowEngine:
             except RecordTooLarge as exc:
                 step.status = StepStatus.FAILED
                 step.result = None
+                if task.provides is not None:
+                    run.values.pop(task.provides, None)
+                    if task.provides in record.request:
+                        run.values[task.provides] = record.request[task.provides]
                 step.error_type, step.error_message = type(exc).__name__, str(exc)
                 await self._checkpoint(run)
                 raise _StepFailed(Failure(task.name, step.error_type, step.error_message)) from exc
-            if task.provides is not None:
-                run.values[task.provides] = result
             return
 
     async def _execute(self, task: Task, inputs: dict[str, Any]) -> Any:
