@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -46,7 +46,9 @@ from stateward.flows import (
 from stateward.runtime import (
     ActorRef,
     ActorSystem,
+    AskTimeout,
     CommandRejected,
+    CommitFailed,
     Durability,
     Environment,
     InvalidArgument,
@@ -55,6 +57,7 @@ from stateward.runtime import (
     ResourceSummary,
     StatewardError,
     Store,
+    StoreUnavailable,
     Subscription,
     open_actor_system,
     open_sqlite_store,
@@ -77,6 +80,7 @@ from ._instance import (
     InstanceActor,
     InstanceStatus,
     Lost,
+    Settle,
     TaskEnded,
 )
 from ._instance_machine import vm_state
@@ -95,6 +99,9 @@ __all__ = (
 )
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+#: Seconds between attempts to tell an instance something the store refused, doubling.
+_FIRST_PAUSE = 1.0
+_LAST_PAUSE = 30.0
 
 
 class UnknownName(StatewardError, LookupError):
@@ -422,20 +429,44 @@ class Fleet:
     def _forget_watcher(self, watcher: asyncio.Task[None]) -> None:
         self._watchers.pop(watcher, None)
 
-    def _watch(self, handle: FlowHandle) -> None:
-        watcher = asyncio.get_running_loop().create_task(self._report(handle))
+    def _start_watcher(self, work: Coroutine[Any, Any, None]) -> None:
+        watcher = asyncio.get_running_loop().create_task(work)
         self._watchers[watcher] = None
         watcher.add_done_callback(self._forget_watcher)
 
+    def _watch(self, handle: FlowHandle) -> None:
+        self._start_watcher(self._report(handle))
+
     def _watch_task(self, instance_id: str, task_id: str) -> None:
-        """Called by an instance that (re)loads with a task: make sure it hears the end."""
+        """Called by an instance that (re)loads with a task: make sure it hears the end (a
+        second report of the same end is stale to it, and ignored)."""
         handle = self.engine.handle(task_id)
         if handle is not None:
             self._watch(handle)
             return
-        watcher = asyncio.get_running_loop().create_task(self._report_stored(instance_id, task_id))
-        self._watchers[watcher] = None
-        watcher.add_done_callback(self._forget_watcher)
+        self._start_watcher(self._report_stored(instance_id, task_id))
+
+    def _settle_later(self, instance_id: str) -> None:
+        """Called by an instance that may be behind its store: ask it to catch up (and so
+        to pick up the task the store says it runs) until the store lets it."""
+        self._start_watcher(self._deliver(instance_id, Settle(), pause_first=True))
+
+    async def _deliver(self, instance_id: str, message: Any, *, pause_first: bool = False) -> None:
+        """Ask ``message`` of an instance, again after a pause while the store cannot take
+        the transition it leads to; until the instance has taken it or is gone."""
+        pause = _FIRST_PAUSE
+        if pause_first:
+            await self.env.clock.sleep(pause)
+        while instance_id in self.system:
+            try:
+                await self.system.lookup(instance_id).ask(message)
+                return
+            except (StoreUnavailable, CommitFailed, AskTimeout):
+                pass  # the store (or the instance) is busy or down: it will come back
+            except StatewardError:
+                return  # stopped, crashed or closing: its next incarnation reads the store
+            await self.env.clock.sleep(pause)
+            pause = min(pause * 2, _LAST_PAUSE)
 
     async def _report(self, handle: FlowHandle) -> None:
         try:
@@ -443,35 +474,36 @@ class Fleet:
         except StatewardError:
             return  # interrupted (the store is down): resume() picks it up
         self.system.bus.publish(f"task.{record.id}.{record.status.value}", record)
-        if handle.resource_id in self.system:
-            with contextlib.suppress(StatewardError):
-                await self.system.lookup(handle.resource_id).ask(
-                    TaskEnded(record.id, record.status, record)
-                )
+        await self._deliver(handle.resource_id, TaskEnded(record.id, record.status, record))
 
     async def _report_stored(self, instance_id: str, task_id: str) -> None:
-        try:
-            record = await self.engine.get(task_id)
-        except TaskNotFound:
-            # The transition was committed but the task never was: the instance submits it.
-            with contextlib.suppress(StatewardError):
-                await self.system.lookup(instance_id).ask(
-                    TaskEnded(task_id, TaskStatus.PENDING, missing=True)
+        pause = _FIRST_PAUSE
+        while True:
+            try:
+                record = await self.engine.get(task_id)
+                break
+            except TaskNotFound:
+                # The transition was committed but the task never was: the instance
+                # submits it.
+                await self._deliver(
+                    instance_id, TaskEnded(task_id, TaskStatus.PENDING, missing=True)
                 )
-            return
-        except StatewardError:
-            return  # the store is unavailable: a later recovery settles it
+                return
+            except StoreUnavailable:
+                await self.env.clock.sleep(pause)  # the store is down: ask again
+                pause = min(pause * 2, _LAST_PAUSE)
         if not record.status.is_terminal:
             return  # still in flight: its resumed run reports
-        with contextlib.suppress(StatewardError):
-            await self.system.lookup(instance_id).ask(TaskEnded(task_id, record.status, record))
+        await self._deliver(instance_id, TaskEnded(task_id, record.status, record))
 
     async def _settle_instances(self) -> None:
-        """Load every instance caught mid-task, so each finds out how its task ended."""
+        """Settle every instance caught mid-task in the store: each catches up with the
+        store (an incarnation may be behind it after a commit reported failed) and finds
+        out how its task ended."""
         for summary in await self._summaries("instance"):
             if "/" in summary.state:
                 with contextlib.suppress(StatewardError):
-                    await self.system.lookup(summary.resource_id).ask(GetInstance())
+                    await self.system.lookup(summary.resource_id).ask(Settle())
 
     async def _wait_for_tasks(self, timeout: float = 60.0) -> None:
         """Wait for the tasks being watched, and for those they lead to (a lost task that

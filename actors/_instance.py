@@ -8,18 +8,29 @@ the flow runs on its own and reports back, with :class:`Progress` while it runs 
 :class:`TaskEnded` when its task ends, and the actor moves the machine on.
 
 A failed task that changed nothing (it reverted) takes the instance back where it started,
-with the task as its fault; only real damage ends in ``error``.
+with the task as its fault; only real damage ends in ``error``. A failed boot reports what its
+revert gave back: no host and no ports once the claim is released and the ports freed.
+
+A commit the store reports as failed may still have reached the disk (an fsync error after
+the write). The instance then reads its journal back: a command that landed is carried out
+(its task submitted) and answered as if the commit had been reported, one that did not land
+is refused with :class:`~stateward.runtime.CommitFailed`. When the store cannot be read back
+either, the instance marks itself *behind*: it reloads before its next message, the fleet asks
+it to :class:`Settle` until it has, and :meth:`~stateward.actors.Fleet.recover` settles every
+instance caught mid-task. No intent the store holds is left without its task.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import msgspec
 
-from stateward.flows import StepStatus, TaskRecord, TaskStatus
+from stateward.flows import StepStatus, TaskNotFound, TaskRecord, TaskStatus
 from stateward.runtime import (
+    CommitFailed,
     FSMActor,
     InvalidArgument,
     InvalidTransition,
@@ -43,6 +54,7 @@ __all__ = (
     "Progress",
     "TaskEnded",
     "Lost",
+    "Settle",
     "GetInstance",
     "ACTIONS",
 )
@@ -70,6 +82,9 @@ class InstanceData(msgspec.Struct):
     power: str = "nostate"
     task_id: str | None = None
     fault: str | None = None
+    #: The idempotency key of the command behind ``task_id``, so that a task submitted
+    #: again after a crash keeps the key its client retries with.
+    task_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +144,12 @@ class Lost:
 
 
 @dataclass(frozen=True, slots=True)
+class Settle:
+    """Catch up with the store if this incarnation is behind it, then make sure the end of
+    the running task (if any) is heard: what a heal asks of every instance caught mid-task."""
+
+
+@dataclass(frozen=True, slots=True)
 class GetInstance:
     """Ask for an :class:`InstanceStatus`."""
 
@@ -178,6 +199,9 @@ class InstanceActor(FSMActor):
     def __init__(self, fleet: Fleet) -> None:
         super().__init__()
         self.fleet = fleet
+        #: A commit was reported failed and the store could not be read back: the store
+        #: may hold transitions this incarnation does not.
+        self._behind = False
 
     # -- the data ------------------------------------------------------------------------
 
@@ -206,19 +230,31 @@ class InstanceActor(FSMActor):
                 networks=list(payload.get("networks", ())),
                 volumes=list(payload.get("volumes", ())),
                 task_id=record.task_id,
+                task_key=payload.get("idempotency_key"),
             )
         if event == "scheduled":
             return replace(old, host=payload.get("host"), claim_id=payload.get("claim_id"))
         if event == "networked":
             return replace(old, ports=list(payload.get("ports", ())))
         if event in ("failed", "damaged", "lost"):
-            return replace(
-                old, task_id=None, fault=record.task_id, power=payload.get("power", old.power)
-            )
+            ended: dict[str, Any] = {
+                "task_id": None,
+                "fault": record.task_id,
+                "power": payload.get("power", old.power),
+            }
+            # What the failed task gave back (a reverted boot's claim and ports).
+            if "host" in payload:
+                ended["host"], ended["claim_id"] = payload["host"], payload.get("claim_id")
+            if "ports" in payload:
+                ended["ports"] = list(payload["ports"])
+            return replace(old, **ended)
         if event == "deleted":
             return replace(old, host=None, claim_id=None, ports=[], power="nostate", task_id=None)
         if event in COMMANDS or event == "delete":
-            changes: dict[str, Any] = {"task_id": record.task_id}
+            changes: dict[str, Any] = {
+                "task_id": record.task_id,
+                "task_key": payload.get("idempotency_key"),
+            }
             if event == "rebuild" and "image" in payload:
                 changes["image"] = payload["image"]
             return replace(old, **changes)
@@ -258,11 +294,85 @@ class InstanceActor(FSMActor):
     async def rehydrate(self, reason: StartReason) -> None:
         """Load the instance, then pick up its running task's outcome if it ended meanwhile."""
         await super().rehydrate(reason)
+        self._behind = False
         if self.info.task_id is not None:
             self.fleet._watch_task(self.context.resource_id, self.info.task_id)
 
+    async def transition(
+        self,
+        event: str,
+        *,
+        payload: Any = None,
+        task_id: str | None = None,
+        cause: str | None = None,
+    ) -> TransitionRecord:
+        """Fire ``event`` and commit it; a commit reported failed is read back.
+
+        Raises:
+            CommitFailed: the transition is not in the store (or the store could not be
+                read back to tell); the instance is where it was.
+        """
+        try:
+            return await super().transition(event, payload=payload, task_id=task_id, cause=cause)
+        except CommitFailed:
+            landed = await self._read_back(event, task_id)
+            if landed is None:
+                raise
+            return landed
+
+    async def _read_back(self, event: str, task_id: str | None) -> TransitionRecord | None:
+        """After a failed commit: the transition if the store holds it after all (the
+        instance then holds it too), None if it does not."""
+        resource_id = self.context.resource_id
+        before = self.revision
+        try:
+            newer = await self.store.history(resource_id, after=before, limit=1)
+            if newer:
+                await FSMActor.rehydrate(self, StartReason.RESTART)
+        except StatewardError:
+            # Whether it landed is unknown: catch up before the next message, and have the
+            # fleet ask again until the store answers.
+            self._behind = True
+            self.fleet._settle_later(resource_id)
+            return None
+        if not newer:
+            return None
+        record = newer[0]
+        if record.sequence != before + 1 or (record.event, record.task_id) != (event, task_id):
+            # Not ours (this incarnation was stale): carry on from what the store holds.
+            if self.info.task_id is not None:
+                self.fleet._watch_task(resource_id, self.info.task_id)
+            return None
+        self.context.system.bus.publish(
+            self.topic.format(machine=self.machine.name, resource=resource_id, event=event),
+            record,
+        )
+        return record
+
+    async def _catch_up(self) -> bool:
+        """Reload from the store if it holds transitions this incarnation does not; True if
+        it did. Then make sure the end of the running task is heard.
+
+        Raises:
+            StoreUnavailable: the store cannot be read; still behind.
+        """
+        resource_id = self.context.resource_id
+        newer = await self.store.history(resource_id, after=self.revision, limit=1)
+        if newer:
+            await self.rehydrate(StartReason.RESTART)  # watches the task it finds
+        else:
+            self._behind = False
+            if self.info.task_id is not None:
+                self.fleet._watch_task(resource_id, self.info.task_id)
+        return bool(newer)
+
     async def receive(self, message: Any) -> Any:
         """Commands, progress and task ends."""
+        if isinstance(message, Settle):
+            return await self._catch_up()
+        if self._behind:
+            with contextlib.suppress(StatewardError):
+                await self._catch_up()  # else the commit's revision check stops a stale write
         if isinstance(message, Boot):
             return await self._boot(message)
         if isinstance(message, Act):
@@ -314,7 +424,10 @@ class InstanceActor(FSMActor):
             "networks": list(command.networks),
             "volumes": list(command.volumes),
         }
-        await self.transition("boot", payload=payload, task_id=task_id)
+        key = command.idempotency_key
+        await self.transition(
+            "boot", payload={**payload, "idempotency_key": key} if key else payload, task_id=task_id
+        )
         inputs = {**payload, "instance_id": self.context.resource_id, "task_id": task_id}
         return await self._submit("boot", task_id, inputs, command.idempotency_key)
 
@@ -331,8 +444,10 @@ class InstanceActor(FSMActor):
             raise InvalidArgument("image", expected="an image to rebuild from", got=command.image)
         running = self.info.task_id
         task_id = self.context.env.ids.next("task")
-        payload = {"image": command.image} if action == "rebuild" else None
-        await self.transition(action, payload=payload, task_id=task_id)
+        payload: dict[str, Any] = {"image": command.image} if action == "rebuild" else {}
+        if command.idempotency_key is not None:
+            payload["idempotency_key"] = command.idempotency_key
+        await self.transition(action, payload=payload or None, task_id=task_id)
         inputs = {
             "instance_id": self.context.resource_id,
             "task_id": task_id,
@@ -372,6 +487,8 @@ class InstanceActor(FSMActor):
         if ended.task_id != self.info.task_id or self.instance.is_stable:
             return False  # stale: a cancelled build, or already handled
         if ended.missing:
+            if await self._recorded(ended.task_id):
+                return False  # submitted again already (another report of the same loss)
             await self._resubmit(ended.task_id)
             return True
         status = ended.status
@@ -379,24 +496,42 @@ class InstanceActor(FSMActor):
             record = ended.record
             if record is None:
                 record = await self.fleet.engine.get(ended.task_id)
-            await self._catch_up(record)
+            await self._missed_progress(record)
             state = self.state
             done = {"building/spawning": "spawned"}.get(state) or _completion(state)
             final = _final_power(record) or self.info.power
             await self.transition(done, payload={"power": final}, task_id=ended.task_id)
         elif status is TaskStatus.REVERT_FAILED or status is TaskStatus.PARKED:
-            await self.transition("damaged", task_id=ended.task_id, cause=status.value)
+            held = _held(ended.record) if ended.record is not None else {}
+            await self.transition(
+                "damaged", payload=held or None, task_id=ended.task_id, cause=status.value
+            )
         elif status.is_terminal:
             # What the steps that did succeed left the power at (a rebuild that failed after
-            # its disk was redone left the instance shut down).
-            power = _final_power(ended.record) if ended.record is not None else None
+            # its disk was redone left the instance shut down), and what they gave back.
+            failure: dict[str, Any] = {}
+            if ended.record is not None:
+                failure = _held(ended.record)
+                power = _final_power(ended.record)
+                if power is not None:
+                    failure["power"] = power
             await self.transition(
                 self._failure_event(),
-                payload={"power": power} if power is not None else None,
+                payload=failure or None,
                 task_id=ended.task_id,
                 cause=status.value,
             )
         else:
+            return False
+        return True
+
+    async def _recorded(self, task_id: str) -> bool:
+        """Whether the task has a record (in this engine or in the store)."""
+        if self.fleet.engine.handle(task_id) is not None:
+            return True
+        try:
+            await self.fleet.engine.get(task_id)
+        except TaskNotFound:
             return False
         return True
 
@@ -434,14 +569,14 @@ class InstanceActor(FSMActor):
         self.context.log.warning(
             "task lost before it was recorded; submitting it again", task_id=task_id, flow=flow
         )
-        await self._submit(flow, task_id, inputs, None)
+        await self._submit(flow, task_id, inputs, info.task_key)
 
     def _failure_event(self) -> str:
         """``failed``, or ``damaged`` where the machine has no way back (a delete that
         failed may have half happened): never leave the instance stuck in a task state."""
         return "failed" if self.instance.can("failed") else "damaged"
 
-    async def _catch_up(self, record: TaskRecord) -> None:
+    async def _missed_progress(self, record: TaskRecord) -> None:
         """Fire the progress events a crash made the task miss, from its step results."""
         results = {s.name: s.result for s in record.steps}
         while self.state in _PROGRESS:
@@ -459,6 +594,27 @@ def _completion(state: str) -> str:
         if event not in ("failed", "damaged"):
             return event
     raise StatewardError(f"no completion event from {state}")
+
+
+#: Steps whose success makes the instance hold something, and their revert gives it back.
+_HOLDING_STEPS = {"schedule": ("host", "claim_id"), "allocate_ports": ("ports",)}
+#: Steps that give something back for good (a delete's), and what.
+_RELEASING_STEPS = {"release_claim": ("host", "claim_id"), "release_ports": ("ports",)}
+_NOTHING: dict[str, Any] = {"host": None, "claim_id": None, "ports": []}
+
+
+def _held(record: TaskRecord) -> dict[str, Any]:
+    """What a failed task gave back, as the data it clears: a boot's claim and ports once
+    its revert released them, a half-done delete's once its steps did."""
+    released: dict[str, Any] = {}
+    for step in record.steps:
+        fields = _HOLDING_STEPS.get(step.name)
+        if fields is not None and step.status in (StepStatus.REVERTED, StepStatus.PENDING):
+            released.update((f, _NOTHING[f]) for f in fields)
+        fields = _RELEASING_STEPS.get(step.name)
+        if fields is not None and step.status is StepStatus.SUCCEEDED:
+            released.update((f, _NOTHING[f]) for f in fields)
+    return released
 
 
 def _final_power(record: TaskRecord) -> str | None:
