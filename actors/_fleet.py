@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
+import math
 from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +63,18 @@ from stateward.runtime import (
     open_sqlite_store,
 )
 
+from ._checks import (
+    MAX_INT,
+    check_flag,
+    check_int,
+    check_member,
+    check_name,
+    check_optional_text,
+    check_path,
+    check_seconds,
+    check_text,
+    check_texts,
+)
 from ._driver import Driver, DriverView
 from ._host import (
     Capacity,
@@ -98,7 +110,8 @@ __all__ = (
     "ReconcileReport",
 )
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+#: The admin events of a host.
+_HOST_EVENTS = ("disable", "enable", "start_maintenance", "end_maintenance")
 #: Seconds between attempts to tell an instance something the store refused, doubling.
 _FIRST_PAUSE = 1.0
 _LAST_PAUSE = 30.0
@@ -121,45 +134,66 @@ class DuplicateName(CommandRejected):
     def __init__(self, kind: str, name: str) -> None:
         self.kind = kind
         self.name = name
-        article = "an" if kind[:1] in ("a", "e", "i", "o", "u") else "a"
-        super().__init__(
-            f"{article} {kind} named {name!r} exists already; names are unique in a fleet"
-        )
+        super().__init__(f"{_a(kind)} named {name!r} exists already; names are unique in a fleet")
 
 
-def _check_name(kind: str, name: object) -> str:
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise InvalidArgument(
-            f"{kind} name", expected="letters, digits, '-' and '_' (no dots or spaces)", got=name
-        )
-    return name
+def _a(kind: str) -> str:
+    """``kind`` with its indefinite article: "an instance", "a host"."""
+    return f"{'an' if kind[:1] in ('a', 'e', 'i', 'o', 'u') else 'a'} {kind}"
 
 
 class Catalog:
-    """Named things a fleet knows: flavors or images (configuration, not stored)."""
+    """Named things a fleet knows: flavors or images (configuration, not stored).
 
-    def __init__(self, kind: str) -> None:
+    Args:
+        kind: what it holds, ``"flavor"`` or ``"image"``.
+        item_type: the type of its items: a :class:`Flavor`, or ``str`` for an image (its
+            name).
+    """
+
+    def __init__(self, kind: str, item_type: type = str) -> None:
         self.kind = kind
+        self.item_type = item_type
         self._items: dict[str, Any] = {}
 
     def add(self, item: Any, *, name: str | None = None) -> None:
-        """Add ``item`` (a Flavor, or an image name)."""
-        key = name if name is not None else getattr(item, "name", item)
-        if not isinstance(key, str) or not key.strip():
-            raise InvalidArgument(f"{self.kind} name", expected="a non-empty str", got=key)
+        """Add ``item`` (a Flavor, or an image name), under ``name`` or its own name.
+
+        Raises:
+            InvalidArgument: an item of another type, or a name that is not valid text.
+            DuplicateName: the name is taken.
+        """
+        if self.item_type is str:
+            check_text(f"{self.kind} name", item)
+        elif not isinstance(item, self.item_type):
+            raise InvalidArgument(self.kind, expected=f"a {self.item_type.__name__}", got=item)
+        key = check_text(
+            f"{self.kind} name", name if name is not None else getattr(item, "name", item)
+        )
+        if not key.strip():
+            raise InvalidArgument(f"{self.kind} name", expected="a name that is not blank", got=key)
         if key in self._items:
             raise DuplicateName(self.kind, key)
         self._items[key] = item
 
     def get(self, name: str) -> Any:
-        """The item called ``name``; UnknownName otherwise."""
+        """The item called ``name``.
+
+        Raises:
+            UnknownName: there is none.
+            InvalidArgument: ``name`` is not a str.
+        """
+        if type(name) is not str:
+            raise InvalidArgument(
+                self.kind, expected=f"the name of {_a(self.kind)} (a str)", got=name
+            )
         try:
             return self._items[name]
-        except (KeyError, TypeError):
-            raise UnknownName(self.kind, str(name), known=self._items) from None
+        except KeyError:
+            raise UnknownName(self.kind, name, known=self._items) from None
 
     def __contains__(self, name: object) -> bool:
-        return name in self._items
+        return type(name) is str and name in self._items
 
     def __iter__(self) -> Any:
         return iter(sorted(self._items))
@@ -207,30 +241,33 @@ class Fleet:
         idle_after: float = 300.0,
         instance_actor: type[InstanceActor] = InstanceActor,
     ) -> None:
+        path = check_path("path", path)
         if not isinstance(driver, Driver):
             raise InvalidArgument("driver", expected="a Driver", got=driver)
+        if env is not None and not isinstance(env, Environment):
+            raise InvalidArgument("env", expected="an Environment or None", got=env)
+        if store is not None and not isinstance(store, Store):
+            raise InvalidArgument("store", expected="a Store or None", got=store)
         if path is not None and store is not None:
             raise InvalidArgument("store", expected="either a path or a store", got=store)
-        if not isinstance(heartbeat_interval, int | float) or not heartbeat_interval > 0:
-            raise InvalidArgument(
-                "heartbeat_interval", expected="seconds > 0", got=heartbeat_interval
-            )
         self.path = path
         self.driver = driver
         self.env = env if env is not None else Environment()
         self._given_store = store
-        self._durability = durability
-        self._weigher = weigher
-        self.networks = tuple(networks)
-        self._heartbeat_interval = float(heartbeat_interval)
-        self._reconcile_on_open = reconcile
-        self._idle_after = idle_after
+        self._durability = check_member("durability", durability, Durability)
+        self._weigher = check_member("weigher", weigher, Weigher)
+        self.networks = check_texts("networks", networks)
+        self._heartbeat_interval = check_seconds("heartbeat_interval", heartbeat_interval)
+        self._reconcile_on_open = check_flag("reconcile", reconcile)
+        self._idle_after = (
+            math.inf if idle_after == math.inf else check_seconds("idle_after", idle_after)
+        )
         if not (isinstance(instance_actor, type) and issubclass(instance_actor, InstanceActor)):
             raise InvalidArgument(
                 "instance_actor", expected="InstanceActor or a subclass", got=instance_actor
             )
         self._instance_actor = instance_actor
-        self.flavors = Catalog("flavor")
+        self.flavors = Catalog("flavor", Flavor)
         self.images = Catalog("image")
         self.hosts = Hosts(self)
         self.instances = Instances(self)
@@ -267,7 +304,8 @@ class Fleet:
         """A fleet to open with ``async with``.
 
         Args:
-            path: the SQLite database (created if missing); in memory when None.
+            path: the SQLite database (a str or ``os.PathLike``; created if missing); in
+                memory when None.
             driver: the hypervisor boundary.
             env: clock, randomness and ids.
             store: a store to use instead of ``path`` (opened and closed by the caller).
@@ -277,7 +315,11 @@ class Fleet:
             heartbeat_interval: how often the fleet heartbeats hosts whose agent is alive.
             reconcile: reconcile with the driver when opening.
             idle_after: seconds after which an idle instance leaves memory (it comes back
-                from the store on its next command).
+                from the store on its next command); ``math.inf`` for never.
+
+        Raises:
+            InvalidArgument: a parameter of the wrong type or out of range (nothing is
+                opened or created).
             instance_actor: the instance actor class (a subclass can observe or inject).
         """
         return cls(
@@ -492,6 +534,19 @@ class Fleet:
             except StoreUnavailable:
                 await self.env.clock.sleep(pause)  # the store is down: ask again
                 pause = min(pause * 2, _LAST_PAUSE)
+            except StatewardError as error:
+                # The record cannot be read (quarantined): how the task went is unknown, so
+                # the instance leaves its task state for error, where delete and rebuild
+                # get it out, instead of waiting for a report that will never come.
+                self._log.error(
+                    "task record unreadable",
+                    task_id=task_id,
+                    resource_id=instance_id,
+                    error=str(error),
+                )
+                cause = f"its task record cannot be read: {error}"
+                await self._deliver(instance_id, TaskEnded(task_id, TaskStatus.PARKED, cause=cause))
+                return
         if not record.status.is_terminal:
             return  # still in flight: its resumed run reports
         await self._deliver(instance_id, TaskEnded(task_id, record.status, record))
@@ -644,7 +699,15 @@ class Fleet:
     def subscribe(
         self, pattern: str, *, buffer: int = 1000, overflow: Overflow = Overflow.DROP_OLDEST
     ) -> Subscription:
-        """Events matching ``pattern``: ``instance.*.*``, ``host.h-1.#``, ``task.#``, ..."""
+        """Events matching ``pattern``: ``instance.*.*``, ``host.h-1.#``, ``task.#``, ...
+
+        Raises:
+            InvalidArgument: a pattern that is not one, a buffer that is not an int from 1 to
+                2**63 - 1, an overflow that is not an :class:`Overflow`.
+        """
+        check_text("pattern", pattern)
+        check_int("buffer", buffer, low=1)
+        check_member("overflow", overflow, Overflow)
         return self.system.bus.subscribe(pattern, buffer=buffer, overflow=overflow)
 
     def _instance_ref(self, instance_id: str) -> ActorRef:
@@ -677,10 +740,15 @@ class Hosts:
 
         Raises:
             DuplicateName: a host or instance has that name.
-            InvalidArgument: bad capacity, ratios or zone.
+            InvalidArgument: bad capacity, ratios or zone (checked before the host exists).
         """
         fleet = self._fleet
-        _check_name("host", host_id)
+        check_name("host", host_id)
+        if not isinstance(capacity, Capacity):
+            raise InvalidArgument("capacity", expected="a Capacity", got=capacity)
+        for field in ("vcpus", "ram_mb", "disk_gb"):
+            check_int(f"capacity.{field}", getattr(capacity, field), high=MAX_INT)
+        check_text("zone", zone)
         if host_id in fleet.system:
             raise DuplicateName("host", host_id)
         settings = Configure(capacity, cpu_ratio, ram_ratio, disk_ratio, zone)
@@ -692,7 +760,7 @@ class Hosts:
         return status
 
     def _ref(self, host_id: str) -> ActorRef:
-        ref = self._fleet._host_refs.get(host_id)
+        ref = self._fleet._host_refs.get(check_name("host", host_id))
         if ref is None:
             raise UnknownName("host", str(host_id), known=self._fleet._host_refs)
         return ref
@@ -708,8 +776,10 @@ class Hosts:
 
     async def command(self, host_id: str, event: str) -> HostStatus:
         """``disable``, ``enable``, ``start_maintenance``, ``end_maintenance``."""
-        if event not in ("disable", "enable", "start_maintenance", "end_maintenance"):
-            raise InvalidArgument("event", expected="an admin event of a host", got=event)
+        if type(event) is not str or event not in _HOST_EVENTS:
+            raise InvalidArgument(
+                "event", expected=f"an admin event of a host: {', '.join(_HOST_EVENTS)}", got=event
+            )
         ref = self._ref(host_id)
         await ref.ask(event)
         self._fleet.scheduler.invalidate(host_id)
@@ -731,6 +801,7 @@ class Hosts:
 
     def set_agent(self, host_id: str, *, alive: bool) -> None:
         """Whether the host's agent heartbeats (a dead agent makes the host go down)."""
+        check_flag("alive", alive)
         self._ref(host_id)
         self._fleet._agents[host_id] = alive
         self._fleet.scheduler.invalidate(host_id)
@@ -764,14 +835,24 @@ class Instances:
         Raises:
             UnknownName: unknown flavor or image.
             DuplicateName: the name is taken (unless ``idempotency_key`` repeats a boot).
-            InvalidArgument: a bad name, or a group without a policy.
+            InvalidArgument: an argument of the wrong type (names, zone, group, networks and
+                volumes are text; the policy a GroupPolicy; the key a str or None), or a
+                group without a policy. Nothing is committed.
         """
         fleet = self._fleet
-        _check_name("instance", instance_id)
-        chosen: Flavor = fleet.flavors.get(flavor)
-        fleet.images.get(image)
+        check_name("instance", instance_id)
+        chosen: Flavor = fleet.flavors.get(check_text("flavor", flavor))
+        fleet.images.get(check_text("image", image))
+        check_optional_text("zone", zone)
+        if group is not None:
+            check_name("group", group)
+        if group_policy is not None:
+            check_member("group_policy", group_policy, GroupPolicy)
         if (group is None) != (group_policy is None):
             raise InvalidArgument("group_policy", expected="given with group", got=group_policy)
+        chosen_networks = fleet.networks if networks is None else check_texts("networks", networks)
+        chosen_volumes = check_texts("volumes", volumes)
+        check_optional_text("idempotency_key", idempotency_key)
         if instance_id in fleet.system:
             if idempotency_key is None or instance_id in fleet._host_refs:
                 raise DuplicateName("instance", instance_id)
@@ -789,8 +870,8 @@ class Instances:
             zone,
             group,
             group_policy.value if group_policy is not None else None,
-            tuple(networks if networks is not None else fleet.networks),
-            tuple(volumes),
+            chosen_networks,
+            chosen_volumes,
             idempotency_key,
         )
         record: TaskRecord = await ref.ask(command)
@@ -798,6 +879,7 @@ class Instances:
 
     def _ref(self, instance_id: str) -> ActorRef:
         fleet = self._fleet
+        check_name("instance", instance_id)
         if instance_id not in fleet.system or instance_id in fleet._host_refs:
             raise UnknownName("instance", str(instance_id))
         return fleet.system.lookup(instance_id)
@@ -813,36 +895,48 @@ class Instances:
         """Run ``action`` (stop, start, reboot, reboot_hard, pause, unpause, suspend, resume,
         rebuild, delete) on an instance; returns its task record."""
         # Checked here, before the ask: bad arguments raised inside the actor would crash it.
-        if action not in ACTIONS:
+        if type(action) is not str or action not in ACTIONS:
             raise InvalidArgument("action", expected=f"one of {', '.join(ACTIONS)}", got=action)
         if action == "rebuild" and not image:
             raise InvalidArgument("image", expected="an image to rebuild from", got=image)
         if image is not None:
-            self._fleet.images.get(image)
-        record: TaskRecord = await self._ref(instance_id).ask(
+            self._fleet.images.get(check_text("image", image))
+        check_optional_text("idempotency_key", idempotency_key)
+        ref = self._ref(instance_id)
+        record: TaskRecord = await ref.ask(
             Act(action, image=image, idempotency_key=idempotency_key)
         )
         return record
 
-    async def stop(self, instance_id: str, **options: Any) -> TaskRecord:
+    async def stop(self, instance_id: str, *, idempotency_key: str | None = None) -> TaskRecord:
         """Power off."""
-        return await self.act(instance_id, "stop", **options)
+        return await self.act(instance_id, "stop", idempotency_key=idempotency_key)
 
-    async def start(self, instance_id: str, **options: Any) -> TaskRecord:
+    async def start(self, instance_id: str, *, idempotency_key: str | None = None) -> TaskRecord:
         """Power on a stopped instance."""
-        return await self.act(instance_id, "start", **options)
+        return await self.act(instance_id, "start", idempotency_key=idempotency_key)
 
-    async def reboot(self, instance_id: str, *, hard: bool = False, **options: Any) -> TaskRecord:
+    async def reboot(
+        self, instance_id: str, *, hard: bool = False, idempotency_key: str | None = None
+    ) -> TaskRecord:
         """Reboot, soft or hard."""
-        return await self.act(instance_id, "reboot_hard" if hard else "reboot", **options)
+        action = "reboot_hard" if check_flag("hard", hard) else "reboot"
+        return await self.act(instance_id, action, idempotency_key=idempotency_key)
 
-    async def rebuild(self, instance_id: str, *, image: str, **options: Any) -> TaskRecord:
+    async def rebuild(
+        self, instance_id: str, *, image: str, idempotency_key: str | None = None
+    ) -> TaskRecord:
         """Re-create the instance's disk from ``image``."""
-        return await self.act(instance_id, "rebuild", image=image, **options)
+        return await self.act(
+            instance_id,
+            "rebuild",
+            image=check_text("image", image),
+            idempotency_key=idempotency_key,
+        )
 
-    async def delete(self, instance_id: str, **options: Any) -> TaskRecord:
+    async def delete(self, instance_id: str, *, idempotency_key: str | None = None) -> TaskRecord:
         """Delete (cancelling a build in progress first)."""
-        return await self.act(instance_id, "delete", **options)
+        return await self.act(instance_id, "delete", idempotency_key=idempotency_key)
 
     async def get(self, instance_id: str) -> InstanceStatus:
         """An instance's status: vm_state, task_state, power, host, fault, allowed actions."""
@@ -868,10 +962,11 @@ class Tasks:
 
     async def get(self, task_id: str) -> TaskRecord:
         """One task record (TaskNotFound otherwise)."""
-        return await self._fleet.engine.get(task_id)
+        return await self._fleet.engine.get(check_text("task_id", task_id))
 
     async def wait(self, task_id: str) -> TaskRecord:
         """Wait for a task to end; return its final record once its resource has caught up."""
+        check_text("task_id", task_id)
         fleet = self._fleet
         handle = fleet.engine.handle(task_id)
         record = await handle.wait() if handle is not None else await fleet.engine.get(task_id)
@@ -882,16 +977,18 @@ class Tasks:
         return record
 
     async def list(self, resource_id: str, *, limit: int = 50) -> tuple[TaskRecord, ...]:
-        """A resource's tasks, newest first."""
+        """A resource's tasks, newest first; at most ``limit`` (an int from 1 to 2**63 - 1)."""
+        check_text("resource_id", resource_id)
+        check_int("limit", limit, low=1)
         return await self._fleet.engine.tasks(resource_id, limit=limit)
 
     async def last_fault(self, resource_id: str) -> TaskRecord | None:
         """The resource's last failed task."""
-        return await self._fleet.engine.last_fault(resource_id)
+        return await self._fleet.engine.last_fault(check_text("resource_id", resource_id))
 
     async def actions(self, resource_id: str) -> tuple[TaskAction, ...]:
         """One line per task of the resource."""
-        return await self._fleet.engine.actions(resource_id)
+        return await self._fleet.engine.actions(check_text("resource_id", resource_id))
 
     async def parked(self) -> tuple[TaskRecord, ...]:
         """Tasks parked because their flow changed."""

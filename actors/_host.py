@@ -169,11 +169,13 @@ class Configure:
             raise InvalidArgument("capacity", expected="a Capacity", got=self.capacity)
         for name in ("cpu_ratio", "ram_ratio", "disk_ratio"):
             value = getattr(self, name)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not (0 < value < math.inf)
-            ):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise InvalidArgument(name, expected="a positive finite ratio", got=value)
+            try:
+                ratio = float(value)  # how it is journaled
+            except OverflowError:
+                ratio = math.inf
+            if not 0 < ratio < math.inf:
                 raise InvalidArgument(name, expected="a positive finite ratio", got=value)
         if not isinstance(self.zone, str) or not self.zone:
             raise InvalidArgument("zone", expected="a non-empty str", got=self.zone)

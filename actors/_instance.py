@@ -134,6 +134,8 @@ class TaskEnded:
     #: The task was never recorded: the process stopped between the command's transition
     #: and its task record. The instance submits it again.
     missing: bool = False
+    #: Why the task failed, when not its status (its record cannot be read).
+    cause: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -504,7 +506,10 @@ class InstanceActor(FSMActor):
         elif status is TaskStatus.REVERT_FAILED or status is TaskStatus.PARKED:
             held = _held(ended.record) if ended.record is not None else {}
             await self.transition(
-                "damaged", payload=held or None, task_id=ended.task_id, cause=status.value
+                "damaged",
+                payload=held or None,
+                task_id=ended.task_id,
+                cause=ended.cause or status.value,
             )
         elif status.is_terminal:
             # What the steps that did succeed left the power at (a rebuild that failed after

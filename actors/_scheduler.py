@@ -30,6 +30,7 @@ import msgspec
 
 from stateward.runtime import ActorError, ActorRef, CommandRejected, InvalidArgument
 
+from ._checks import check_int
 from ._host import Capacity, Claim, ClaimCapacity, ClaimRefused, GetHost, HostStatus, ReleaseClaim
 
 __all__ = (
@@ -62,7 +63,7 @@ class Flavor(msgspec.Struct, frozen=True):
 
     Attributes:
         name: the flavor's name, e.g. ``"m1.small"``.
-        vcpus, ram_mb, disk_gb: positive amounts.
+        vcpus, ram_mb, disk_gb: positive amounts (ints up to 2**63 - 1).
 
     Raises:
         InvalidArgument: an empty name or a size that is not a positive int.
@@ -76,10 +77,8 @@ class Flavor(msgspec.Struct, frozen=True):
     def __post_init__(self) -> None:
         _require_name("name", self.name)
         for field in ("vcpus", "ram_mb", "disk_gb"):
-            value = getattr(self, field)
-            # bool is an int subclass; True vcpus is a bug, not a size.
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise InvalidArgument(field, expected="an int > 0", got=value)
+            # Not a bool (True vcpus is a bug, not a size); small enough to be journaled.
+            check_int(field, getattr(self, field), low=1)
 
     @property
     def amount(self) -> Capacity:
