@@ -31,6 +31,7 @@ from ._errors import (
     InvalidArgument,
     MailboxFull,
     ResourceQuarantined,
+    StoreError,
 )
 
 if TYPE_CHECKING:
@@ -289,6 +290,9 @@ class _Cell:
         if live is None:
             if self.closed is not None:
                 self.spec.system._dead_letter(self.address, message, self.closed)
+                quarantined = self.spec.system._quarantined.get(self.address)
+                if quarantined is not None:
+                    raise ResourceQuarantined(self.address, reason=quarantined.reason)
                 raise ActorStopped(self.address, reason=self.closed)
             live = self.live = _Live(None, StartReason.REACTIVATE)
             self.spec.system._counters.activations += 1
@@ -432,17 +436,53 @@ class _Cell:
             await live.actor.rehydrate(reason)
         except ResourceQuarantined as exc:
             # Restarting cannot help: the stored rows are bad. Take this one resource out of
-            # service; its waiting askers learn why, every other actor keeps working.
+            # service; its askers, now and later, learn why; every other actor keeps working.
             self.spec.system._log.error(
                 "resource quarantined", address=self.address, reason=exc.reason
             )
+            self.spec.system._quarantined[self.address] = exc
             self.spec.supervisor._forget(self.address)
             self._remove(f"quarantined: {exc.reason}", error=exc)
             return False
         except Exception as exc:
-            self._crashed(live, _StartFailed(reason), None, exc)
+            self._start_failed(live, exc)
             return False
         return True
+
+    def _start_failed(self, live: _Live, exc: Exception) -> None:
+        """rehydrate raised: fail what waits and go back to passivated, without a restart.
+
+        A failed start is about this resource's stored data or the store, and reading them
+        again at once cannot help; counted as restarts, one bad resource would exceed the
+        intensity of a supervisor it shares with healthy ones and stop them all. The next
+        message tries again, so a store that recovers brings the resource back.
+        """
+        system = self.spec.system
+        system._counters.crashes += 1
+        system._log.error(
+            "actor failed to start; it stays passivated until its next message",
+            address=self.address,
+            error=repr(exc),
+            exc_info=exc,
+        )
+        live.suspended = True
+        if self.live is live:
+            self.live = None
+        reason = f"it failed to start: {type(exc).__name__}"
+        for message, reply in live.queue or ():
+            if reply is None:
+                system._dead_letter(self.address, message, reason)
+            elif isinstance(exc, StoreError):
+                _settle(reply, exc)  # typed already: the store says what is wrong
+            else:
+                error = ActorCrashed(self.address, "rehydrate", exc)
+                error.__cause__ = exc
+                _settle(reply, error)
+        live.queue = None
+        for waiter in live.waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)  # room now: the next put starts a new incarnation
+        live.waiters = None
 
     async def _run_control(self, live: _Live) -> bool:
         """Run the first control message; True when the incarnation has ended."""
@@ -573,13 +613,6 @@ class _Cell:
             and live.reason is None
             and now - live.last_active >= self.spec.idle_after
         )
-
-
-@dataclass(frozen=True, slots=True)
-class _StartFailed:
-    """Stands for the message in crash reports when rehydrate (not a message) failed."""
-
-    reason: StartReason
 
 
 def _ask_timeout(system: ActorSystem, timeout: float | UseDefault) -> float:

@@ -38,6 +38,7 @@ back to the asker as it is and the actor keeps its state and its place.
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Iterable
 
 __all__ = (
@@ -69,6 +70,20 @@ __all__ = (
 )
 
 
+_repr = reprlib.Repr()
+_repr.maxlevel, _repr.maxstring, _repr.maxother = 3, 60, 60
+
+
+def short_repr(value: object) -> str:
+    """A bounded ``repr`` for messages: deep, long or hostile values cannot blow it up."""
+    try:
+        return _repr.repr(value)
+    except Exception:  # a __repr__ that raises (or recurses) must not hide the real error
+        if isinstance(value, int):
+            return f"<an int of {value.bit_length()} bits>"
+        return f"<{type(value).__name__} object>"
+
+
 class StatewardError(Exception):
     """Base of every exception stateward raises on purpose."""
 
@@ -86,7 +101,7 @@ class InvalidArgument(StatewardError, ValueError):
         self.name = name
         self.expected = expected
         self.got = got
-        super().__init__(f"{name}: expected {expected}, got {got!r}")
+        super().__init__(f"{name}: expected {expected}, got {short_repr(got)}")
 
 
 class LifecycleError(StatewardError):
@@ -304,17 +319,33 @@ class StoreUnavailable(StoreError):
         attempts: how many times the operation was tried.
     """
 
-    def __init__(self, operation: str, *, reason: str, attempts: int = 1, detail: str = "") -> None:
+    def __init__(
+        self,
+        operation: str,
+        *,
+        reason: str,
+        attempts: int = 1,
+        detail: str = "",
+        advice: str | None = None,
+    ) -> None:
         self.operation = operation
         self.reason = reason
         self.attempts = attempts
         self.detail = detail
+        if advice is None:
+            advice = _STORE_ADVICE.get(operation, "nothing was written; fix the cause and retry")
+        self.advice = advice
         tries = f" after {attempts} attempts" if attempts > 1 else ""
         extra = f" ({detail})" if detail else ""
-        super().__init__(
-            f"store {operation} failed{tries}: {reason}{extra}; nothing was written, "
-            "the store retries on the next command and recovers when the cause is gone"
-        )
+        super().__init__(f"store {operation} failed{tries}: {reason}{extra}; {advice}")
+
+
+#: What to do after a failed store operation, by operation, unless the raiser says better.
+_STORE_ADVICE = {
+    "commit": "nothing was written, the store retries on the next command and recovers "
+    "when the cause is gone",
+    "open": "nothing was opened; fix the cause and open the store again",
+}
 
 
 class CommitFailed(StoreError, CommandRejected):

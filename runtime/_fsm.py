@@ -28,12 +28,14 @@ import msgspec
 
 from ._actor import Actor, StartReason
 from ._bus import EventBus
+from ._check import text_problem
 from ._errors import (
     CommitFailed,
     InvalidArgument,
     InvalidCommand,
     ResourceQuarantined,
     StoreUnavailable,
+    short_repr,
 )
 from ._machine import Machine, MachineInstance, TransitionRecord
 from ._store import Loaded, Store, Write, decode, encode
@@ -202,12 +204,32 @@ class FSMActor(Actor):
         if payload is not None:
             try:
                 payload = decode(encode(payload))
-            except (TypeError, msgspec.EncodeError) as exc:
+            except (
+                TypeError,
+                ValueError,
+                OverflowError,
+                RecursionError,
+                msgspec.MsgspecError,
+            ) as exc:
+                # ValueError covers UnicodeEncodeError (a lone surrogate in a string).
                 raise InvalidCommand(
                     self.context.resource_id,
-                    expected="a payload of plain data (dicts, lists, str, numbers, Structs)",
-                    got=f"{type(payload).__name__} ({exc})",
+                    expected="a payload of plain data (dicts, lists, valid Unicode str, ints "
+                    "from -2**63 to 2**64 - 1, floats, Structs), nested at most a few hundred deep",
+                    got=f"{type(payload).__name__} ({type(exc).__name__}: {exc})",
                 ) from exc
+        if task_id is not None and (problem := text_problem(task_id)) is not None:
+            raise InvalidCommand(
+                self.context.resource_id,
+                expected=f"task_id: {problem} or None",
+                got=short_repr(task_id),
+            )
+        if cause is not None and (problem := text_problem(cause)) is not None:
+            raise InvalidCommand(
+                self.context.resource_id,
+                expected=f"cause: {problem} or None",
+                got=short_repr(cause),
+            )
         try:
             now, bus, commit = self._hot
         except AttributeError:
@@ -226,6 +248,16 @@ class FSMActor(Actor):
             if record.sequence == 1 or record.sequence % self.snapshot_every == 0:
                 snapshot = msgspec.msgpack.encode(data)
             await commit(Write(self.machine.name, record, snapshot))
+        except InvalidArgument as exc:
+            # The store refused this write alone (data it cannot encode); nothing changed.
+            self.instance = self.machine.instance(
+                instance.resource_id, state=state, sequence=sequence
+            )
+            raise InvalidCommand(
+                instance.resource_id,
+                expected=exc.expected,
+                got=f"{exc.name}: {short_repr(exc.got)}",
+            ) from exc
         except StoreUnavailable as exc:
             self.instance = self.machine.instance(
                 instance.resource_id, state=state, sequence=sequence
@@ -259,11 +291,11 @@ class FSMActor(Actor):
             GoalUnreachable: no path leads there; nothing changed.
             InvalidCommand: ``goal`` is not a state of the machine.
         """
-        if goal not in self.machine.states:
+        if not isinstance(goal, str) or goal not in self.machine.states:
             raise InvalidCommand(
                 self.context.resource_id,
                 expected=f"a state of machine {self.machine.name!r}",
-                got=repr(goal),
+                got=short_repr(goal),
             )
         path = self.instance.path_to(goal)
         return tuple([await self.transition(e, task_id=task_id, cause=cause) for e in path])

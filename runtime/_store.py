@@ -28,6 +28,7 @@ from typing import Any, Protocol, runtime_checkable
 import msgspec
 import structlog
 
+from ._check import INT64_MAX, check_page, text_problem
 from ._env import Clock, RealClock
 from ._errors import (
     InvalidArgument,
@@ -285,9 +286,77 @@ class _Transient(Exception):
         self.error = error
 
 
-def _check_page(limit: int) -> None:
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise InvalidArgument("limit", expected="an int >= 1", got=limit)
+_RECORD_TEXT = ("resource_id", "source", "event", "target")
+_DOCUMENT_TEXT = ("collection", "key")
+_DOCUMENT_OPTIONAL = ("resource_id", "status", "dedupe")
+
+
+def _is_time(value: object) -> bool:
+    if type(value) is float:
+        return math.isfinite(value)
+    return type(value) is int and -INT64_MAX <= value <= INT64_MAX
+
+
+def _write_problem(write: object) -> InvalidArgument | None:
+    """Why the database could not store ``write``, checked before it joins a batch.
+
+    One bad write must be refused alone: once in a transaction, it would fail every other
+    write sharing it.
+    """
+    if type(write) is not Write:
+        return InvalidArgument("write", expected="a Write", got=write)
+    record = write.record
+    if record is not None:
+        if type(record) is not TransitionRecord:
+            return InvalidArgument("write.record", expected="a TransitionRecord", got=record)
+        for name in _RECORD_TEXT:
+            problem = text_problem(getattr(record, name))
+            if problem is not None:
+                return InvalidArgument(
+                    f"record.{name}", expected=problem, got=getattr(record, name)
+                )
+        for name in ("task_id", "cause"):
+            value = getattr(record, name)
+            if value is not None and (problem := text_problem(value)) is not None:
+                return InvalidArgument(f"record.{name}", expected=f"{problem} or None", got=value)
+        if type(record.sequence) is not int or not 0 < record.sequence <= INT64_MAX:
+            return InvalidArgument(
+                "record.sequence", expected="an int from 1 to 2**63 - 1", got=record.sequence
+            )
+        if not _is_time(record.at):
+            return InvalidArgument("record.at", expected="a finite float", got=record.at)
+        if (problem := text_problem(write.kind)) is not None:
+            return InvalidArgument("write.kind", expected=problem, got=write.kind)
+    if write.snapshot is not None and type(write.snapshot) is not bytes:
+        return InvalidArgument("write.snapshot", expected="bytes or None", got=write.snapshot)
+    for document in write.documents:
+        if type(document) is not Document:
+            return InvalidArgument("write.documents", expected="Document objects", got=document)
+        for name in _DOCUMENT_TEXT:
+            problem = text_problem(getattr(document, name))
+            if problem is not None:
+                return InvalidArgument(
+                    f"document.{name}", expected=problem, got=getattr(document, name)
+                )
+        for name in _DOCUMENT_OPTIONAL:
+            value = getattr(document, name)
+            if value is not None and (problem := text_problem(value)) is not None:
+                return InvalidArgument(f"document.{name}", expected=f"{problem} or None", got=value)
+        if type(document.version) is not int or not 0 < document.version <= INT64_MAX:
+            return InvalidArgument(
+                "document.version", expected="an int from 1 to 2**63 - 1", got=document.version
+            )
+        if type(document.body) is not bytes:
+            return InvalidArgument("document.body", expected="bytes", got=document.body)
+        for name in ("created", "updated"):
+            value = getattr(document, name)
+            if not _is_time(value):
+                return InvalidArgument(f"document.{name}", expected="a finite float", got=value)
+    return None
+
+
+def _check_page(limit: object) -> None:
+    check_page(limit)
 
 
 class GroupCommitter:
@@ -349,7 +418,12 @@ class GroupCommitter:
         the future (shielded) to learn the outcome.
         """
         if self._closed:
-            raise StoreUnavailable("commit", reason="the store is closed")
+            raise StoreUnavailable(
+                "commit", reason="the store is closed", advice="nothing was written; open it again"
+            )
+        problem = _write_problem(write)
+        if problem is not None:
+            raise problem
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         self._pending.append((write, done))
@@ -420,19 +494,39 @@ class GroupCommitter:
             for document in write.documents:
                 expected_documents[document.collection, document.key] = document.version
             accepted.append((write, done))
-        if not accepted:
-            return
+        if accepted:
+            await self._commit_accepted(accepted)
+
+    async def _commit_accepted(self, accepted: list[tuple[Write, asyncio.Future[None]]]) -> bool:
+        """Commit writes that passed the revision checks, in one transaction.
+
+        A write whose data the database refuses (a payload msgpack cannot encode) must not
+        fail the others: the batch is then committed again one write at a time, and only the
+        bad write (and the writes of its resource that follow it) fail.
+
+        Returns:
+            Whether every write was committed.
+        """
         writes = [w for w, _ in accepted]
         try:
             pruned = await self._with_retries(lambda: self._write(writes))
         except StoreUnavailable as error:
             self._fail(accepted, error)
-            return
+            return False
+        except Exception as exc:
+            if len(accepted) == 1:
+                self._refuse(accepted[0], exc)
+            else:
+                await self._commit_one_by_one(accepted)
+            return False
         if self._degraded:
             self._log.info("store recovered", batch=len(writes))
         self._degraded = False
-        self._known.update(expected)
-        self._known_documents.update(expected_documents)
+        for write in writes:
+            if write.record is not None:
+                self._known[write.record.resource_id] = write.record.sequence
+            for document in write.documents:
+                self._known_documents[document.collection, document.key] = document.version
         self._commits += len(writes)
         self._batches += 1
         self._largest = max(self._largest, len(writes))
@@ -442,6 +536,36 @@ class GroupCommitter:
         for _, done in accepted:
             if not done.done():
                 done.set_result(None)
+        return True
+
+    async def _commit_one_by_one(self, accepted: list[tuple[Write, asyncio.Future[None]]]) -> None:
+        refused: dict[str, int] = {}  # resource -> the revision its refused write replaced
+        for write, done in accepted:
+            record = write.record
+            if record is not None and record.resource_id in refused:
+                # It follows a refused write of the same resource: its base never landed.
+                held = refused[record.resource_id]
+                self._conflicts += 1
+                if not done.done():
+                    done.set_exception(
+                        RevisionConflict(record.resource_id, expected=write.replaces, actual=held)
+                    )
+                continue
+            if not await self._commit_accepted([(write, done)]) and record is not None:
+                refused[record.resource_id] = write.replaces
+
+    def _refuse(self, entry: tuple[Write, asyncio.Future[None]], exc: Exception) -> None:
+        """Fail one write the database could not take; the store itself is healthy."""
+        write, done = entry
+        where = write.record.resource_id if write.record is not None else "documents"
+        self._log.warning("write refused", resource_id=where, error=repr(exc))
+        self._failures += 1
+        if not done.done():
+            error = InvalidArgument(
+                "write", expected=f"data the store can encode ({exc})", got=write
+            )
+            error.__cause__ = exc
+            done.set_exception(error)
 
     def _refusal(
         self,
@@ -485,9 +609,10 @@ class GroupCommitter:
             except _Transient as transient:
                 if tries > self._retries:
                     error = transient.error
+                    # The cause is what the database said; the retry wrapper is ours alone.
                     raise StoreUnavailable(
                         error.operation, reason=error.reason, attempts=tries, detail=error.detail
-                    ) from transient
+                    ) from (transient.__cause__ or transient.error)
                 self._retried += 1
                 # Bounded exponential backoff: retries * backoff * 2**retries at most.
                 await self._clock.sleep(self._backoff * 2 ** (tries - 1))
@@ -582,7 +707,13 @@ class GroupCommitter:
             await asyncio.wait({writer})
         for _, done in self._pending:
             if not done.done():
-                done.set_exception(StoreUnavailable("commit", reason="the store is closed"))
+                done.set_exception(
+                    StoreUnavailable(
+                        "commit",
+                        reason="the store is closed",
+                        advice="nothing was written; open it again",
+                    )
+                )
         self._pending.clear()
 
 
@@ -729,14 +860,20 @@ class MemoryStore(GroupCommitter):
         return pruned
 
     def _apply(self, writes: list[Write]) -> int:
+        # Encode first: a payload that cannot be encoded must leave nothing half-applied.
+        payloads = [
+            encode(w.record.payload)
+            if w.record is not None and w.record.payload is not None
+            else None
+            for w in writes
+        ]
         pruned = 0
-        for write in writes:
+        for write, payload in zip(writes, payloads, strict=True):
             for document in write.documents:
                 self._documents[document.collection, document.key] = document
             record = write.record
             if record is None:
                 continue
-            payload = encode(record.payload) if record.payload is not None else None
             stored = msgspec.structs.replace(record, payload=None)
             self._journal.setdefault(record.resource_id, []).append((stored, payload))
             row = self._rows.get(record.resource_id)

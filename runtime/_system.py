@@ -41,6 +41,7 @@ from ._actor import (
     _Spec,
 )
 from ._bus import EventBus
+from ._check import text_problem
 from ._env import Environment, VirtualClock, VirtualEventLoop
 from ._errors import (
     ActorNotFound,
@@ -48,6 +49,7 @@ from ._errors import (
     DuplicateAddress,
     InvalidArgument,
     LifecycleError,
+    ResourceQuarantined,
     SystemNotRunning,
 )
 from ._store import Loaded, MemoryStore, Store
@@ -167,6 +169,22 @@ def _capacity(value: object) -> int:
     return value
 
 
+def _address(value: object) -> str:
+    """An address as the exact, storable ``str`` it is journaled under.
+
+    A ``StrEnum`` member (or another ``str`` subclass) is taken by its value: a resource is
+    rehydrated by its plain id, so the registry must hold that same plain string.
+    """
+    if isinstance(value, enum.Enum) and isinstance(value.value, str):
+        value = value.value
+    elif isinstance(value, str) and type(value) is not str:
+        value = str.__str__(value)
+    if not value or text_problem(value) is not None:
+        raise InvalidArgument("address", expected="a non-empty str of valid Unicode", got=value)
+    assert isinstance(value, str)
+    return value
+
+
 class ActorSystem:
     """Actors under supervision, in one event loop.
 
@@ -220,6 +238,8 @@ class ActorSystem:
         self._idle_watch: dict[str, _Cell] = {}
         self._specs: dict[tuple[Any, ...], _Spec] = {}
         self._dead_letters: deque[DeadLetter] = deque(maxlen=DEAD_LETTER_HISTORY)
+        # Why each resource taken out of service was: its refs keep answering with it.
+        self._quarantined: dict[str, ResourceQuarantined] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
         self._log = structlog.get_logger("stateward").bind(system=name)
@@ -349,8 +369,7 @@ class ActorSystem:
             InvalidArgument: a bad option, or a factory that does not build an Actor.
         """
         self._check_running("spawn")
-        if not isinstance(address, str) or not address:
-            raise InvalidArgument("address", expected="a non-empty str", got=address)
+        address = _address(address)
         if address in self._cells or address in self._supervisors:
             raise DuplicateAddress(address)
         if not callable(factory):
@@ -382,6 +401,8 @@ class ActorSystem:
             live.last_active = self.env.clock.monotonic()
         cell = _Cell(address, spec, live)
         self._cells[address] = cell
+        if self._quarantined:
+            self._quarantined.pop(address, None)  # a new actor: the old one's fate is not its
         parent._adopt(cell)
         if live is not None:
             self._activated(cell)
@@ -406,8 +427,7 @@ class ActorSystem:
                 ``period`` seconds stop this supervisor's children and escalate.
         """
         self._check_running("spawn a supervisor")
-        if not isinstance(address, str) or not address:
-            raise InvalidArgument("address", expected="a non-empty str", got=address)
+        address = _address(address)
         if address in self._cells or address in self._supervisors:
             raise DuplicateAddress(address)
         parent = self._parent(supervisor)
@@ -558,20 +578,33 @@ class ActorSystem:
         Raises:
             ActorNotFound: nothing is registered there.
         """
-        cell = self._cells.get(address)
-        if cell is None:
-            raise ActorNotFound(address)
+        cell = self._cell(address)
         return ActorRef(cell)
+
+    def _cell(self, address: object) -> _Cell:
+        try:
+            cell: _Cell | None = self._cells.get(address)  # type: ignore[call-overload]
+        except TypeError:  # unhashable: certainly not an address
+            raise InvalidArgument("address", expected="a str", got=address) from None
+        if cell is None:
+            raise ActorNotFound(str(address))
+        return cell
 
     def supervisor(self, address: str) -> Supervisor:
         """The supervisor at ``address``; ``"/root"`` is the root."""
-        node = self._supervisors.get(address)
+        try:
+            node = self._supervisors.get(address)
+        except TypeError:  # unhashable: certainly not an address
+            raise InvalidArgument("address", expected="a str", got=address) from None
         if node is None:
             raise ActorNotFound(address)
         return node
 
     def __contains__(self, address: object) -> bool:
-        return address in self._cells
+        try:
+            return address in self._cells
+        except TypeError:  # unhashable: certainly not an address
+            return False
 
     async def stop(self, address: str) -> None:
         """Stop the actor at ``address`` for good: it finishes its current message, then
@@ -580,9 +613,7 @@ class ActorSystem:
         Raises:
             ActorNotFound: nothing is registered there.
         """
-        cell = self._cells.get(address)
-        if cell is None:
-            raise ActorNotFound(address)
+        cell = self._cell(address)
         await cell._terminate(cell.spec.shutdown_timeout)
         cell.spec.supervisor._forget(address)
         cell._remove("it was stopped")
@@ -593,9 +624,7 @@ class ActorSystem:
         Returns:
             True if the actor is passivated now; False if it was busy (nothing changes).
         """
-        cell = self._cells.get(address)
-        if cell is None:
-            raise ActorNotFound(address)
+        cell = self._cell(address)
         live = cell.live
         if live is None:
             return True

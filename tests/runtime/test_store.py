@@ -24,7 +24,6 @@ import pytest
 from stateward.runtime import (
     SCHEMA_VERSION,
     ActorCrashed,
-    ActorStopped,
     Durability,
     Fire,
     FSMActor,
@@ -678,8 +677,8 @@ async def test_quarantine_of_a_live_resource_stops_its_commits(open_store: Store
         assert isinstance(info.value.__cause__, ResourceQuarantined)
         with pytest.raises(ResourceQuarantined, match=r"^resource acct-1 is quarantined: found"):
             await ref.ask(Probe())  # waits for the restart, which finds it quarantined
-        with pytest.raises(ActorStopped, match=r"quarantined: found bad by an operator"):
-            await ref.ask(Probe())
+        with pytest.raises(ResourceQuarantined, match=r"quarantined: found bad by an operator"):
+            await ref.ask(Probe())  # and so does every later ask: it is out of service
         assert "acct-1" not in system
         assert [r.sequence for r in await store.history("acct-1")] == [1]
 
@@ -708,7 +707,7 @@ async def test_waiting_askers_of_a_quarantined_actor_learn_why(open_store: Store
                 ref.ask(Probe()), ref.ask(deposit(1)), return_exceptions=True
             )
             assert all(isinstance(r, ResourceQuarantined) for r in results)
-            with pytest.raises(ActorStopped, match=r"quarantined: journal row 2"):
+            with pytest.raises(ResourceQuarantined, match=r"quarantined: journal row 2"):
                 await ref.ask(Probe())
 
 

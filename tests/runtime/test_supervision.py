@@ -241,8 +241,8 @@ async def test_root_escalation_stops_the_system_with_a_clear_error() -> None:
     assert isinstance(info.value.__cause__, RuntimeError)
 
 
-async def test_failing_rehydrate_is_a_crash_and_escalates() -> None:
-    """An incarnation whose rehydrate always fails is restarted until intensity escalates."""
+async def test_failing_rehydrate_is_not_restarted_and_never_escalates() -> None:
+    """A rehydrate that always fails fails each ask, but is no restart: intensity holds."""
 
     class Broken(Actor):
         async def rehydrate(self, reason: StartReason) -> None:
@@ -251,17 +251,21 @@ async def test_failing_rehydrate_is_a_crash_and_escalates() -> None:
         async def receive(self, message: Any) -> Any:
             return message
 
-    system = open_actor_system(max_restarts=2, period=60.0)
+    class Healthy(Actor):
+        async def receive(self, message: Any) -> Any:
+            return message
 
-    async def scenario() -> None:
-        async with system:
-            ref = system.spawn(Broken, address="b")
-            with pytest.raises(ActorStopped):
-                await ref.ask("x")
-
-    with pytest.raises(RestartIntensityExceeded):
-        await scenario()
-    assert system.statistics().crashes == 3
+    async with open_actor_system(max_restarts=2, period=60.0) as system:
+        broken = system.spawn(Broken, address="b")
+        healthy = system.spawn(Healthy, address="h")
+        for _ in range(5):
+            with pytest.raises(ActorCrashed, match=r"crashed handling rehydrate") as info:
+                await broken.ask("x")
+            assert isinstance(info.value.__cause__, OSError)
+        assert await healthy.ask("still here") == "still here"
+        stats = system.statistics()
+        assert (stats.crashes, stats.restarts, stats.escalations) == (5, 0, 0)
+        assert broken.is_alive  # registered, passivated: its next message tries again
 
 
 @pytest.mark.virtual_time
