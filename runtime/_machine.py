@@ -172,8 +172,16 @@ class Machine:
         transitions: Iterable[Transition],
     ) -> None:
         name = _plain(name, "name")
+        if not isinstance(states, Mapping):
+            raise InvalidArgument(
+                "states", expected="a mapping of state names to StateKind", got=states
+            )
         kinds = {_plain(state, "states"): kind for state, kind in states.items()}
         initial = _plain(initial, "initial")
+        if isinstance(transitions, str | bytes) or not isinstance(transitions, Iterable):
+            raise InvalidArgument(
+                "transitions", expected="an iterable of Transition objects", got=transitions
+            )
         edges = tuple(transitions)
         for edge in edges:
             if not isinstance(edge, Transition):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import itertools
 from collections.abc import Callable
+from typing import Any
 
 import msgspec
 import pytest
@@ -949,3 +950,27 @@ def test_exports_escape_awkward_names() -> None:
     mermaid = machine.to_mermaid()
     assert '    state "a b" as a_b_2\n' in mermaid
     assert "    a_b_2 --> a_b: go\n" in mermaid
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"states": [("a", StateKind.STABLE)]}, r"^states: expected a mapping of state names"),
+        ({"states": None}, r"^states: expected a mapping of state names"),
+        ({"transitions": 5}, r"^transitions: expected an iterable of Transition objects"),
+        ({"transitions": None}, r"^transitions: expected an iterable of Transition objects"),
+        ({"transitions": "a->a"}, r"^transitions: expected an iterable of Transition objects"),
+    ],
+)
+def test_definition_of_the_wrong_shape_is_an_invalid_argument(
+    options: dict[str, Any], message: str
+) -> None:
+    """A states value that is no mapping, or transitions that are no iterable, are typed."""
+    definition: dict[str, Any] = {
+        "states": {"a": StateKind.STABLE},
+        "initial": "a",
+        "transitions": [],
+        **options,
+    }
+    with pytest.raises(InvalidArgument, match=message):
+        Machine("shape", **definition)
