@@ -178,7 +178,8 @@ class Machine:
             )
         kinds = {_plain(state, "states"): kind for state, kind in states.items()}
         initial = _plain(initial, "initial")
-        if isinstance(transitions, str | bytes) or not isinstance(transitions, Iterable):
+        given: object = transitions  # checked as any object: callers pass anything
+        if isinstance(given, str | bytes) or not isinstance(given, Iterable):
             raise InvalidArgument(
                 "transitions", expected="an iterable of Transition objects", got=transitions
             )
