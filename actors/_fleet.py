@@ -54,6 +54,7 @@ from stateward.runtime import (
     InvalidArgument,
     MemoryStore,
     Overflow,
+    ResourceQuarantined,
     ResourceSummary,
     StatewardError,
     Store,
@@ -491,18 +492,21 @@ class Fleet:
     def _settle_later(self, instance_id: str) -> None:
         """Called by an instance that may be behind its store: ask it to catch up (and so
         to pick up the task the store says it runs) until the store lets it."""
-        self._start_watcher(self._deliver(instance_id, Settle(), pause_first=True))
+        self._start_watcher(self._deliver(instance_id, Settle(), settle=True))
 
-    async def _deliver(self, instance_id: str, message: Any, *, pause_first: bool = False) -> None:
+    async def _deliver(self, instance_id: str, message: Any, *, settle: bool = False) -> None:
         """Ask ``message`` of an instance, again after a pause while the store cannot take
-        the transition it leads to; until the instance has taken it or is gone."""
+        the transition it leads to; until the instance has taken it or is gone. A
+        :class:`Settle` is asked after a first pause, again while it answers False (the
+        store could not be read)."""
         pause = _FIRST_PAUSE
-        if pause_first:
+        if settle:
             await self.env.clock.sleep(pause)
         while instance_id in self.system:
             try:
-                await self.system.lookup(instance_id).ask(message)
-                return
+                answer = await self.system.lookup(instance_id).ask(message)
+                if not (settle and answer is False):
+                    return
             except (StoreUnavailable, CommitFailed, AskTimeout):
                 pass  # the store (or the instance) is busy or down: it will come back
             except StatewardError:
@@ -534,10 +538,10 @@ class Fleet:
             except StoreUnavailable:
                 await self.env.clock.sleep(pause)  # the store is down: ask again
                 pause = min(pause * 2, _LAST_PAUSE)
-            except StatewardError as error:
-                # The record cannot be read (quarantined): how the task went is unknown, so
-                # the instance leaves its task state for error, where delete and rebuild
-                # get it out, instead of waiting for a report that will never come.
+            except ResourceQuarantined as error:
+                # The record cannot be read: how the task went is unknown, so the instance
+                # leaves its task state for error, where delete and rebuild get it out,
+                # instead of waiting for a report that will never come.
                 self._log.error(
                     "task record unreadable",
                     task_id=task_id,

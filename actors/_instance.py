@@ -22,7 +22,6 @@ instance caught mid-task. No intent the store holds is left without its task.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
@@ -33,10 +32,13 @@ from stateward.runtime import (
     CommitFailed,
     FSMActor,
     InvalidArgument,
+    InvalidCommand,
     InvalidTransition,
     Machine,
+    ResourceQuarantined,
     StartReason,
     StatewardError,
+    StoreUnavailable,
     TransitionRecord,
 )
 
@@ -352,29 +354,28 @@ class InstanceActor(FSMActor):
         return record
 
     async def _catch_up(self) -> bool:
-        """Reload from the store if it holds transitions this incarnation does not; True if
-        it did. Then make sure the end of the running task is heard.
-
-        Raises:
-            StoreUnavailable: the store cannot be read; still behind.
-        """
+        """Reload from the store if it holds transitions this incarnation does not, then make
+        sure the end of the running task is heard; False if the store cannot be read (still
+        behind, as far as anyone knows)."""
         resource_id = self.context.resource_id
-        newer = await self.store.history(resource_id, after=self.revision, limit=1)
-        if newer:
-            await self.rehydrate(StartReason.RESTART)  # watches the task it finds
-        else:
-            self._behind = False
-            if self.info.task_id is not None:
-                self.fleet._watch_task(resource_id, self.info.task_id)
-        return bool(newer)
+        try:
+            newer = await self.store.history(resource_id, after=self.revision, limit=1)
+            if newer:
+                await self.rehydrate(StartReason.RESTART)  # watches the task it finds
+                return True
+        except StoreUnavailable:
+            return False
+        self._behind = False
+        if self.info.task_id is not None:
+            self.fleet._watch_task(resource_id, self.info.task_id)
+        return True
 
     async def receive(self, message: Any) -> Any:
         """Commands, progress and task ends."""
         if isinstance(message, Settle):
             return await self._catch_up()
         if self._behind:
-            with contextlib.suppress(StatewardError):
-                await self._catch_up()  # else the commit's revision check stops a stale write
+            await self._catch_up()  # if it cannot, the commit's revision check stops a stale write
         if isinstance(message, Boot):
             return await self._boot(message)
         if isinstance(message, Act):
@@ -405,7 +406,15 @@ class InstanceActor(FSMActor):
     async def _existing(self, key: str | None) -> TaskRecord | None:
         if key is None:
             return None
-        return await self.fleet.engine.find(self.context.resource_id, key)
+        try:
+            return await self.fleet.engine.find(self.context.resource_id, key)
+        except ResourceQuarantined as error:
+            # Refused, not a crash: the instance is fine, that one task record is not.
+            raise InvalidCommand(
+                self.context.resource_id,
+                expected="an idempotency key whose task record can be read (or a new key)",
+                got=f"{key!r}, whose task is quarantined ({error})",
+            ) from error
 
     async def _boot(self, command: Boot) -> TaskRecord:
         existing = await self._existing(command.idempotency_key)
@@ -427,9 +436,8 @@ class InstanceActor(FSMActor):
             "volumes": list(command.volumes),
         }
         key = command.idempotency_key
-        await self.transition(
-            "boot", payload={**payload, "idempotency_key": key} if key else payload, task_id=task_id
-        )
+        journaled = payload if key is None else {**payload, "idempotency_key": key}
+        await self.transition("boot", payload=journaled, task_id=task_id)
         inputs = {**payload, "instance_id": self.context.resource_id, "task_id": task_id}
         return await self._submit("boot", task_id, inputs, command.idempotency_key)
 
@@ -489,7 +497,12 @@ class InstanceActor(FSMActor):
         if ended.task_id != self.info.task_id or self.instance.is_stable:
             return False  # stale: a cancelled build, or already handled
         if ended.missing:
-            if await self._recorded(ended.task_id):
+            try:
+                recorded = await self._recorded(ended.task_id)
+            except StoreUnavailable:
+                self.fleet._settle_later(self.context.resource_id)  # look again later
+                return False
+            if recorded:
                 return False  # submitted again already (another report of the same loss)
             await self._resubmit(ended.task_id)
             return True
@@ -504,10 +517,10 @@ class InstanceActor(FSMActor):
             final = _final_power(record) or self.info.power
             await self.transition(done, payload={"power": final}, task_id=ended.task_id)
         elif status is TaskStatus.REVERT_FAILED or status is TaskStatus.PARKED:
-            held = _held(ended.record) if ended.record is not None else {}
+            given_back = _given_back(ended.record) if ended.record is not None else {}
             await self.transition(
                 "damaged",
-                payload=held or None,
+                payload=given_back or None,
                 task_id=ended.task_id,
                 cause=ended.cause or status.value,
             )
@@ -516,7 +529,7 @@ class InstanceActor(FSMActor):
             # its disk was redone left the instance shut down), and what they gave back.
             failure: dict[str, Any] = {}
             if ended.record is not None:
-                failure = _held(ended.record)
+                failure = _given_back(ended.record)
                 power = _final_power(ended.record)
                 if power is not None:
                     failure["power"] = power
@@ -608,7 +621,7 @@ _RELEASING_STEPS = {"release_claim": ("host", "claim_id"), "release_ports": ("po
 _NOTHING: dict[str, Any] = {"host": None, "claim_id": None, "ports": []}
 
 
-def _held(record: TaskRecord) -> dict[str, Any]:
+def _given_back(record: TaskRecord) -> dict[str, Any]:
     """What a failed task gave back, as the data it clears: a boot's claim and ports once
     its revert released them, a half-done delete's once its steps did."""
     released: dict[str, Any] = {}

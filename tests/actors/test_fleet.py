@@ -25,6 +25,7 @@ from stateward.runtime import (
     Document,
     Environment,
     InvalidArgument,
+    InvalidCommand,
     InvalidTransition,
     MemoryStore,
     Subscription,
@@ -855,12 +856,6 @@ async def test_a_command_whose_task_was_lost_in_a_crash_is_carried_out(
     await store.aclose()
 
 
-@pytest.mark.xfail(
-    raises=msgspec.DecodeError,
-    strict=True,
-    reason="the flow engine's resume() and get() must quarantine an undecodable task record "
-    "(skip it with a typed error) for the fleet to open past it",
-)
 async def test_a_fleet_opens_past_a_task_record_it_cannot_read() -> None:
     """An instance caught mid-task whose task record cannot be decoded (a corrupt row): the
     fleet still opens, that instance leaves its task state for error with the task as its
@@ -892,4 +887,27 @@ async def test_a_fleet_opens_past_a_task_record_it_cannot_read() -> None:
         deleted = await fleet.tasks.wait((await fleet.instances.delete("web-1")).id)
         assert deleted.status is TaskStatus.SUCCEEDED
     await crashed.aclose()
+    await store.aclose()
+
+
+async def test_a_key_whose_task_record_cannot_be_read_is_refused_and_the_instance_works_on() -> (
+    None
+):
+    """A command repeating an idempotency key whose task record cannot be decoded is
+    InvalidCommand saying so; the instance does not crash and takes its next command."""
+    store = MemoryStore()
+    async with Fleet.open(None, driver=FakeDriver(), store=store) as fleet:
+        await setup(fleet)
+        booted = await boot(fleet, idempotency_key="boot-1")
+        [stored] = await store.find_documents(TASKS, resource_id="web-1", limit=1)
+        corrupt = msgspec.structs.replace(stored, version=stored.version + 1, body=b"\xc1")
+        await store.commit(Write(documents=(corrupt,)))
+        crashes = fleet.system.statistics().crashes
+        with pytest.raises(InvalidCommand, match="boot-1"):
+            await fleet.instances.boot(
+                "web-1", flavor="m1.small", image="cirros", idempotency_key="boot-1"
+            )
+        assert fleet.system.statistics().crashes == crashes
+        assert (await run(fleet, "stop")).status is TaskStatus.SUCCEEDED
+        assert booted.id not in [t.id for t in await fleet.tasks.list("web-1")]
     await store.aclose()
