@@ -13,6 +13,10 @@ Opening a fleet restores every host and instance from the database (lazily), res
 flows a crash interrupted, settles instances whose task ended while nobody listened, and
 reconciles the database with ``driver.describe()`` (see :meth:`Fleet.reconcile`).
 
+Every public call checks its arguments first: one of the wrong type or out of range is
+:class:`~stateward.runtime.InvalidArgument` (what was expected, what was got) before anything
+is sent to an actor or committed.
+
 Events: ``instance.<id>.<event>`` and ``host.<id>.<event>`` for every committed transition,
 ``task.<id>.<status>`` when a task ends; subscribe with :meth:`Fleet.subscribe`.
 """
@@ -417,8 +421,10 @@ class Fleet:
         return len(handles)
 
     async def recover(self) -> ReconcileReport:
-        """Settle the fleet after trouble: resume interrupted flows, let instances learn how
-        their tasks ended, wait for the tasks, then reconcile with the driver."""
+        """Settle the fleet after trouble: resume interrupted flows, have every instance
+        caught mid-task catch up with the store (a commit reported failed may have landed)
+        and learn how its task ended (a lost task is submitted again), wait for the tasks,
+        then reconcile with the driver."""
         await self.resume()
         await self._settle_instances()
         await self._wait_for_tasks()

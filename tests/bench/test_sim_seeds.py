@@ -10,10 +10,13 @@ from stateward.bench._sim import SimConfig, simulate
 @pytest.mark.parametrize(
     "seed",
     [
-        # A hard reboot whose transition reached the store while the store reported the
-        # commit failed (a false failure, just before the chaos phase ended): the instance
-        # forgot the intent its journal held, and the heal left it in active/rebooting_hard.
+        # A command whose transition reached the store while the store reported the commit
+        # failed (a false failure, just before the chaos phase ended): the instance forgot
+        # the intent its journal held, and the heal left it mid-task. A hard reboot left in
+        # active/rebooting_hard, a boot in building/scheduling, a pause in active/pausing.
         1055,
+        1858,
+        2902,
     ],
 )
 def test_pinned_seed_holds_every_invariant(seed: int) -> None:
