@@ -139,6 +139,13 @@ SIGNATURES: dict[str, tuple[int, tuple[str, ...], tuple[str, ...]]] = {
 
 def _call(name: str) -> st.SearchStrategy[tuple[str, list[Any], dict[str, Any]]]:
     positional, required, optional = SIGNATURES[name]
+    if name == "open":
+        # One setting at a time, often in memory (None): such a fleet is opened too.
+        return st.tuples(
+            st.just(name),
+            st.lists(st.none() | anything, min_size=1, max_size=1),
+            st.dictionaries(st.sampled_from(optional), anything, max_size=1),
+        )
     keywords = st.fixed_dictionaries(
         dict.fromkeys(required, anything), optional=dict.fromkeys(optional, anything)
     )
@@ -154,7 +161,11 @@ calls = st.lists(st.one_of([_call(name) for name in SIGNATURES]), min_size=1, ma
 async def call(fleet: Fleet, name: str, args: list[Any], kwargs: dict[str, Any]) -> None:
     """Make the public call ``name`` of ``fleet`` with ``args`` and ``kwargs``."""
     if name == "open":
-        Fleet.open(*args[:1], driver=FakeDriver(), **kwargs)
+        kwargs.setdefault("env", fleet.env)
+        other = Fleet.open(*args[:1], driver=FakeDriver(env=fleet.env), **kwargs)
+        if other.path is None and other.env is fleet.env:
+            async with other:  # in memory and on the virtual clock: open it too
+                pass
         return
     if name == "subscribe":
         fleet.subscribe(*args, **kwargs).close()
