@@ -748,11 +748,11 @@ class ActorContext:
         return self._cell.spec.system.env.clock
 
     @property
-    def log(self) -> structlog.typing.FilteringBoundLogger:
+    def log(self) -> structlog.stdlib.BoundLogger:
         """A logger bound to this actor and to the message being handled."""
         live = self._cell.live
         current = live.current if live is not None else None
-        return self._cell.spec.system._log.bind(  # type: ignore[no-any-return]
+        return self._cell.spec.system._log.bind(
             address=self._cell.address,
             resource_id=self._cell.address,
             message_type=type(current).__name__ if current is not None else None,

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import msgspec
-import structlog
 
 from ._check import INT64_MAX, check_page, text_problem
 from ._env import Clock, RealClock
@@ -36,6 +35,7 @@ from ._errors import (
     RevisionConflict,
     StoreUnavailable,
 )
+from ._log import get_logger
 from ._machine import TransitionRecord
 
 __all__ = (
@@ -400,7 +400,7 @@ class GroupCommitter:
         self._known_documents: dict[tuple[str, str], int] = {}
         self._quarantined: dict[str, str] = {}
         self._closed = False
-        self._log = structlog.get_logger("stateward.store")
+        self._log = get_logger("stateward.store")
         self._commits = self._batches = self._largest = 0
         self._retried = self._failures = self._conflicts = self._pruned = 0
         self._degraded = False

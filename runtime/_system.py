@@ -25,8 +25,6 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-import structlog
-
 from ._actor import (
     DEFAULT,
     Actor,
@@ -52,6 +50,7 @@ from ._errors import (
     ResourceQuarantined,
     SystemNotRunning,
 )
+from ._log import get_logger
 from ._store import Loaded, MemoryStore, Store
 from ._supervisor import Strategy, Supervisor
 
@@ -242,7 +241,7 @@ class ActorSystem:
         self._quarantined: dict[str, ResourceQuarantined] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
-        self._log = structlog.get_logger("stateward").bind(system=name)
+        self._log = get_logger("stateward.system").bind(system=name)
         self.bus = EventBus()
         #: The failure that stopped the system (a root escalation), if any.
         self.failure: BaseException | None = None

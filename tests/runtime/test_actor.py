@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from typing import Any
 
 import pytest
-import structlog
 
 from stateward.runtime import (
     Actor,
@@ -312,7 +312,9 @@ async def test_rehydrate_runs_before_the_first_message() -> None:
     assert calls == [StartReason.SPAWN, 1, 2]
 
 
-async def test_log_context_is_bound_per_actor_and_message() -> None:
+async def test_log_context_is_bound_per_actor_and_message(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """context.log carries the address, resource id, message type and task id."""
 
     class Command:
@@ -324,19 +326,22 @@ async def test_log_context_is_bound_per_actor_and_message() -> None:
 
     async with open_actor_system() as system:
         ref = system.spawn(Logger, address="i-42")
-        with structlog.testing.capture_logs() as logs:
+        with caplog.at_level(logging.INFO, logger="stateward"):
             await ref.ask(Command())
-    assert logs == [
-        {
-            "event": "handled",
-            "log_level": "info",
-            "system": "stateward",
-            "address": "i-42",
-            "resource_id": "i-42",
-            "message_type": "Command",
-            "task_id": "task-7",
-        }
-    ]
+    [entry] = [r for r in caplog.records if r.name.startswith("stateward")]
+    assert (entry.name, entry.levelname) == ("stateward.system", "INFO")
+    fields = ("system", "address", "resource_id", "message_type", "task_id")
+    assert {f: getattr(entry, f) for f in fields} == {
+        "system": "stateward",
+        "address": "i-42",
+        "resource_id": "i-42",
+        "message_type": "Command",
+        "task_id": "task-7",
+    }
+    assert entry.getMessage() == (
+        "handled system='stateward' address='i-42' resource_id='i-42' "
+        "message_type='Command' task_id='task-7'"
+    )
 
 
 @pytest.mark.parametrize("timeout", [0, -1, math.inf, math.nan, "5", None])
