@@ -15,6 +15,7 @@ from ._errors import FlowDefinitionError as FlowDefinitionError
 from ._errors import RecordTooLarge as RecordTooLarge
 from ._errors import StepTimeout as StepTimeout
 from ._errors import TaskNotFound as TaskNotFound
+from ._errors import TaskQuarantined as TaskQuarantined
 from ._flow import Failure as Failure
 from ._flow import Flow as Flow
 from ._flow import Pattern as Pattern
@@ -27,6 +28,7 @@ from ._flow import task as task
 from ._flow import unordered as unordered
 from ._records import Action as Action
 from ._records import HistoryEvent as HistoryEvent
+from ._records import QuarantinedTask as QuarantinedTask
 from ._records import StepRecord as StepRecord
 from ._records import StepStatus as StepStatus
 from ._records import TaskRecord as TaskRecord
@@ -58,10 +60,12 @@ __all__ = (
     "StepStatus",
     "HistoryEvent",
     "Action",
+    "QuarantinedTask",
     # errors
     "FlowDefinitionError",
     "FlowBusy",
     "TaskNotFound",
     "StepTimeout",
     "RecordTooLarge",
+    "TaskQuarantined",
 )

@@ -34,12 +34,13 @@ from stateward.runtime import (
     Write,
 )
 
-from ._errors import FlowBusy, RecordTooLarge, StepTimeout, TaskNotFound
+from ._errors import FlowBusy, RecordTooLarge, StepTimeout, TaskNotFound, TaskQuarantined
 from ._flow import Failure, Flow, Task
 from ._records import (
     FAULTS,
     Action,
     HistoryEvent,
+    QuarantinedTask,
     StepRecord,
     StepStatus,
     TaskRecord,
@@ -56,6 +57,61 @@ MAX_RECORD_BYTES = 1 << 20
 
 _encoder = msgspec.msgpack.Encoder()
 _record_decoder = msgspec.msgpack.Decoder(TaskRecord)
+#: The largest page a query takes: what a database's 64-bit integer column holds.
+_MAX_PAGE = 2**63 - 1
+#: Why msgpack may refuse a value: a type it does not know, an int beyond 64 bits, a str
+#: with a lone surrogate, nesting deeper than it recurses.
+_UNENCODABLE = (TypeError, ValueError, OverflowError, RecursionError, msgspec.MsgspecError)
+#: Why a stored body may not decode: malformed bytes, the wrong shape, nesting too deep.
+_UNDECODABLE = (msgspec.MsgspecError, RecursionError, TypeError)
+
+
+def _text(name: str, value: object, *, optional: bool = False) -> str:
+    """``value`` as an exact, non-empty str of valid Unicode, or InvalidArgument (whose
+    message offers None too when ``optional``: the caller took care of None)."""
+    if not isinstance(value, str) or not value:
+        expected = "a non-empty str or None" if optional else "a non-empty str"
+        raise InvalidArgument(name, expected=expected, got=value)
+    if type(value) is not str:
+        value = str.__str__(value)  # a StrEnum member or other subclass: the text it holds
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise InvalidArgument(
+                name, expected="a str of valid Unicode (this one has a lone surrogate)", got=value
+            ) from None
+    return value
+
+
+def _page(limit: object) -> int:
+    """``limit`` as a page size from 1 to 2**63 - 1, or InvalidArgument."""
+    if type(limit) is not int or not 1 <= limit <= _MAX_PAGE:
+        raise InvalidArgument("limit", expected="an int from 1 to 2**63 - 1", got=limit)
+    return limit
+
+
+def _mark(before: object) -> tuple[float, str] | None:
+    """``before`` as a page mark ``(created, task id)``, or InvalidArgument."""
+    if before is None:
+        return None
+    expected = "None or the (created, id) of the last task of the previous page"
+    if not isinstance(before, tuple) or len(before) != 2:
+        raise InvalidArgument("before", expected=expected, got=before)
+    created, key = before
+    if isinstance(created, bool) or not isinstance(created, int | float):
+        raise InvalidArgument("before", expected=expected, got=before)
+    try:
+        created = float(created)
+    except OverflowError:
+        created = math.inf
+    if not math.isfinite(created) or not isinstance(key, str):
+        raise InvalidArgument("before", expected=expected, got=before)
+    try:
+        key.encode()
+    except UnicodeEncodeError:
+        raise InvalidArgument("before", expected=expected, got=before) from None
+    return created, str.__str__(key)
 
 
 class Busy(enum.Enum):
@@ -69,10 +125,12 @@ class Busy(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class FlowStatistics:
-    """Flows in flight in one engine: running (one per resource) and queued behind them."""
+    """Flows in flight in one engine: running (one per resource) and queued behind them;
+    and the tasks it found with a record it cannot decode (see FlowEngine.quarantined)."""
 
     running: int
     queued: int
+    quarantined: int = 0
 
 
 class _StepFailed(Exception):
@@ -185,6 +243,7 @@ class FlowEngine:
         self._queued: dict[str, list[_Run]] = {}
         self._runs: dict[str, _Run] = {}
         self._submitting: dict[str, asyncio.Lock] = {}
+        self._quarantined: dict[str, QuarantinedTask] = {}
         self._rng = self.env.random("flows.retry")
         self._log = structlog.get_logger("stateward.flows")
         self._closed = False
@@ -219,24 +278,22 @@ class FlowEngine:
 
         Raises:
             FlowBusy: the resource runs a flow and the policy is ``Busy.REJECT``.
-            InvalidArgument: missing inputs, or inputs that are not plain data.
+            InvalidArgument: an argument of the wrong type: ids and the key must be
+                non-empty text, inputs a mapping of str to plain data with a value for each
+                of the flow's inputs. Nothing is written then.
+            TaskQuarantined: the task with that idempotency key has a record that cannot
+                be decoded; no second task is started in its place.
         """
         if self._closed:
             raise StoreUnavailable("submit", reason="the flow engine is closed")
         if not isinstance(flow, Flow):
             raise InvalidArgument("flow", expected="a Flow", got=flow)
-        if not isinstance(resource_id, str) or not resource_id:
-            raise InvalidArgument("resource_id", expected="a non-empty str", got=resource_id)
-        request = dict(inputs or {})
-        missing = [name for name in flow.inputs if name not in request]
-        if missing:
-            raise InvalidArgument(
-                "inputs", expected=f"values for {', '.join(flow.inputs)}", got=sorted(request)
-            )
-        try:
-            request = msgspec.msgpack.decode(_encoder.encode(request))
-        except (TypeError, msgspec.EncodeError) as exc:
-            raise InvalidArgument("inputs", expected="plain data", got=request) from exc
+        resource_id = _text("resource_id", resource_id)
+        if idempotency_key is not None:
+            idempotency_key = _text("idempotency_key", idempotency_key, optional=True)
+        if task_id is not None:
+            task_id = _text("task_id", task_id, optional=True)
+        request = self._request(flow, inputs)
         registered = self._flows.setdefault(flow.name, flow)
         if registered is not flow:
             self._flows[flow.name] = flow
@@ -273,6 +330,31 @@ class FlowEngine:
                 self._queued.setdefault(resource_id, []).append(run)
             return FlowHandle(record, run.done)
 
+    @staticmethod
+    def _request(flow: Flow, inputs: object) -> dict[str, Any]:
+        """The inputs as the plain data a task record holds, or InvalidArgument."""
+        expected = "a mapping of str to plain data (or None)"
+        if inputs is None:
+            request: dict[Any, Any] = {}
+        elif isinstance(inputs, Mapping):
+            request = dict(inputs)
+        else:
+            raise InvalidArgument("inputs", expected=expected, got=inputs)
+        if not all(isinstance(name, str) for name in request):
+            raise InvalidArgument("inputs", expected=expected, got=inputs)
+        missing = [name for name in flow.inputs if name not in request]
+        if missing:
+            raise InvalidArgument(
+                "inputs", expected=f"values for {', '.join(flow.inputs)}", got=sorted(request)
+            )
+        try:
+            plain: dict[str, Any] = msgspec.msgpack.decode(_encoder.encode(request))
+        except _UNENCODABLE as exc:
+            raise InvalidArgument(
+                "inputs", expected=f"plain data (msgpack: {exc})", got=inputs
+            ) from exc
+        return plain
+
     async def run(
         self,
         flow: Flow,
@@ -288,13 +370,20 @@ class FlowEngine:
         return await handle.wait()
 
     async def find(self, resource_id: str, idempotency_key: str) -> TaskRecord | None:
-        """The task submitted for ``resource_id`` with ``idempotency_key``, if any."""
+        """The task submitted for ``resource_id`` with ``idempotency_key``, if any.
+
+        Raises:
+            InvalidArgument: an id or key that is not non-empty text.
+            TaskQuarantined: that task's record cannot be decoded.
+        """
+        resource_id = _text("resource_id", resource_id)
+        idempotency_key = _text("idempotency_key", idempotency_key)
         handle = await self._existing(resource_id, idempotency_key)
         return handle.record if handle is not None else None
 
     def handle(self, task_id: str) -> FlowHandle | None:
         """The handle of a task running (or queued) in this engine, if it is."""
-        run = self._runs.get(task_id)
+        run = self._runs.get(_text("task_id", task_id))
         return FlowHandle(run.record, run.done) if run is not None else None
 
     async def _existing(self, resource_id: str, key: str) -> FlowHandle | None:
@@ -304,7 +393,7 @@ class FlowEngine:
         found = await self.store.find_documents(TASKS, resource_id=resource_id, dedupe=key, limit=1)
         if not found:
             return None
-        record = _record_decoder.decode(found[0].body)
+        record = self._decode(found[0])
         done: asyncio.Future[TaskRecord] = asyncio.get_running_loop().create_future()
         if record.status.is_terminal:
             done.set_result(record)
@@ -330,7 +419,9 @@ class FlowEngine:
 
         Raises:
             TaskNotFound: no task with that id runs here.
+            TaskQuarantined: its record cannot be decoded.
         """
+        task_id = _text("task_id", task_id)
         run = self._runs.get(task_id)
         if run is None:
             record = await self.get(task_id)
@@ -714,7 +805,9 @@ class FlowEngine:
 
         Completed steps are not run again. An interrupted step is first reconciled (if its
         task can tell whether it already happened) and otherwise runs again. A task whose
-        flow is not registered, or was registered with another version, is parked.
+        flow is not registered, or was registered with another version, is parked. A task
+        whose record cannot be decoded is quarantined (logged, listed by
+        :meth:`quarantined`) and left where it is; every other task resumes.
         """
         found: list[TaskRecord] = []
         for status in (TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.REVERTING):
@@ -726,9 +819,7 @@ class FlowEngine:
                 if not page:
                     break
                 before = (page[-1].created, page[-1].key)
-                found.extend(
-                    _record_decoder.decode(d.body) for d in page if d.key not in self._runs
-                )
+                found.extend(self._decoded(d for d in page if d.key not in self._runs))
         # Oldest first, so each resource's queue keeps its submission order.
         handles: list[FlowHandle] = []
         for record in sorted(found, key=lambda r: (r.created, r.id)):
@@ -796,27 +887,40 @@ class FlowEngine:
         """The stored record of one task.
 
         Raises:
+            InvalidArgument: ``task_id`` is not non-empty text.
             TaskNotFound: no such task.
+            TaskQuarantined: its record cannot be decoded.
         """
-        document = await self.store.get_document(TASKS, task_id)
+        document = await self.store.get_document(TASKS, _text("task_id", task_id))
         if document is None:
             raise TaskNotFound(task_id)
-        return _record_decoder.decode(document.body)
+        return self._decode(document)
 
     async def tasks(
         self, resource_id: str, *, before: tuple[float, str] | None = None, limit: int = 50
     ) -> tuple[TaskRecord, ...]:
-        """A resource's tasks, newest first; page with the last one's ``(created, id)``."""
-        documents = await self.store.find_documents(
-            TASKS, resource_id=resource_id, before=before, limit=limit
+        """A resource's tasks, newest first; page with the last one's ``(created, id)``.
+
+        A task whose record cannot be decoded is left out (and quarantined); a page shorter
+        than ``limit`` is still the last one.
+
+        Raises:
+            InvalidArgument: a non-text id, a malformed ``before``, or a ``limit`` that is
+                not an int from 1 to 2**63 - 1.
+        """
+        return await self._listing(
+            resource_id=_text("resource_id", resource_id),
+            status=None,
+            before=_mark(before),
+            limit=_page(limit),
         )
-        return tuple(_record_decoder.decode(d.body) for d in documents)
 
     async def last_fault(self, resource_id: str) -> TaskRecord | None:
         """The resource's most recent failed task (its "fault"), or None."""
+        resource_id = _text("resource_id", resource_id)
         before: tuple[float, str] | None = None
         while True:
-            page = await self.tasks(resource_id, before=before, limit=100)
+            page = await self._listing(resource_id=resource_id, status=None, before=before)
             for record in page:
                 if record.status in FAULTS:
                     return record
@@ -825,7 +929,7 @@ class FlowEngine:
             before = (page[-1].created, page[-1].id)
 
     async def actions(self, resource_id: str, *, limit: int = 100) -> tuple[Action, ...]:
-        """One line per task of the resource, newest first."""
+        """One line per task of the resource, newest first (undecodable ones left out)."""
         return tuple(
             Action(
                 r.id,
@@ -840,13 +944,78 @@ class FlowEngine:
 
     async def parked(self, *, limit: int = 100) -> tuple[TaskRecord, ...]:
         """Tasks parked because their flow's definition changed, newest first."""
-        documents = await self.store.find_documents(
-            TASKS, status=TaskStatus.PARKED.value, limit=limit
+        return await self._listing(
+            resource_id=None, status=TaskStatus.PARKED.value, before=None, limit=_page(limit)
         )
-        return tuple(_record_decoder.decode(d.body) for d in documents)
+
+    def quarantined(self) -> tuple[QuarantinedTask, ...]:
+        """The tasks this engine found with a record it cannot decode, by id.
+
+        :meth:`resume` reads every task in flight, so after it this lists each such task
+        that was in flight; queries add those they meet. They are found again by every new
+        engine (nothing is written to them): repair or delete the record in the store.
+        """
+        return tuple(self._quarantined[key] for key in sorted(self._quarantined))
+
+    async def _listing(
+        self,
+        *,
+        resource_id: str | None,
+        status: str | None,
+        before: tuple[float, str] | None,
+        limit: int = 100,
+    ) -> tuple[TaskRecord, ...]:
+        """Up to ``limit`` decodable records, newest first: undecodable ones are skipped and
+        the page is filled up from the next ones, so a short page is the last one."""
+        found: list[TaskRecord] = []
+        while True:
+            wanted = limit - len(found)
+            page = await self.store.find_documents(
+                TASKS, resource_id=resource_id, status=status, before=before, limit=wanted
+            )
+            found.extend(self._decoded(page))
+            if len(page) < wanted or len(found) >= limit:
+                return tuple(found)
+            before = (page[-1].created, page[-1].key)
+
+    def _decoded(self, documents: Iterable[Document]) -> list[TaskRecord]:
+        """The records of ``documents`` that decode; the others are quarantined."""
+        records: list[TaskRecord] = []
+        for document in documents:
+            try:
+                records.append(self._decode(document))
+            except TaskQuarantined:
+                continue
+        return records
+
+    def _decode(self, document: Document) -> TaskRecord:
+        """The task record of ``document``; TaskQuarantined if it cannot be one."""
+        try:
+            record = _record_decoder.decode(document.body)
+        except _UNDECODABLE as exc:
+            reason = f"its record cannot be decoded ({type(exc).__name__}: {exc})"
+            raise self._quarantine(document, reason) from exc
+        if record.id != document.key or record.resource_id != document.resource_id:
+            reason = (
+                f"its record is of task {record.id} of {record.resource_id}, but is stored as "
+                f"task {document.key} of {document.resource_id}"
+            )
+            raise self._quarantine(document, reason)
+        if self._quarantined:
+            self._quarantined.pop(record.id, None)  # repaired in the store since
+        return record
+
+    def _quarantine(self, document: Document, reason: str) -> TaskQuarantined:
+        key, owner = document.key, document.resource_id
+        if key not in self._quarantined:
+            self._quarantined[key] = QuarantinedTask(key, owner, document.status, reason)
+            self._log.error("task quarantined", task_id=key, resource_id=owner, reason=reason)
+        return TaskQuarantined(key, reason=reason, owner=owner)
 
     def statistics(self) -> FlowStatistics:
         """Runs in flight and queued in this engine."""
         return FlowStatistics(
-            running=len(self._active), queued=sum(len(q) for q in self._queued.values())
+            running=len(self._active),
+            queued=sum(len(q) for q in self._queued.values()),
+            quarantined=len(self._quarantined),
         )

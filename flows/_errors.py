@@ -5,8 +5,11 @@
     ├── TaskNotFound (also LookupError)        no task record with that id
     ├── StepTimeout (also TimeoutError)        a step ran past its timeout
     ├── RecordTooLarge                         a task record would exceed the size limit
-    └── CommandRejected
-        └── FlowBusy                           the resource already runs a flow
+    ├── CommandRejected
+    │   └── FlowBusy                           the resource already runs a flow
+    └── StoreError
+        └── ResourceQuarantined
+            └── TaskQuarantined                a task record cannot be decoded; out of service
 
 A step's own exception is recorded in its task record (type and message); the flow then
 reverts. It reaches the caller only through the record, never by surprise.
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from stateward.runtime import CommandRejected, StatewardError
+from stateward.runtime import CommandRejected, ResourceQuarantined, StatewardError
 
 __all__ = (
     "FlowDefinitionError",
@@ -24,6 +27,7 @@ __all__ = (
     "StepTimeout",
     "RecordTooLarge",
     "FlowBusy",
+    "TaskQuarantined",
 )
 
 
@@ -75,4 +79,24 @@ class FlowBusy(CommandRejected):
         super().__init__(
             f"{resource_id} already runs task {active}; wait for it, cancel it, or submit "
             "with on_busy=Busy.QUEUE"
+        )
+
+
+class TaskQuarantined(ResourceQuarantined):
+    """A stored task record cannot be decoded: the task is out of service.
+
+    The engine leaves it out of resume and of listings, and every other task keeps working;
+    the record stays as it is in the store for an operator to inspect. As a task is a
+    resource of its own, ``resource_id`` is the task's id; ``owner`` is the resource it runs
+    for, as the store indexed it.
+    """
+
+    def __init__(self, task_id: str, *, reason: str, owner: str | None = None) -> None:
+        super().__init__(task_id, reason=reason)
+        self.task_id = task_id
+        self.owner = owner
+        of = f" of {owner}" if owner is not None else ""
+        self.args = (
+            f"task {task_id}{of} is quarantined: {reason}; it is not resumed or listed, "
+            f"every other task works; read it with `stateward inspect DB --task {task_id}`",
         )

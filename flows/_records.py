@@ -12,7 +12,15 @@ from typing import Any
 
 import msgspec
 
-__all__ = ("TaskStatus", "StepStatus", "StepRecord", "HistoryEvent", "TaskRecord", "Action")
+__all__ = (
+    "TaskStatus",
+    "StepStatus",
+    "StepRecord",
+    "HistoryEvent",
+    "TaskRecord",
+    "Action",
+    "QuarantinedTask",
+)
 
 
 class TaskStatus(enum.StrEnum):
@@ -145,3 +153,19 @@ class Action(msgspec.Struct, frozen=True):
     created: float
     updated: float
     error: str | None
+
+
+class QuarantinedTask(msgspec.Struct, frozen=True):
+    """A task whose stored record could not be decoded, as the store indexed it.
+
+    Attributes:
+        task_id: the record's key.
+        resource_id: the resource it runs for, per the store's index (None if not indexed).
+        status: its status per the store's index (what it was when last written).
+        reason: why it could not be decoded.
+    """
+
+    task_id: str
+    resource_id: str | None
+    status: str | None
+    reason: str

@@ -457,7 +457,11 @@ async def test_inputs_must_be_plain_data_and_complete() -> None:
         "f", Recorded(journal, "a", requires=("image", "flavor")), inputs=["image", "flavor"]
     )
     async with MemoryStore() as store, FlowEngine(store) as engine:
-        with pytest.raises(InvalidArgument, match=r"^inputs: expected plain data, got \{"):
+        with pytest.raises(
+            InvalidArgument,
+            match=r"^inputs: expected plain data \(msgpack: Encoding objects of type object is "
+            r"unsupported\), got \{",
+        ):
             await engine.submit(
                 flow, resource_id="r", inputs={"image": object(), "flavor": "small"}
             )
