@@ -97,6 +97,7 @@ class TaskQuarantined(ResourceQuarantined):
         self.owner = owner
         of = f" of {owner}" if owner is not None else ""
         self.args = (
-            f"task {task_id}{of} is quarantined: {reason}; it is not resumed or listed, "
-            f"every other task works; read it with `stateward inspect DB --task {task_id}`",
+            f"task {task_id}{of} is quarantined: {reason}; it is left out of resume and "
+            f"listings, every other task works; inspect it with `stateward inspect DB --task "
+            f"{task_id}`, then repair or delete its record",
         )
