@@ -8,22 +8,31 @@ data, never the writer's open transaction.
 SQLite errors are translated here, at one boundary: ``SQLITE_BUSY``/``LOCKED`` is transient
 and retried; ``SQLITE_FULL``, ``SQLITE_IOERR`` and friends fail the batch with
 :class:`~stateward.runtime.StoreUnavailable`.
+
+Opening writes nothing until the file is known to be a stateward database, or an empty one
+the caller asked to create: another application's database is refused as it is. Files the
+store creates (the database, and the ``-wal`` and ``-shm`` files SQLite gives the same mode)
+are readable by their owner only; a file that already exists keeps the mode it has.
 """
 
 from __future__ import annotations
 
 import contextlib
 import enum
+import errno
 import functools
 import math
+import os
+import re
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
-from pathlib import Path
+from pathlib import PurePath
 from typing import Any, TypeVar
 
 import aiosqlite
 import msgspec
 
+from ._check import check_int, check_page, check_text
 from ._env import Clock
 from ._errors import InvalidArgument, ResourceQuarantined, SchemaError, StoreUnavailable
 from ._machine import TransitionRecord
@@ -34,7 +43,6 @@ from ._store import (
     ResourceSummary,
     Retention,
     Write,
-    _check_page,
     _Transient,
     decode,
     encode,
@@ -107,6 +115,12 @@ _MIGRATIONS: tuple[str, ...] = (
     """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
+#: The tables each migration creates: what a database at that version must hold.
+_TABLES = tuple(frozenset(re.findall(r"CREATE TABLE (\w+)", m)) for m in _MIGRATIONS)
+#: Mode of the files the store creates: the journal holds payloads, for the owner's eyes only.
+_FILE_MODE = 0o600
+#: Tables named when a foreign database is refused, at most.
+_NAMED_TABLES = 5
 
 _INSERT_JOURNAL = (
     "INSERT INTO journal (resource_id, sequence, source, event, target, task_id, cause, at,"
@@ -152,6 +166,16 @@ _REASONS = {
     sqlite3.SQLITE_READONLY: "database is read-only",
     sqlite3.SQLITE_CORRUPT: "database file is corrupt",
     sqlite3.SQLITE_CANTOPEN: "cannot open the database file",
+    sqlite3.SQLITE_NOTADB: "the file is not an SQLite database",
+}
+#: Advice of an open that failed, where the reason calls for more than trying again.
+_NOT_OURS = (
+    "nothing was changed: give the path of a stateward database, or a new path to create one"
+)
+_OPEN_ADVICE = {
+    sqlite3.SQLITE_NOTADB: _NOT_OURS,
+    sqlite3.SQLITE_CORRUPT: "nothing was changed: restore the file from a backup, or inspect "
+    "it with `stateward inspect`",
 }
 
 
@@ -189,10 +213,120 @@ def _translate(operation: str, error: sqlite3.Error) -> StoreUnavailable | _Tran
     code = getattr(error, "sqlite_errorcode", None)
     primary = code & 0xFF if isinstance(code, int) else None
     reason = _REASONS.get(primary, "database error") if primary is not None else "database error"
-    failure = StoreUnavailable(operation, reason=reason, detail=str(error))
+    advice = _OPEN_ADVICE.get(primary) if operation == "open" and primary is not None else None
+    failure = StoreUnavailable(operation, reason=reason, detail=str(error), advice=advice)
     if primary in _TRANSIENT_CODES:
         return _Transient(failure)
     return failure
+
+
+def _file_path(path: object) -> str:
+    """``path`` as the str of a file name, or InvalidArgument: nothing else reaches the disk."""
+    try:
+        name = os.fspath(path) if isinstance(path, os.PathLike) else path
+        if type(name) is str and name and name != ":memory:" and "\x00" not in name:
+            os.fsencode(name)  # a lone surrogate cannot name a file
+            return name
+    except (TypeError, UnicodeError):
+        pass
+    raise InvalidArgument(
+        "path",
+        expected="a file path (a str or os.PathLike of a file name; use MemoryStore for a "
+        "store in memory)",
+        got=path,
+    )
+
+
+def _check_number(name: str, value: object) -> float:
+    """``value`` as a float SQLite can compare (infinities included), or InvalidArgument."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            number = float(value)
+        except OverflowError:
+            pass
+        else:
+            if not math.isnan(number):
+                return number
+    raise InvalidArgument(name, expected="a number of seconds (not NaN)", got=value)
+
+
+def _check_cursor(name: str, value: object, shape: str, *, size: int = 2) -> tuple[float, str]:
+    """The (time, key) that start a paging cursor of ``size`` fields, or InvalidArgument."""
+    if type(value) is not tuple or len(value) != size:
+        raise InvalidArgument(name, expected=f"{shape} or None", got=value)
+    key = value[1]
+    check_text(f"{name}[1]", key)
+    return _check_number(f"{name}[0]", value[0]), key
+
+
+def _check_ids(resource_ids: object) -> list[str]:
+    """``resource_ids`` as a list of storable ids, or InvalidArgument."""
+    if not isinstance(resource_ids, Sequence) or isinstance(resource_ids, str | bytes):
+        raise InvalidArgument(
+            "resource_ids", expected="a sequence of resource ids (str)", got=resource_ids
+        )
+    ids = list(resource_ids)
+    for resource_id in ids:
+        check_text("resource_ids[]", resource_id)
+    return ids
+
+
+def _open_failed(reason: str, detail: str = "", *, advice: str) -> StoreUnavailable:
+    """The error of an open that failed before SQLite was asked anything, with its advice."""
+    return StoreUnavailable("open", reason=reason, detail=detail, advice=advice)
+
+
+def _claim(path: str, *, create: bool) -> str:
+    """Check that ``path`` is a file this process can write, creating it if asked; its URI.
+
+    A new file is made here rather than by SQLite so that it is ``0600`` whatever the umask
+    (SQLite gives its ``-wal`` and ``-shm`` files the database's mode). Opening for writing is
+    also the test SQLite applies: where it fails, SQLite would quietly open the database
+    read-only and every commit would fail; failing here says so at once.
+    """
+    flags = os.O_RDWR | getattr(os, "O_CLOEXEC", 0)
+    try:
+        if os.path.isdir(path):
+            raise _open_failed(
+                f"{path} is a directory",
+                advice="nothing was changed: give the path of a database file",
+            )
+        if create:
+            try:
+                descriptor = os.open(path, flags | os.O_CREAT | os.O_EXCL, _FILE_MODE)
+            except FileExistsError:
+                descriptor = os.open(path, flags)
+            else:
+                with contextlib.suppress(OSError):
+                    os.fchmod(descriptor, _FILE_MODE)  # the umask may have taken bits away
+        else:
+            descriptor = os.open(path, flags)
+    except FileNotFoundError as exc:
+        if create:
+            raise _open_failed(
+                f"cannot create {path}",
+                str(exc),
+                advice="nothing was created: check that its folder exists",
+            ) from exc
+        raise _open_failed(
+            f"{path} does not exist",
+            advice="nothing was created: check the path, or pass create=True to make a new "
+            "database",
+        ) from exc
+    except OSError as exc:
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise _open_failed(
+                f"{path} is read-only for this process",
+                str(exc),
+                advice="nothing was changed: make the file writable (stateward writes on "
+                "every command), or inspect it with `stateward inspect`",
+            ) from exc
+        raise _open_failed(
+            f"cannot open {path}", str(exc), advice="nothing was changed: check the path"
+        ) from exc
+    os.close(descriptor)
+    # A URI, so that no file name is taken for one of SQLite's special names.
+    return f"{PurePath(os.path.abspath(path)).as_uri()}?mode=rw"
 
 
 class SqliteStore(GroupCommitter):
@@ -200,8 +334,9 @@ class SqliteStore(GroupCommitter):
 
     def __init__(
         self,
-        path: str | Path,
+        path: str | os.PathLike[str],
         *,
+        create: bool = True,
         durability: Durability = Durability.FULL,
         clock: Clock | None = None,
         max_batch: int = 1000,
@@ -210,6 +345,9 @@ class SqliteStore(GroupCommitter):
         busy_timeout: float = 0.2,
         retention: Retention = Retention(),  # noqa: B008  # frozen, so sharing is safe
     ) -> None:
+        name = _file_path(path)
+        if type(create) is not bool:
+            raise InvalidArgument("create", expected="a bool", got=create)
         if not isinstance(durability, Durability):
             raise InvalidArgument("durability", expected="a Durability", got=durability)
         if not isinstance(busy_timeout, int | float) or not 0 <= busy_timeout < math.inf:
@@ -221,7 +359,8 @@ class SqliteStore(GroupCommitter):
             backoff=backoff,
             retention=retention,
         )
-        self.path = str(path)
+        self.path = name
+        self.create = create
         self.durability = durability
         self._busy_ms = int(busy_timeout * 1000)
         self._writer_db: aiosqlite.Connection | None = None
@@ -230,25 +369,33 @@ class SqliteStore(GroupCommitter):
     # -- lifecycle ----------------------------------------------------------------------
 
     async def open(self) -> SqliteStore:
-        """Open (or create) the database and bring its schema up to date.
+        """Open the database, or create it if allowed, and bring its schema up to date.
+
+        Nothing is written before the file is known to be a stateward database, or an
+        empty file (or none) with ``create`` set.
 
         Raises:
             SchemaError: the database was written by a newer stateward.
-            StoreUnavailable: the file cannot be opened.
+            StoreUnavailable: the file cannot be opened: missing (without ``create``), a
+                directory, read-only, not a database, another application's database, or
+                locked for longer than the retries allow.
         """
+        uri = _claim(self.path, create=self.create)
         try:
-            self._writer_db = await aiosqlite.connect(self.path, isolation_level=None)
+            self._writer_db = await aiosqlite.connect(uri, uri=True, isolation_level=None)
             writer = self._writer_db
-            await writer.execute("PRAGMA journal_mode=WAL")
-            await writer.execute(f"PRAGMA synchronous={self.durability.name}")
             await writer.execute(f"PRAGMA busy_timeout={self._busy_ms}")
-            await self._migrate(writer)
-            self._reader_db = await aiosqlite.connect(self.path, isolation_level=None)
+
+            async def prepare() -> None:
+                await self._guard("open", lambda: self._prepare(writer))
+
+            await self._with_retries(prepare)
+            self._reader_db = await aiosqlite.connect(uri, uri=True, isolation_level=None)
             await self._reader_db.execute(f"PRAGMA busy_timeout={self._busy_ms}")
-            async with self._reader_db.execute(
+            rows = await self._reader_db.execute_fetchall(
                 "SELECT resource_id, reason FROM quarantine"
-            ) as rows:
-                self._quarantined.update({str(r): str(why) async for r, why in rows})
+            )
+            self._quarantined.update({str(r): str(why) for r, why in rows})
         except sqlite3.Error as exc:
             await self._close_connections()
             failure = _translate("open", exc)
@@ -258,24 +405,89 @@ class SqliteStore(GroupCommitter):
             raise
         return self
 
-    async def _migrate(self, db: aiosqlite.Connection) -> None:
-        await db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-        async with db.execute("SELECT max(version) FROM schema_version") as cursor:
-            row = await cursor.fetchone()
-        found = int(row[0]) if row is not None and row[0] is not None else 0
+    async def _prepare(self, db: aiosqlite.Connection) -> None:
+        """Check the file is ours (or new), then switch it to WAL and migrate it."""
+        found = await self._stored_version(db)
+        await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute(f"PRAGMA synchronous={self.durability.name}")
+        if found < SCHEMA_VERSION:
+            await self._migrate(db)
+
+    async def _stored_version(self, db: aiosqlite.Connection) -> int:
+        """The schema version of the database; raise if it is not a stateward database.
+
+        Only reads. A database without any table is new: 0, when ``create`` allows it.
+        """
+        rows = await db.execute_fetchall(
+            "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+        )
+        tables = sorted(str(name) for kind, name in rows if kind == "table")
+        if not rows:
+            if not self.create:
+                raise _open_failed(
+                    f"{self.path} is empty, not a stateward database",
+                    advice="nothing was changed: pass create=True to make it a new database",
+                )
+            return 0
+        if "schema_version" not in tables:
+            named = ", ".join(tables[:_NAMED_TABLES]) + (
+                ", ..." if len(tables) > _NAMED_TABLES else ""
+            )
+            listing = f"; its tables: {named}" if tables else ""
+            raise self._foreign(f"it has no schema_version table{listing}")
+        try:
+            versions = await db.execute_fetchall("SELECT max(version) FROM schema_version")
+        except sqlite3.OperationalError as exc:
+            if "no such column" not in str(exc):
+                raise
+            raise self._foreign(f"its schema_version table is not stateward's ({exc})") from exc
+        [(found,)] = versions  # max() answers one row, NULL for an empty table
+        found = 0 if found is None else found
+        if type(found) is not int or found < 0:
+            raise self._foreign(f"its schema_version table holds {found!r}")
+        present = set(tables)
         if found > SCHEMA_VERSION:
+            # A newer stateward keeps the first tables; a database with other tables and
+            # none of them belongs to someone else.
+            if present - {"schema_version"} and not present & _TABLES[0]:
+                raise self._foreign(
+                    f"its schema_version table says {found}, but it has none of stateward's tables"
+                )
             raise SchemaError(self.path, found=found, supported=SCHEMA_VERSION)
-        for version in range(found + 1, SCHEMA_VERSION + 1):
-            await db.execute("BEGIN IMMEDIATE")
-            try:
+        missing = frozenset().union(*_TABLES[:found]) - present
+        if missing:
+            raise self._foreign(
+                f"its schema_version table says {found}, but it lacks stateward's tables "
+                + ", ".join(sorted(missing))
+            )
+        return found
+
+    def _foreign(self, detail: str) -> StoreUnavailable:
+        return _open_failed(f"{self.path} is not a stateward database", detail, advice=_NOT_OURS)
+
+    async def _migrate(self, db: aiosqlite.Connection) -> None:
+        """Bring the schema up to date in one write transaction.
+
+        The version is read again inside it: another process may have created or migrated
+        the database since it was first read.
+        """
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            found = await self._stored_version(db)
+            if found == 0:
+                await db.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
+                )
+            for version in range(found + 1, SCHEMA_VERSION + 1):
                 for statement in _MIGRATIONS[version - 1].split(";"):
                     if statement.strip():
                         await db.execute(statement)
                 await db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
-                await db.execute("COMMIT")
-            except BaseException:
+            await db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
                 await db.execute("ROLLBACK")
-                raise
+            raise
 
     async def aclose(self) -> None:
         """Finish queued writes, then close both connections."""
@@ -438,6 +650,8 @@ class SqliteStore(GroupCommitter):
 
     async def get_document(self, collection: str, key: str) -> Document | None:
         """The current version of one document, or None."""
+        check_text("collection", collection)
+        check_text("key", key)
         rows = await self._fetch(
             "get_document",
             f"SELECT {_DOCUMENT_COLUMNS} FROM documents WHERE collection = ? AND key = ?",
@@ -456,8 +670,14 @@ class SqliteStore(GroupCommitter):
         limit: int = 100,
     ) -> tuple[Document, ...]:
         """Documents matching every given field, newest first (by created, then key)."""
-        _check_page(limit)
-        created, key = before if before is not None else (math.inf, "")
+        check_text("collection", collection)
+        check_text("resource_id", resource_id, optional=True)
+        check_text("status", status, optional=True)
+        check_text("dedupe", dedupe, optional=True)
+        created, key = math.inf, ""
+        if before is not None:
+            created, key = _check_cursor("before", before, "a (created, key) tuple")
+        check_page(limit)
         rows = await self._fetch(
             "find_documents",
             f"SELECT {_DOCUMENT_COLUMNS} FROM documents WHERE collection = ? "
@@ -501,22 +721,20 @@ class SqliteStore(GroupCommitter):
         try:
             return await self._guard(operation, query)
         except _Transient as transient:
-            raise transient.error from transient
+            raise transient.error from transient.__cause__
 
     async def load(self, resource_id: str) -> Loaded | None:
         """The stored resource, or None if it was never written."""
+        check_text("resource_id", resource_id)
         loaded = (await self._load_rows([resource_id], quarantine_raises=True)).get(resource_id)
         return loaded
 
     async def load_many(self, resource_ids: Sequence[str]) -> dict[str, Loaded]:
         """Several resources at once; quarantined ones are left out (and recorded)."""
+        ids = _check_ids(resource_ids)
         found: dict[str, Loaded] = {}
-        for start in range(0, len(resource_ids), 500):
-            found.update(
-                await self._load_rows(
-                    list(resource_ids[start : start + 500]), quarantine_raises=False
-                )
-            )
+        for start in range(0, len(ids), 500):
+            found.update(await self._load_rows(ids[start : start + 500], quarantine_raises=False))
         return found
 
     async def _load_rows(self, ids: list[str], *, quarantine_raises: bool) -> dict[str, Loaded]:
@@ -578,6 +796,8 @@ class SqliteStore(GroupCommitter):
 
     async def quarantine(self, resource_id: str, reason: str) -> None:
         """Take a resource out of service, durably: it stays quarantined after a restart."""
+        check_text("resource_id", resource_id)
+        check_text("reason", reason)
         self._quarantined[resource_id] = reason
         self._log.error("resource quarantined", resource_id=resource_id, reason=reason)
         db = self._db(self._reader_db)
@@ -598,7 +818,9 @@ class SqliteStore(GroupCommitter):
         self, resource_id: str, *, after: int = 0, limit: int = 100
     ) -> tuple[TransitionRecord, ...]:
         """Journal records of one resource with sequence > ``after``, oldest first."""
-        _check_page(limit)
+        check_text("resource_id", resource_id)
+        check_int("after", after, minimum=0)
+        check_page(limit)
         rows = await self._fetch(
             "history",
             f"SELECT {_RECORD_COLUMNS} FROM journal WHERE resource_id = ? AND sequence > ? "
@@ -616,14 +838,20 @@ class SqliteStore(GroupCommitter):
         limit: int = 100,
     ) -> tuple[TransitionRecord, ...]:
         """Journal records with ``start <= at < end`` by (at, resource, sequence)."""
-        _check_page(limit)
-        at, resource_id, sequence = after if after is not None else (start, "", -1)
+        low, high = _check_number("start", start), _check_number("end", end)
+        at, resource_id, sequence = low, "", -1
+        if after is not None:
+            at, resource_id = _check_cursor(
+                "after", after, "an (at, resource_id, sequence) tuple", size=3
+            )
+            sequence = check_int("after[2]", after[2], minimum=0)
+        check_page(limit)
         rows = await self._fetch(
             "history",
             f"SELECT {_RECORD_COLUMNS} FROM journal WHERE at >= ? AND at < ? "
             "AND (at, resource_id, sequence) > (?, ?, ?) "
             "ORDER BY at, resource_id, sequence LIMIT ?",
-            (start, end, at, resource_id, sequence, limit),
+            (low, high, at, resource_id, sequence, limit),
         )
         return tuple(self._record(row) for row in rows)
 
@@ -631,7 +859,9 @@ class SqliteStore(GroupCommitter):
         self, *, kind: str | None = None, after: str | None = None, limit: int = 1000
     ) -> tuple[ResourceSummary, ...]:
         """Resources ordered by id, starting after ``after``."""
-        _check_page(limit)
+        check_text("kind", kind, optional=True)
+        check_text("after", after, optional=True)
+        check_page(limit)
         rows = await self._fetch(
             "resources",
             "SELECT id, kind, state, revision, updated FROM resources "
@@ -652,8 +882,9 @@ class SqliteStore(GroupCommitter):
 
 
 def open_sqlite_store(
-    path: str | Path,
+    path: str | os.PathLike[str],
     *,
+    create: bool = True,
     durability: Durability = Durability.FULL,
     clock: Clock | None = None,
     max_batch: int = 1000,
@@ -665,7 +896,9 @@ def open_sqlite_store(
     """A SQLite store to open with ``async with``; see :class:`SqliteStore` for the options.
 
     Args:
-        path: the database file; created if missing.
+        path: the database file.
+        create: make a new database where the file is missing or empty (the default);
+            with False, only an existing stateward database is opened.
         durability: ``FULL`` (fsync every commit, the default) or ``NORMAL``.
         clock: for retry backoff.
         max_batch: transitions per transaction at most (group commit).
@@ -676,6 +909,7 @@ def open_sqlite_store(
     """
     return SqliteStore(
         path,
+        create=create,
         durability=durability,
         clock=clock,
         max_batch=max_batch,

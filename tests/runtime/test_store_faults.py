@@ -190,6 +190,68 @@ async def test_lock_error_says_how_often_it_was_tried(tmp_path: Path) -> None:
         assert [r.sequence for r in await store.history("acct-1")] == [1, 2]
 
 
+def private_links(error: BaseException) -> list[str]:
+    """Names of private classes (``_Name``) in ``error``'s cause and context chain."""
+    found: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in found:
+        found.append(current)
+        current = current.__cause__ or current.__context__
+    return [type(e).__name__ for e in found if type(e).__name__.startswith("_")]
+
+
+async def test_lock_error_is_caused_by_the_sqlite_error(tmp_path: Path) -> None:
+    """A commit that stays locked is caused by sqlite3's error; no private class is chained."""
+    path = tmp_path / "locked.db"
+    async with open_sqlite_store(path, busy_timeout=0, retries=1, backoff=0) as store:
+        await store.commit(write("acct-1", 1))
+        with locked(path), pytest.raises(StoreUnavailable) as info:
+            await store.commit(write("acct-1", 2))
+        assert isinstance(info.value.__cause__, sqlite3.OperationalError)
+        assert private_links(info.value) == []
+
+
+async def test_locked_new_database_fails_open_after_retries(tmp_path: Path) -> None:
+    """A lock that outlasts the retries fails open with open advice and the sqlite3 cause."""
+    path = tmp_path / "locked.db"
+    store = open_sqlite_store(path, busy_timeout=0, retries=2, backoff=0)
+    with locked(path), pytest.raises(StoreUnavailable) as info:
+        await store.open()
+    error = info.value
+    assert str(error).startswith(
+        "store open failed after 3 attempts: database is locked (database is locked); "
+        "nothing was opened"
+    )
+    assert "retries on the next command" not in str(error)
+    assert isinstance(error.__cause__, sqlite3.OperationalError)
+    assert private_links(error) == []
+    async with store:  # the lock is gone: the same store opens
+        await store.commit(write("acct-1", 1))
+
+
+async def test_read_failure_cause_is_the_sqlite_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read that stays locked raises StoreUnavailable caused by sqlite3, not a private class."""
+    async with open_sqlite_store(tmp_path / "r.db") as store:
+        reader = store._reader_db
+        assert reader is not None
+        # A WAL reader is not blocked by writers: the lock is made up where SQLite answers.
+        busy = sqlite3.OperationalError("database is locked")
+        busy.sqlite_errorcode = sqlite3.SQLITE_BUSY
+
+        async def locked_read(*_: object) -> list[Any]:
+            raise busy
+
+        monkeypatch.setattr(reader, "execute_fetchall", locked_read)
+        with pytest.raises(
+            StoreUnavailable, match=r"^store history failed: database is locked"
+        ) as info:
+            await store.history("acct-1")
+        assert info.value.__cause__ is busy
+        assert private_links(info.value) == []
+
+
 class BackoffClock(RealClock):
     """The real clock, with an event set when the store first sleeps to back off."""
 
