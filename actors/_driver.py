@@ -20,6 +20,7 @@ from __future__ import annotations
 import enum
 import math
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -193,6 +194,8 @@ class _SavedState(msgspec.Struct, frozen=True):
     port_ids: int
 
 
+#: Mode of a state file the driver creates.
+_STATE_FILE_MODE = 0o600
 _state_encoder = msgspec.msgpack.Encoder()
 _state_decoder = msgspec.msgpack.Decoder(_SavedState)
 
@@ -285,7 +288,15 @@ class FakeDriver:
             port_ids=self._port_ids,
         )
         temporary = path.with_name(path.name + ".tmp")
-        with open(temporary, "wb") as file:
+        # The state names every instance, port and volume: readable by its owner only,
+        # unless the owner gave the existing file another mode.
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+        except FileNotFoundError:
+            mode = _STATE_FILE_MODE
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with open(descriptor, "wb") as file:
+            os.fchmod(descriptor, mode)  # whatever the umask, or a leftover temp file's mode
             file.write(_state_encoder.encode(state))
             file.flush()
             os.fsync(file.fileno())
