@@ -22,7 +22,7 @@ Everything the library raises on purpose derives from :class:`StatewardError`::
     │   └── GoalUnreachable                    no event path leads to the requested state
     ├── MachineDefinitionError                 a state machine definition is inconsistent
     └── StoreError                             the durable store could not do what was asked
-        ├── StoreUnavailable                   disk full, I/O error or lock, after retries
+        ├── StoreUnavailable                   disk full, I/O error, lock; or a file it cannot open
         ├── CommitFailed (also CommandRejected) a transition was not committed; nothing changed
         ├── RevisionConflict                   a write did not follow the stored revision
         ├── ResourceQuarantined                a resource's rows cannot be read; out of service
@@ -311,7 +311,8 @@ class StoreError(StatewardError):
 
 class StoreUnavailable(StoreError):
     """The store could not write or read: the disk is full, an I/O error, or a lock held too
-    long. Transient causes were retried ``attempts`` times first.
+    long; or it could not open its file: missing, read-only, or not a stateward database.
+    Transient causes were retried ``attempts`` times first; ``advice`` says what to do.
 
     Args:
         operation: what the store was doing ("commit", "load", ...).

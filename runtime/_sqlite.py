@@ -32,7 +32,14 @@ from typing import Any, TypeVar
 import aiosqlite
 import msgspec
 
-from ._check import check_int, check_page, check_text
+from ._check import (
+    check_documents_query,
+    check_history,
+    check_history_between,
+    check_ids,
+    check_resources_query,
+    check_text,
+)
 from ._env import Clock
 from ._errors import InvalidArgument, ResourceQuarantined, SchemaError, StoreUnavailable
 from ._machine import TransitionRecord
@@ -237,38 +244,11 @@ def _file_path(path: object) -> str:
     )
 
 
-def _check_number(name: str, value: object) -> float:
-    """``value`` as a float SQLite can compare (infinities included), or InvalidArgument."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        try:
-            number = float(value)
-        except OverflowError:
-            pass
-        else:
-            if not math.isnan(number):
-                return number
-    raise InvalidArgument(name, expected="a number of seconds (not NaN)", got=value)
-
-
-def _check_cursor(name: str, value: object, shape: str, *, size: int = 2) -> tuple[float, str]:
-    """The (time, key) that start a paging cursor of ``size`` fields, or InvalidArgument."""
-    if type(value) is not tuple or len(value) != size:
-        raise InvalidArgument(name, expected=f"{shape} or None", got=value)
-    key = value[1]
-    check_text(f"{name}[1]", key)
-    return _check_number(f"{name}[0]", value[0]), key
-
-
-def _check_ids(resource_ids: object) -> list[str]:
-    """``resource_ids`` as a list of storable ids, or InvalidArgument."""
-    if not isinstance(resource_ids, Sequence) or isinstance(resource_ids, str | bytes):
-        raise InvalidArgument(
-            "resource_ids", expected="a sequence of resource ids (str)", got=resource_ids
-        )
-    ids = list(resource_ids)
-    for resource_id in ids:
-        check_text("resource_ids[]", resource_id)
-    return ids
+def _is_corrupt(error: StoreUnavailable) -> bool:
+    """Whether SQLite failed ``error``'s read because pages of the file are corrupt."""
+    cause = error.__cause__
+    code = getattr(cause, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF == sqlite3.SQLITE_CORRUPT
 
 
 def _open_failed(reason: str, detail: str = "", *, advice: str) -> StoreUnavailable:
@@ -670,14 +650,8 @@ class SqliteStore(GroupCommitter):
         limit: int = 100,
     ) -> tuple[Document, ...]:
         """Documents matching every given field, newest first (by created, then key)."""
-        check_text("collection", collection)
-        check_text("resource_id", resource_id, optional=True)
-        check_text("status", status, optional=True)
-        check_text("dedupe", dedupe, optional=True)
-        created, key = math.inf, ""
-        if before is not None:
-            created, key = _check_cursor("before", before, "a (created, key) tuple")
-        check_page(limit)
+        cursor = check_documents_query(collection, resource_id, status, dedupe, before, limit)
+        created, key = cursor if cursor is not None else (math.inf, "")
         rows = await self._fetch(
             "find_documents",
             f"SELECT {_DOCUMENT_COLUMNS} FROM documents WHERE collection = ? "
@@ -724,17 +698,41 @@ class SqliteStore(GroupCommitter):
             raise transient.error from transient.__cause__
 
     async def load(self, resource_id: str) -> Loaded | None:
-        """The stored resource, or None if it was never written."""
+        """The stored resource, or None if it was never written.
+
+        Raises:
+            ResourceQuarantined: its rows cannot be decoded, or SQLite finds the pages that
+                hold them corrupt; every other resource stays readable.
+        """
         check_text("resource_id", resource_id)
-        loaded = (await self._load_rows([resource_id], quarantine_raises=True)).get(resource_id)
-        return loaded
+        try:
+            return (await self._load_rows([resource_id], quarantine_raises=True)).get(resource_id)
+        except StoreUnavailable as error:
+            if not _is_corrupt(error):
+                raise
+            reason = f"its rows cannot be read: {error.reason} ({error.detail})"
+            await self.quarantine(resource_id, reason)
+            raise ResourceQuarantined(resource_id, reason=reason) from error
 
     async def load_many(self, resource_ids: Sequence[str]) -> dict[str, Loaded]:
         """Several resources at once; quarantined ones are left out (and recorded)."""
-        ids = _check_ids(resource_ids)
+        ids = check_ids(resource_ids)
         found: dict[str, Loaded] = {}
         for start in range(0, len(ids), 500):
-            found.update(await self._load_rows(ids[start : start + 500], quarantine_raises=False))
+            chunk = ids[start : start + 500]
+            try:
+                found.update(await self._load_rows(chunk, quarantine_raises=False))
+            except StoreUnavailable as error:
+                if not _is_corrupt(error):
+                    raise
+                # A corrupt page fails the whole query: find the resources it holds.
+                for resource_id in chunk:
+                    try:
+                        loaded = await self.load(resource_id)
+                    except ResourceQuarantined:
+                        continue
+                    if loaded is not None:
+                        found[resource_id] = loaded
         return found
 
     async def _load_rows(self, ids: list[str], *, quarantine_raises: bool) -> dict[str, Loaded]:
@@ -818,9 +816,7 @@ class SqliteStore(GroupCommitter):
         self, resource_id: str, *, after: int = 0, limit: int = 100
     ) -> tuple[TransitionRecord, ...]:
         """Journal records of one resource with sequence > ``after``, oldest first."""
-        check_text("resource_id", resource_id)
-        check_int("after", after, minimum=0)
-        check_page(limit)
+        check_history(resource_id, after, limit)
         rows = await self._fetch(
             "history",
             f"SELECT {_RECORD_COLUMNS} FROM journal WHERE resource_id = ? AND sequence > ? "
@@ -838,14 +834,8 @@ class SqliteStore(GroupCommitter):
         limit: int = 100,
     ) -> tuple[TransitionRecord, ...]:
         """Journal records with ``start <= at < end`` by (at, resource, sequence)."""
-        low, high = _check_number("start", start), _check_number("end", end)
-        at, resource_id, sequence = low, "", -1
-        if after is not None:
-            at, resource_id = _check_cursor(
-                "after", after, "an (at, resource_id, sequence) tuple", size=3
-            )
-            sequence = check_int("after[2]", after[2], minimum=0)
-        check_page(limit)
+        low, high, cursor = check_history_between(start, end, after, limit)
+        at, resource_id, sequence = cursor if cursor is not None else (low, "", -1)
         rows = await self._fetch(
             "history",
             f"SELECT {_RECORD_COLUMNS} FROM journal WHERE at >= ? AND at < ? "
@@ -859,9 +849,7 @@ class SqliteStore(GroupCommitter):
         self, *, kind: str | None = None, after: str | None = None, limit: int = 1000
     ) -> tuple[ResourceSummary, ...]:
         """Resources ordered by id, starting after ``after``."""
-        check_text("kind", kind, optional=True)
-        check_text("after", after, optional=True)
-        check_page(limit)
+        check_resources_query(kind, after, limit)
         rows = await self._fetch(
             "resources",
             "SELECT id, kind, state, revision, updated FROM resources "

@@ -27,7 +27,16 @@ from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
-from ._check import INT64_MAX, check_page, text_problem
+from ._check import (
+    INT64_MAX,
+    check_documents_query,
+    check_history,
+    check_history_between,
+    check_ids,
+    check_resources_query,
+    check_text,
+    text_problem,
+)
 from ._env import Clock, RealClock
 from ._errors import (
     InvalidArgument,
@@ -353,10 +362,6 @@ def _write_problem(write: object) -> InvalidArgument | None:
             if not _is_time(value):
                 return InvalidArgument(f"document.{name}", expected="a finite float", got=value)
     return None
-
-
-def _check_page(limit: object) -> None:
-    check_page(limit)
 
 
 class GroupCommitter:
@@ -813,6 +818,8 @@ class MemoryStore(GroupCommitter):
 
     async def get_document(self, collection: str, key: str) -> Document | None:
         """The current version of one document, or None."""
+        check_text("collection", collection)
+        check_text("key", key)
         await asyncio.sleep(0)
         document = self._documents.get((collection, key))
         return self._seen(document) if document is not None else None
@@ -828,7 +835,7 @@ class MemoryStore(GroupCommitter):
         limit: int = 100,
     ) -> tuple[Document, ...]:
         """Documents matching every given field, newest first."""
-        _check_page(limit)
+        before = check_documents_query(collection, resource_id, status, dedupe, before, limit)
         await asyncio.sleep(0)
         found = sorted(
             (
@@ -914,6 +921,7 @@ class MemoryStore(GroupCommitter):
 
     async def load(self, resource_id: str) -> Loaded | None:
         """The stored resource, or None if it was never written."""
+        check_text("resource_id", resource_id)
         await asyncio.sleep(0)
         if resource_id in self._quarantined:
             raise ResourceQuarantined(resource_id, reason=self._quarantined[resource_id])
@@ -945,7 +953,7 @@ class MemoryStore(GroupCommitter):
     async def load_many(self, resource_ids: Sequence[str]) -> dict[str, Loaded]:
         """Several resources at once; quarantined ones are left out (and recorded)."""
         found: dict[str, Loaded] = {}
-        for resource_id in resource_ids:
+        for resource_id in check_ids(resource_ids):
             try:
                 loaded = await self.load(resource_id)
             except ResourceQuarantined:
@@ -956,6 +964,8 @@ class MemoryStore(GroupCommitter):
 
     async def quarantine(self, resource_id: str, reason: str) -> None:
         """Take a resource out of service."""
+        check_text("resource_id", resource_id)
+        check_text("reason", reason)
         self._quarantined[resource_id] = reason
         self._log.error("resource quarantined", resource_id=resource_id, reason=reason)
 
@@ -963,7 +973,7 @@ class MemoryStore(GroupCommitter):
         self, resource_id: str, *, after: int = 0, limit: int = 100
     ) -> tuple[TransitionRecord, ...]:
         """Journal records of one resource with sequence > ``after``, oldest first."""
-        _check_page(limit)
+        check_history(resource_id, after, limit)
         entries = [e for e in self._journal.get(resource_id, ()) if e[0].sequence > after]
         return tuple(self._decoded(resource_id, entries[:limit]))
 
@@ -976,7 +986,7 @@ class MemoryStore(GroupCommitter):
         limit: int = 100,
     ) -> tuple[TransitionRecord, ...]:
         """Journal records with ``start <= at < end`` by (at, resource, sequence)."""
-        _check_page(limit)
+        start, end, after = check_history_between(start, end, after, limit)
         matching = sorted(
             (
                 (record.at, resource_id, record.sequence, record, payload)
@@ -994,7 +1004,7 @@ class MemoryStore(GroupCommitter):
         self, *, kind: str | None = None, after: str | None = None, limit: int = 1000
     ) -> tuple[ResourceSummary, ...]:
         """Resources ordered by id, starting after ``after``."""
-        _check_page(limit)
+        check_resources_query(kind, after, limit)
         ids = sorted(
             r
             for r, row in self._rows.items()

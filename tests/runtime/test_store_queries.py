@@ -1,4 +1,4 @@
-"""SqliteStore's query methods refuse arguments SQLite cannot take, before touching the file.
+"""Every store's query methods refuse arguments a database cannot take, before touching it.
 
 An int beyond SQLite's 64 bits, a negative sequence, a string with a lone surrogate, a cursor
 of the wrong shape or a value of the wrong type raises :class:`InvalidArgument` naming the
@@ -21,8 +21,9 @@ from hypothesis import strategies as st
 
 from stateward.runtime import (
     InvalidArgument,
-    SqliteStore,
+    MemoryStore,
     StatewardError,
+    Store,
     StoreUnavailable,
     TransitionRecord,
     Write,
@@ -30,10 +31,18 @@ from stateward.runtime import (
 )
 
 BIG = 2**63
+STORES = ["memory", "sqlite"]
+
+
+def open_store(kind: str, path: Path) -> Any:
+    """A MemoryStore, or a SqliteStore at ``path``, to use with ``async with``."""
+    return MemoryStore() if kind == "memory" else open_sqlite_store(path)
+
+
 #: A hostile call must end within this (it touches no lock): longer is a hang.
 CALL_DEADLINE = 10.0
 
-Query = Callable[[SqliteStore], Awaitable[object]]
+Query = Callable[[Store], Awaitable[object]]
 
 
 def write(resource_id: str, sequence: int) -> Write:
@@ -105,11 +114,12 @@ BAD_QUERIES: list[tuple[str, Query, str]] = [
 @pytest.mark.parametrize(
     ("query", "name"), [(q, n) for _, q, n in BAD_QUERIES], ids=[case for case, _, _ in BAD_QUERIES]
 )
+@pytest.mark.parametrize("kind", STORES)
 async def test_bad_query_arguments_are_invalid_arguments(
-    tmp_path: Path, query: Query, name: str
+    tmp_path: Path, query: Query, name: str, kind: str
 ) -> None:
     """Each bad query argument raises InvalidArgument naming it; the store stays healthy."""
-    async with open_sqlite_store(tmp_path / "q.db") as store:
+    async with open_store(kind, tmp_path / "q.db") as store:
         await store.commit(write("a", 1))
         with pytest.raises(InvalidArgument) as info:
             await query(store)
@@ -156,7 +166,7 @@ ANYTHING = st.one_of(
     st.lists(st.one_of(st.text(max_size=2), st.integers()), max_size=3),
 )
 
-CALLS: dict[str, Callable[[SqliteStore, list[Any]], Awaitable[object]]] = {
+CALLS: dict[str, Callable[[Store, list[Any]], Awaitable[object]]] = {
     "load": lambda s, a: s.load(a[0]),
     "load_many": lambda s, a: s.load_many(a[0]),
     "get_document": lambda s, a: s.get_document(a[0], a[1]),
@@ -173,9 +183,9 @@ CALLS: dict[str, Callable[[SqliteStore, list[Any]], Awaitable[object]]] = {
 PROBE = "probe-resource-that-no-example-names"
 
 
-async def run_calls(path: Path, calls: list[tuple[str, list[Any]]]) -> None:
+async def run_calls(kind: str, path: Path, calls: list[tuple[str, list[Any]]]) -> None:
     """Make every call; each returns or raises a StatewardError that blames no disk."""
-    async with open_sqlite_store(path) as store:
+    async with open_store(kind, path) as store:
         for name, arguments in calls:
             try:
                 await asyncio.wait_for(CALLS[name](store, arguments), CALL_DEADLINE)
@@ -190,6 +200,7 @@ async def run_calls(path: Path, calls: list[tuple[str, list[Any]]]) -> None:
         assert store.statistics().degraded is False
 
 
+@pytest.mark.parametrize("kind", STORES)
 @settings(max_examples=40, deadline=None, derandomize=True, database=None)
 @given(
     calls=st.lists(
@@ -199,8 +210,8 @@ async def run_calls(path: Path, calls: list[tuple[str, list[Any]]]) -> None:
     )
 )
 def test_property_any_query_argument_gives_a_typed_error(
-    calls: list[tuple[str, list[Any]]],
+    kind: str, calls: list[tuple[str, list[Any]]]
 ) -> None:
     """Any arguments to any query: a result or a typed error, never a hang; the store goes on."""
     with tempfile.TemporaryDirectory() as folder:
-        asyncio.run(run_calls(Path(folder) / "property.db", calls))
+        asyncio.run(run_calls(kind, Path(folder) / "property.db", calls))
