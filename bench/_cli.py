@@ -10,7 +10,9 @@ Subcommands (each one adds its parser in an ``_add_<name>`` function and sets ``
   (:mod:`stateward.bench._simulate`).
 
 Exit codes: 0 success, 1 a failure while running (for ``simulate``: a violated invariant),
-2 bad usage.
+2 bad usage, 130 interrupted. No command ends in a traceback: an error nobody foresaw is
+reported in one line (exit code 1), and output cut short by a closed pipe (``| head``) ends
+quietly.
 """
 
 from __future__ import annotations
@@ -34,10 +36,10 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from stateward.runtime import InvalidArgument, SchemaError
+from stateward.runtime import InvalidArgument, SchemaError, StatewardError
 
 from ._harness import FULL_SIZES, QUICK_SIZES, SIZES, Result, Row, Skipped, run_rows
-from ._inspect import DEFAULT_LIMIT, InspectFailed, Options, run_inspect
+from ._inspect import DEFAULT_LIMIT, MAX_LIMIT, InspectFailed, Options, printable, run_inspect
 from ._report import format_quantity, report_table, write_json
 from ._rows import ROWS
 from ._simulate import DEFAULTS as SIM_DEFAULTS
@@ -48,19 +50,37 @@ __all__ = ("main",)
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 _Handler = Callable[[argparse.Namespace, argparse.ArgumentParser], int]
 
 #: Width used when stdout is not a terminal (a file, a pipe, a test's capture): wide enough
 #: for the table not to wrap, since nobody is resizing anything.
 _PLAIN_WIDTH = 160
+#: Characters of an unforeseen error's message that are printed.
+_MESSAGE_WIDTH = 500
 
 
 def _usage_error(parser: argparse.ArgumentParser, message: str) -> int:
     """Report bad usage the way argparse does, but return instead of exiting."""
     parser.print_usage(sys.stderr)
-    print(f"{parser.prog}: error: {message}", file=sys.stderr)
+    print(f"{parser.prog}: error: {printable(message)}", file=sys.stderr)
     return EXIT_USAGE
+
+
+def _failure(parser: argparse.ArgumentParser, message: str) -> int:
+    """Report a failure while running in one line, and return its exit code."""
+    print(f"{parser.prog}: error: {printable(message)}", file=sys.stderr)
+    return EXIT_FAILURE
+
+
+def _output_path_error(flag: str, path: Path) -> str | None:
+    """What is wrong with ``path`` as a file to write, checked before any work starts."""
+    if path.is_dir():
+        return f"{flag}: expected the path of a file, not a directory, got {str(path)!r}"
+    if not path.parent.is_dir():
+        return f"{flag}: directory {str(path.parent)!r} does not exist"
+    return None
 
 
 def _stdout_console() -> Console:
@@ -111,8 +131,9 @@ def _bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     except InvalidArgument as exc:
         return _usage_error(parser, str(exc))
     json_path: Path | None = args.json
-    if json_path is not None and not json_path.parent.is_dir():
-        return _usage_error(parser, f"--json: directory {str(json_path.parent)!r} does not exist")
+    problem = _output_path_error("--json", json_path) if json_path is not None else None
+    if problem is not None:
+        return _usage_error(parser, problem)
 
     progress_console = Console(stderr=True)
     with Progress(
@@ -205,6 +226,12 @@ def _diagram(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             parser,
             f"expected MODULE:NAME such as `mypkg.machines:INSTANCE`, got {spec!r}",
         )
+    if not all(part.isidentifier() for part in (*module_name.split("."), *attribute.split("."))):
+        return _usage_error(
+            parser,
+            "expected MODULE:NAME with dotted Python names such as "
+            f"`mypkg.machines:INSTANCE`, got {spec!r}",
+        )
     try:
         with _cwd_importable():
             target: object = importlib.import_module(module_name)
@@ -217,14 +244,10 @@ def _diagram(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             return _usage_error(
                 parser, f"cannot import module {module_name!r}: no module named {exc.name!r}"
             )
-        print(f"{parser.prog}: error: importing {module_name!r} failed: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
-    except Exception as exc:
-        print(
-            f"{parser.prog}: error: importing {module_name!r} failed: {type(exc).__name__}: {exc}",
-            file=sys.stderr,
-        )
-        return EXIT_FAILURE
+        return _failure(parser, f"importing {module_name!r} failed: {exc}")
+    except (Exception, SystemExit) as exc:
+        # SystemExit too: a module that exits while imported must not end the command line.
+        return _failure(parser, f"importing {module_name!r} failed: {type(exc).__name__}: {exc}")
     for depth, part in enumerate(attribute.split(".")):
         try:
             target = getattr(target, part)
@@ -279,15 +302,25 @@ def _add_inspect(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         type=int,
         default=DEFAULT_LIMIT,
         metavar="N",
-        help=f"show at most N rows (default: {DEFAULT_LIMIT}); a note says when more exist",
+        help=f"show at most N rows, 1 to {MAX_LIMIT:,} (default: {DEFAULT_LIMIT}); a note says "
+        "when more exist",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     parser.set_defaults(handler=_inspect, command_parser=parser)
 
 
 def _inspect(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    if args.limit < 1:
-        return _usage_error(parser, f"--limit: expected an integer >= 1, got {args.limit}")
+    if not 1 <= args.limit <= MAX_LIMIT:
+        return _usage_error(
+            parser, f"--limit: expected an integer from 1 to {MAX_LIMIT:,}, got {args.limit}"
+        )
+    for flag, value in (
+        ("--resource", args.resource),
+        ("--task", args.task),
+        ("--kind", args.kind),
+    ):
+        if value is not None and not _is_utf8(value):
+            return _usage_error(parser, f"{flag}: expected UTF-8 text, got {value!r}")
     if args.kind is not None and (
         args.resource is not None or args.task is not None or args.parked
     ):
@@ -311,12 +344,19 @@ def _inspect(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     except InspectFailed as exc:
         if exc.usage:
             return _usage_error(parser, str(exc))
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
+        return _failure(parser, str(exc))
     except SchemaError as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
+        return _failure(parser, str(exc))
     return EXIT_OK
+
+
+def _is_utf8(text: str) -> bool:
+    """Whether ``text`` encodes (the shell passes bytes that are not UTF-8 as surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 # --- simulate ------------------------------------------------------------------------------
@@ -415,10 +455,7 @@ def _simulate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         if args.seeds is not None:
             seeds = parse_seeds(args.seeds)
         else:
-            seed = 1 if args.seed is None else args.seed
-            if seed < 0:
-                raise InvalidArgument("--seed", expected="an integer >= 0", got=seed)
-            seeds = (seed,)
+            seeds = (1 if args.seed is None else args.seed,)
         options = SimulateOptions(
             seeds=seeds,
             sweep=args.seeds is not None,
@@ -470,7 +507,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     handler: _Handler = args.handler
     command_parser: argparse.ArgumentParser = args.command_parser
-    return handler(args, command_parser)
+    try:
+        return handler(args, command_parser)
+    except KeyboardInterrupt:
+        print(f"{command_parser.prog}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (``| head``): nothing left to say, and nowhere to say it.
+        _drop_stdout()
+        return EXIT_FAILURE
+    except SystemExit as exc:
+        # rich's answer to a closed pipe, once it has pointed stdout at the null device.
+        return exc.code if isinstance(exc.code, int) else EXIT_FAILURE
+    except StatewardError as exc:
+        return _failure(command_parser, _clip(str(exc)))
+    except OSError as exc:
+        return _failure(command_parser, _clip(str(exc)))
+    except Exception as exc:
+        return _failure(
+            command_parser,
+            f"unexpected {type(exc).__name__}: {_clip(str(exc))}; this is a bug in stateward: "
+            "please report it with the command line that caused it",
+        )
+
+
+def _clip(message: str) -> str:
+    message = " ".join(message.splitlines())
+    return message if len(message) <= _MESSAGE_WIDTH else message[: _MESSAGE_WIDTH - 1] + "…"
+
+
+def _drop_stdout() -> None:
+    """Point standard output at the null device, so that the interpreter's last flush of
+    what could not be written fails no more (Python's documented idiom for SIGPIPE)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass  # not a real file (an in-process caller's capture): nothing will be flushed
 
 
 if __name__ == "__main__":

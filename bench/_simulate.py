@@ -53,6 +53,12 @@ from ._sim import FAULTS, SimConfig, SimResult, Violation, simulate
 
 __all__ = (
     "DEFAULTS",
+    "MAX_CLIENTS",
+    "MAX_DURATION",
+    "MAX_HOSTS",
+    "MAX_INSTANCES",
+    "MAX_SEED",
+    "MAX_SWEEP",
     "check_options",
     "DIGEST_PREFIX",
     "Divergence",
@@ -71,6 +77,20 @@ DIGEST_PREFIX = "event-log sha256: "
 #: ``SimConfig``'s defaults, which are also the command's: an option left at its default is
 #: left out of the reproduce command.
 DEFAULTS = SimConfig(seed=0)
+#: The largest values the command accepts: beyond them a run would not finish in any
+#: useful time (or at all), so they are refused as bad usage instead. Simulated seconds of
+#: chaos (about 116 days):
+MAX_DURATION = 10_000_000.0
+#: Hosts in the fleet (all of them are added before the chaos starts).
+MAX_HOSTS = 10_000
+#: Instances the workload keeps around.
+MAX_INSTANCES = 1_000_000
+#: Concurrent clients.
+MAX_CLIENTS = 10_000
+#: The largest seed (seeds are integers from 0, as a signed 64-bit integer holds them).
+MAX_SEED = 2**63 - 1
+#: Seeds in one sweep.
+MAX_SWEEP = 100_000
 #: Violations printed in full per run; the rest are counted (all of them go to ``--json``).
 SHOWN_VIOLATIONS = 10
 #: Events of the resources concerned printed after the violations.
@@ -732,8 +752,38 @@ def check_options(options: SimulateOptions) -> None:
     Raises:
         InvalidArgument: the options describe no valid run (bad usage: exit code 2).
     """
-    if not options.seeds:
+    flag = "--seeds" if options.sweep else "--seed"
+    try:
+        count = len(options.seeds)
+    except OverflowError:  # a range longer than the platform's sizes
+        count = MAX_SWEEP + 1
+    if not count:
         raise InvalidArgument("--seeds", expected="at least one seed", got=list(options.seeds))
+    if count > MAX_SWEEP:
+        seeds = options.seeds
+        shown = f"{seeds.start}..{seeds.stop - 1}" if isinstance(seeds, range) else f"{count:,}"
+        raise InvalidArgument(flag, expected=f"at most {MAX_SWEEP:,} seeds", got=shown)
+    for seed in options.seeds:
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+            raise InvalidArgument(flag, expected=f"an integer from 0 to {MAX_SEED}", got=seed)
+    for name, value, most in (
+        ("--hosts", options.hosts, MAX_HOSTS),
+        ("--instances", options.instances, MAX_INSTANCES),
+        ("--clients", options.clients, MAX_CLIENTS),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+            raise InvalidArgument(name, expected=f"an integer from 1 to {most:,}", got=value)
+    duration = options.duration
+    if (
+        isinstance(duration, bool)
+        or not isinstance(duration, int | float)
+        or not 0 < duration <= MAX_DURATION
+    ):
+        raise InvalidArgument(
+            "--duration",
+            expected=f"simulated seconds, more than 0 and at most {MAX_DURATION:,.0f}",
+            got=duration,
+        )
     for name in options.planted_bugs:
         if name not in PLANTED_BUGS:
             raise InvalidArgument(
@@ -744,6 +794,10 @@ def check_options(options: SimulateOptions) -> None:
             "--trace", expected="one run (--seed S); a sweep keeps no event logs", got="--seeds"
         )
     for flag, path in (("--json", options.json_path), ("--trace", options.trace_path)):
+        if path is not None and path.is_dir():
+            raise InvalidArgument(
+                flag, expected="the path of a file, not a directory", got=str(path)
+            )
         if path is not None and not path.parent.is_dir():
             raise InvalidArgument(flag, expected="a file in an existing directory", got=str(path))
     options.config(options.seeds[0])  # the simulator's own checks (hosts >= 1, ...)

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from stateward.bench import _cli as cli
 from stateward.bench import main
+from stateward.runtime import InvalidArgument
 
 HELPERS = "bench_cli_machines"
 CONTRACT_KEYS = {
@@ -214,3 +216,90 @@ def test_diagram_imports_from_working_directory(
         sys.modules.pop(name, None)
     assert capsys.readouterr().out.startswith("stateDiagram-v2\n")
     assert str(tmp_path) not in sys.path
+
+
+def test_bench_json_path_that_is_a_directory_is_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--json` naming a directory fails before any row runs, instead of after all of them."""
+    assert (
+        main(["bench", "--sizes", "tiny", "--only", "fsm.transition", "--json", str(tmp_path)]) == 2
+    )
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert (
+        f"stateward bench: error: --json: expected the path of a file, not a directory, "
+        f"got {str(tmp_path)!r}"
+    ) in captured.err
+
+
+@pytest.mark.parametrize(
+    "spec", ["..relative:M", "a..b:M", "has space:M", f"{HELPERS}:a..b", f"{HELPERS}:1x"]
+)
+def test_diagram_malformed_names_are_usage_errors(
+    spec: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """MODULE and NAME must be dotted Python names: anything else exits 2 and says so."""
+    assert main(["diagram", spec]) == 2
+    err = capsys.readouterr().err
+    assert "stateward diagram: error: expected MODULE:NAME with dotted Python names" in err
+    assert f"got {spec!r}" in err
+
+
+def test_diagram_module_that_exits_on_import_fails_with_a_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A module that calls sys.exit while imported exits 1 with a message; main returns."""
+    name = "stateward_exiting_module"
+    (tmp_path / f"{name}.py").write_text("raise SystemExit(3)\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        assert main(["diagram", f"{name}:M"]) == 1
+    finally:
+        sys.modules.pop(name, None)
+    assert (
+        f"stateward diagram: error: importing {name!r} failed: SystemExit: 3"
+        in capsys.readouterr().err
+    )
+
+
+def test_interrupt_exits_130_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ctrl-C during a command exits 130 with one line."""
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_diagram", interrupted)
+    assert main(["diagram", f"{HELPERS}:LIGHT"]) == 130
+    assert capsys.readouterr().err == "stateward diagram: interrupted\n"
+
+
+@pytest.mark.parametrize(
+    ("error", "line"),
+    [
+        (
+            OSError(28, "No space left on device"),
+            "stateward diagram: error: [Errno 28] No space left on device\n",
+        ),
+        (
+            InvalidArgument("x", expected="y", got="z"),
+            "stateward diagram: error: x: expected y, got 'z'\n",
+        ),
+    ],
+)
+def test_failures_while_running_are_one_line_and_exit_1(
+    error: Exception,
+    line: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """An OS error or a stateward error while a command runs is one line, exit 1."""
+
+    def failing(*args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr(cli, "_diagram", failing)
+    assert main(["diagram", f"{HELPERS}:LIGHT"]) == 1
+    assert capsys.readouterr().err == line

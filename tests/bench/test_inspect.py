@@ -332,7 +332,7 @@ def test_unknown_resource(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--limit", "0"], "--limit: expected an integer >= 1, got 0"),
+        (["--limit", "0"], "--limit: expected an integer from 1 to 1,000,000, got 0"),
         (["--resource", "door-0", "--kind", "door"], "--kind filters the resource list"),
     ],
 )

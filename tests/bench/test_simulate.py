@@ -26,6 +26,9 @@ SWEEP_SEEDS = "0..49"
 #: The planted-bug sweeps: a couple of dozen seeds of the same fleet.
 PLANTED_SEEDS = "0..23"
 DIGEST_LINE = re.compile(r"^event-log sha256: [0-9a-f]{64}$")
+#: What ``--duration`` and the seeds accept, as the usage errors say it.
+DURATIONS = "simulated seconds, more than 0 and at most 10,000,000"
+SEEDS = "an integer from 0 to 9223372036854775807"
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -142,9 +145,33 @@ def test_first_divergence_covers_a_shorter_log() -> None:
         ),
         (["--seeds", "1-5"], "--seeds: expected A..B with integers 0 <= A <= B, got '1-5'"),
         (["--seed", "1", "--seeds", "1..3"], "argument --seeds: not allowed with argument --seed"),
-        (["--hosts", "-3"], "hosts: expected an int >= 1, got -3"),
-        (["--duration", "inf"], "duration: expected seconds > 0, got inf"),
-        (["--seed", "-1"], "--seed: expected an integer >= 0, got -1"),
+        (["--hosts", "-3"], "--hosts: expected an integer from 1 to 10,000, got -3"),
+        (
+            ["--hosts", str(10**12)],
+            f"--hosts: expected an integer from 1 to 10,000, got {10**12}",
+        ),
+        (
+            ["--instances", "0"],
+            "--instances: expected an integer from 1 to 1,000,000, got 0",
+        ),
+        (
+            ["--clients", str(2**64)],
+            f"--clients: expected an integer from 1 to 10,000, got {2**64}",
+        ),
+        (["--duration", "inf"], f"--duration: expected {DURATIONS}, got inf"),
+        (["--duration", "1e308"], f"--duration: expected {DURATIONS}, got 1e+308"),
+        (["--duration", "10000000.5"], f"--duration: expected {DURATIONS}, got 10000000.5"),
+        (["--duration", "nan"], f"--duration: expected {DURATIONS}, got nan"),
+        (["--duration", "-5"], f"--duration: expected {DURATIONS}, got -5.0"),
+        (["--duration", "0"], f"--duration: expected {DURATIONS}, got 0.0"),
+        (["--seed", "-1"], f"--seed: expected {SEEDS}, got -1"),
+        (["--seed", str(2**63)], f"--seed: expected {SEEDS}, got {2**63}"),
+        (["--seeds", f"{2**63 - 1}..{2**63}"], f"--seeds: expected {SEEDS}, got {2**63}"),
+        (["--seeds", "0..100000"], "--seeds: expected at most 100,000 seeds, got '0..100000'"),
+        (
+            ["--seeds", f"0..{10**30}"],
+            f"--seeds: expected at most 100,000 seeds, got '0..{10**30}'",
+        ),
         (["--planted-bug", "typo"], "argument --planted-bug: invalid choice: 'typo'"),
         (["--seeds", "1..2", "--trace", "t.jsonl"], "--trace: expected one run (--seed S)"),
         (["--json", "/no/such/dir/x.json"], "--json: expected a file in an existing directory"),
@@ -159,6 +186,25 @@ def test_bad_usage_exits_2_with_a_message(
     assert message in err
     assert err.startswith("usage: stateward simulate")
     assert out == ""
+
+
+@pytest.mark.parametrize("flag", ["--trace", "--json"])
+def test_output_path_that_is_a_directory_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, flag: str
+) -> None:
+    """--trace or --json naming a directory exits 2 before simulating, not after."""
+    code, out, err = _run(capsys, "--seed", "1", *SMALL, flag, str(tmp_path))
+    assert code == 2
+    assert out == ""
+    assert f"{flag}: expected the path of a file, not a directory, got '" in err
+
+
+def test_longest_duration_is_accepted() -> None:
+    """The documented maximum itself is a valid duration."""
+    args = build_parser().parse_args(["simulate", "--duration", "1e7"])
+    options = simulate_cli.SimulateOptions(seeds=(1,), duration=args.duration)
+    simulate_cli.check_options(options)
+    assert simulate_cli.MAX_DURATION == 1e7
 
 
 def test_json_and_trace_files(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
