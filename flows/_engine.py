@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-import structlog
 
 from stateward.runtime import (
     Document,
@@ -32,6 +31,7 @@ from stateward.runtime import (
     StoreError,
     StoreUnavailable,
     Write,
+    get_logger,
 )
 
 from ._errors import FlowBusy, RecordTooLarge, StepTimeout, TaskNotFound, TaskQuarantined
@@ -245,7 +245,7 @@ class FlowEngine:
         self._submitting: dict[str, asyncio.Lock] = {}
         self._quarantined: dict[str, QuarantinedTask] = {}
         self._rng = self.env.random("flows.retry")
-        self._log = structlog.get_logger("stateward.flows")
+        self._log = get_logger("stateward.flows")
         self._closed = False
 
     def register(self, flow: Flow) -> None:

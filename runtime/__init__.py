@@ -49,6 +49,7 @@ from ._fsm import DriveTo as DriveTo
 from ._fsm import Fire as Fire
 from ._fsm import FSMActor as FSMActor
 from ._fsm import NoData as NoData
+from ._log import get_logger as get_logger
 from ._machine import Machine as Machine
 from ._machine import MachineInstance as MachineInstance
 from ._machine import StateKind as StateKind
@@ -98,6 +99,8 @@ __all__ = (
     "VIRTUAL_EPOCH",
     "PLANTED_BUGS",
     "IdGenerator",
+    # logging
+    "get_logger",
     # event bus
     "EventBus",
     "Event",

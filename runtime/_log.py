@@ -23,7 +23,7 @@ from typing import Any
 
 import structlog
 
-__all__ = ()  # used by the runtime's modules; nothing here is public API
+__all__ = ("get_logger",)
 
 logging.getLogger("stateward").addHandler(logging.NullHandler())
 
@@ -48,7 +48,12 @@ _PROCESSORS: list[structlog.typing.Processor] = [
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
-    """A structlog logger writing to the standard logger ``name`` (``stateward.*``)."""
+    """A structlog logger writing through the standard logger ``name``.
+
+    stateward's own layers log with it under ``stateward.*``; an application's actors may
+    use it too, to log the way the runtime does (``self.context.log`` is one, bound to the
+    actor and its message).
+    """
     logger: structlog.stdlib.BoundLogger = structlog.wrap_logger(
         logging.getLogger(name),
         processors=_PROCESSORS,

@@ -16,12 +16,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sys
 from pathlib import Path
 from typing import Any
-
-import structlog
 
 from stateward.flows import Flow, FlowEngine, Reconciled, Task, linear
 from stateward.runtime import open_sqlite_store
@@ -103,7 +102,7 @@ def main() -> None:
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--reconcile", action="store_true")
     args = parser.parse_args()
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    logging.basicConfig(level=logging.WARNING)  # to stderr, which the parent keeps
     asyncio.run(run(args.db, args.side, resume=args.resume, reconciles=args.reconcile))
 
 
