@@ -699,6 +699,14 @@ def _snapshot(path: Path, *, tasks: bool = False) -> Iterator[sqlite3.Connection
             hint="give the path of a database file a stateward SqliteStore wrote",
             usage=True,
         )
+    if not path.is_file():
+        # A FIFO would block SQLite's open until some writer appeared; a device is no file.
+        raise InspectFailed(
+            shown,
+            "is not a regular file",
+            hint="give the path of a database file a stateward SqliteStore wrote",
+            usage=True,
+        )
     try:
         db = sqlite3.connect(
             f"{path.absolute().as_uri()}?mode=ro",

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import io
 import json
+import os
 import shutil
 import sqlite3
 import struct
@@ -447,6 +448,28 @@ def test_error_messages_are_escaped(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert code == 2
     assert "x\\x1b[2J.db: no such file" in err
     assert "\x1b" not in err
+
+
+def test_a_device_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """A device is not a database file: exit 2 before SQLite reads anything."""
+    code, out, err = _run(capsys, os.devnull)
+    assert (code, out) == (2, "")
+    assert f"{os.devnull}: is not a regular file; give the path of a database file" in err
+
+
+def test_a_named_pipe_is_refused_without_blocking(tmp_path: Path) -> None:
+    """A FIFO, whose open would wait forever for a writer, is refused at once with exit 2."""
+    fifo = tmp_path / "fifo.db"
+    os.mkfifo(fifo)
+    done = subprocess.run(
+        [sys.executable, "-m", "stateward.bench", "inspect", str(fifo)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert f"{fifo}: is not a regular file" in done.stderr
 
 
 def test_argument_that_is_not_text_is_a_usage_error(
