@@ -32,6 +32,7 @@ from ._errors import (
     MailboxFull,
     ResourceQuarantined,
     StoreError,
+    StoreUnavailable,
 )
 
 if TYPE_CHECKING:
@@ -397,6 +398,10 @@ class _Cell:
                     elif not _settle(reply, exc):
                         system._counters.late_replies += 1
                     continue
+                except StoreUnavailable as exc:
+                    processed += 1
+                    self._store_failed(live, message, reply, exc)
+                    return
                 except Exception as exc:
                     processed += 1
                     self._crashed(live, message, reply, exc)
@@ -448,6 +453,37 @@ class _Cell:
             self._start_failed(live, exc)
             return False
         return True
+
+    def _store_failed(
+        self, live: _Live, message: Any, reply: asyncio.Future[Any] | None, exc: StoreUnavailable
+    ) -> None:
+        """The store failed under the handler: answer with its error, rebuild from the store.
+
+        Not a crash: the handler did nothing wrong, and counting a store outage as restarts
+        would stop every actor of a supervisor at the first hiccup of the disk. The
+        incarnation is replaced all the same, uncounted, because the handler may have changed
+        its memory before the store failed; the next one starts from what is durable.
+        """
+        system = self.spec.system
+        system._log.warning(
+            "store failed under a handler; the actor reloads",
+            address=self.address,
+            message_type=type(message).__name__,
+            error=str(exc),
+        )
+        if reply is None:
+            system._dead_letter(self.address, message, f"the store failed: {exc.reason}")
+        elif not _settle(reply, exc):
+            system._counters.late_replies += 1
+        live.suspended = True
+        if self.live is not live:
+            return  # removed meanwhile: nothing to rebuild
+        fresh = _Live(None, StartReason.RESTART)
+        fresh.queue, fresh.waiters = live.queue, live.waiters
+        live.queue = live.waiters = None
+        self.live = fresh
+        if fresh.queue:
+            self._schedule(fresh)
 
     def _start_failed(self, live: _Live, exc: Exception) -> None:
         """rehydrate raised: fail what waits and go back to passivated, without a restart.

@@ -343,8 +343,8 @@ class StoreUnavailable(StoreError):
 
 #: What to do after a failed store operation, by operation, unless the raiser says better.
 _STORE_ADVICE = {
-    "commit": "nothing was written, the store retries on the next command and recovers "
-    "when the cause is gone",
+    "commit": "nothing was written (unless the failure came as the transaction committed), "
+    "the store retries on the next command and recovers when the cause is gone",
     "open": "nothing was opened; fix the cause and open the store again",
 }
 
@@ -353,7 +353,9 @@ class CommitFailed(StoreError, CommandRejected):
     """A transition could not be committed; the resource stays at its last durable revision.
 
     This is not a crash: the actor undid the change in memory and keeps working. The store's
-    error is ``__cause__``.
+    error is ``__cause__``. A failure reported as the transaction committed (an fsync error)
+    may leave the write on disk all the same: the revision check of the next commit finds it,
+    and the actor reloads from the store.
     """
 
     def __init__(self, resource_id: str, *, event: str, revision: int, reason: str) -> None:
@@ -363,7 +365,8 @@ class CommitFailed(StoreError, CommandRejected):
         self.reason = reason
         super().__init__(
             f"{resource_id}: `{event}` was not committed ({reason}); "
-            f"it stays at revision {revision}, retry the command"
+            f"it stays at revision {revision}, retry the command (a write that reached the "
+            "disk all the same is found by the next command)"
         )
 
 

@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stateward.runtime import (
+    Actor,
     ActorNotFound,
     CommandRejected,
     DriveTo,
@@ -30,9 +31,11 @@ from stateward.runtime import (
     Machine,
     MemoryStore,
     ResourceQuarantined,
+    StartReason,
     StateKind,
     StatewardError,
     Store,
+    StoreUnavailable,
     Transition,
     TransitionRecord,
     VirtualClock,
@@ -319,3 +322,31 @@ async def test_a_corrupt_page_quarantines_its_resource_alone(tmp_path: Path, eag
             assert (await system.lookup(f"ok-{i}").ask("offer")).sequence == 2
         assert system.statistics().restarts == 0
         assert not store.statistics().degraded
+
+
+async def test_a_store_failure_under_a_handler_is_answered_not_a_crash() -> None:
+    """StoreUnavailable from a handler goes to the asker; the actor reloads, uncounted."""
+    starts: list[StartReason] = []
+
+    class Reader(Actor):
+        async def rehydrate(self, reason: StartReason) -> None:
+            starts.append(reason)
+            self.scratch = 0
+
+        async def receive(self, message: Any) -> Any:
+            self.scratch += 1
+            if message == "read":
+                raise StoreUnavailable("load", reason="I/O error")
+            return self.scratch
+
+    async with open_actor_system(max_restarts=1, period=60.0) as system:
+        reader = system.spawn(Reader, address="reader")
+        other = system.spawn(Reader, address="other")
+        for _ in range(4):  # beyond the restart intensity, were these crashes
+            with pytest.raises(StoreUnavailable, match=r"^store load failed: I/O error"):
+                await reader.ask("read")
+        assert await reader.ask("count") == 1  # memory from before the failure is gone
+        assert await other.ask("count") == 1
+        stats = system.statistics()
+        assert (stats.crashes, stats.restarts, stats.escalations) == (0, 0, 0)
+        assert starts.count(StartReason.RESTART) == 4

@@ -398,7 +398,7 @@ async def test_commit_failure_rejects_the_ask_and_keeps_the_old_state() -> None:
             with pytest.raises(
                 CommitFailed,
                 match=r"^vm-1: `started` was not committed \(disk full\); it stays at revision 1, "
-                r"retry the command$",
+                r"retry the command \(a write that reached the disk all the same is found",
             ) as info:
                 await ref.ask("started")
             error = info.value

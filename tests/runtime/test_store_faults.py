@@ -120,7 +120,8 @@ async def test_disk_full_fails_the_command_and_recovers(tmp_path: Path) -> None:
             with pytest.raises(
                 CommitFailed,
                 match=r"^acct-1: `deposit` was not committed \(disk full\); "
-                r"it stays at revision 1, retry the command$",
+                r"it stays at revision 1, retry the command \(a write that reached the disk all "
+                r"the same is found by the next command\)$",
             ) as info:
                 await ref.ask(big)
             cause = info.value.__cause__
@@ -180,8 +181,9 @@ async def test_lock_error_says_how_often_it_was_tried(tmp_path: Path) -> None:
             pytest.raises(
                 StoreUnavailable,
                 match=r"^store commit failed after 3 attempts: database is locked "
-                r"\(database is locked\); nothing was written, the store retries on the next "
-                r"command and recovers when the cause is gone$",
+                r"\(database is locked\); nothing was written \(unless the failure came as the "
+                r"transaction committed\), the store retries on the next command and recovers "
+                r"when the cause is gone$",
             ) as info,
         ):
             await store.commit(write("acct-1", 2))
