@@ -8,14 +8,15 @@ from ._driver import DriverView as DriverView
 from ._driver import FakeDriver as FakeDriver
 from ._driver import Operation as Operation
 from ._driver import Power as Power
+from ._errors import DuplicateName as DuplicateName
+from ._errors import FleetNotOpen as FleetNotOpen
+from ._errors import UnknownName as UnknownName
 from ._fleet import Catalog as Catalog
-from ._fleet import DuplicateName as DuplicateName
 from ._fleet import Fleet as Fleet
 from ._fleet import Hosts as Hosts
 from ._fleet import Instances as Instances
 from ._fleet import ReconcileReport as ReconcileReport
 from ._fleet import Tasks as Tasks
-from ._fleet import UnknownName as UnknownName
 from ._host import HOST as HOST
 from ._host import Capacity as Capacity
 from ._host import Claim as Claim
@@ -62,6 +63,7 @@ __all__ = (
     "ReconcileReport",
     "UnknownName",
     "DuplicateName",
+    "FleetNotOpen",
     # instances
     "INSTANCE",
     "ACTIONS",

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import math
-from collections.abc import Coroutine, Iterable
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -51,7 +52,6 @@ from stateward.runtime import (
     ActorRef,
     ActorSystem,
     AskTimeout,
-    CommandRejected,
     CommitFailed,
     Durability,
     Environment,
@@ -81,6 +81,8 @@ from ._checks import (
     check_texts,
 )
 from ._driver import Driver, DriverView
+from ._errors import DuplicateName, FleetNotOpen, UnknownName
+from ._errors import a as _a
 from ._host import (
     Capacity,
     Configure,
@@ -112,6 +114,7 @@ __all__ = (
     "Catalog",
     "UnknownName",
     "DuplicateName",
+    "FleetNotOpen",
     "ReconcileReport",
 )
 
@@ -122,29 +125,11 @@ _FIRST_PAUSE = 1.0
 _LAST_PAUSE = 30.0
 
 
-class UnknownName(StatewardError, LookupError):
-    """No flavor, image, host or instance by that name."""
-
-    def __init__(self, kind: str, name: str, *, known: Iterable[str] = ()) -> None:
-        self.kind = kind
-        self.name = name
-        shown = sorted(known)[:10]
-        hint = f"; known: {', '.join(shown)}" if shown else ""
-        super().__init__(f"unknown {kind} {name!r}{hint}")
-
-
-class DuplicateName(CommandRejected):
-    """A host or instance by that name exists already."""
-
-    def __init__(self, kind: str, name: str) -> None:
-        self.kind = kind
-        self.name = name
-        super().__init__(f"{_a(kind)} named {name!r} exists already; names are unique in a fleet")
-
-
-def _a(kind: str) -> str:
-    """``kind`` with its indefinite article: "an instance", "a host"."""
-    return f"{'an' if kind[:1] in ('a', 'e', 'i', 'o', 'u') else 'a'} {kind}"
+class _State(enum.Enum):
+    NEW = "not open yet"
+    OPENING = "opening"
+    OPEN = "open"
+    CLOSED = "closed"
 
 
 class Catalog:
@@ -282,6 +267,7 @@ class Fleet:
         # A dict, not a set: cancelling in insertion order keeps runs deterministic.
         self._watchers: dict[asyncio.Task[None], None] = {}
         self._stack: contextlib.AsyncExitStack | None = None
+        self._state = _State.NEW
         self._log = structlog.get_logger("stateward.fleet")
         self.system: ActorSystem
         self.store: Store
@@ -344,14 +330,24 @@ class Fleet:
     # -- lifecycle ----------------------------------------------------------------------
 
     async def __aenter__(self) -> Fleet:
+        if self._state is not _State.NEW:
+            raise FleetNotOpen(self._state.value, action="open")
+        self._state = _State.OPENING
         stack = self._stack = contextlib.AsyncExitStack()
         try:
             await self._open(stack)
         except BaseException:
+            self._state = _State.CLOSED
             self._stack = None
             await stack.aclose()
             raise
+        self._state = _State.OPEN
         return self
+
+    def _check_open(self, action: str) -> None:
+        """Raise :class:`FleetNotOpen` unless the fleet is open (or opening)."""
+        if self._state is not _State.OPEN and self._state is not _State.OPENING:
+            raise FleetNotOpen(self._state.value, action=action)
 
     async def _open(self, stack: contextlib.AsyncExitStack) -> None:
         if self._given_store is not None:
@@ -407,6 +403,7 @@ class Fleet:
         tb: TracebackType | None,
     ) -> None:
         stack, self._stack = self._stack, None
+        self._state = _State.CLOSED
         if stack is not None:
             await stack.aclose()
 
@@ -415,6 +412,7 @@ class Fleet:
 
     async def resume(self) -> int:
         """Resume the flows a store failure (or a crash) interrupted; how many resumed."""
+        self._check_open("resume")
         handles = await self.engine.resume()
         for handle in handles:
             self._watch(handle)
@@ -425,6 +423,7 @@ class Fleet:
         caught mid-task catch up with the store (a commit reported failed may have landed)
         and learn how its task ended (a lost task is submitted again), wait for the tasks,
         then reconcile with the driver."""
+        self._check_open("recover")
         await self.resume()
         await self._settle_instances()
         await self._wait_for_tasks()
@@ -639,6 +638,7 @@ class Fleet:
         whose owner is not a live instance are freed and detached. Instances with a task in
         flight are left to their task. Every repair is a task record.
         """
+        self._check_open("reconcile")
         view: DriverView = await self.driver.describe()
         states = {s.resource_id: s.state for s in await self._summaries("instance")}
         live = {i for i, state in states.items() if state not in ("deleted", "new")}
@@ -715,6 +715,7 @@ class Fleet:
             InvalidArgument: a pattern that is not one, a buffer that is not an int from 1 to
                 2**63 - 1, an overflow that is not an :class:`Overflow`.
         """
+        self._check_open("subscribe")
         check_text("pattern", pattern)
         check_int("buffer", buffer, low=1)
         check_member("overflow", overflow, Overflow)
@@ -752,6 +753,7 @@ class Hosts:
             DuplicateName: a host or instance has that name.
             InvalidArgument: bad capacity, ratios or zone (checked before the host exists).
         """
+        self._fleet._check_open("hosts.add")
         fleet = self._fleet
         check_name("host", host_id)
         if not isinstance(capacity, Capacity):
@@ -777,15 +779,18 @@ class Hosts:
 
     async def get(self, host_id: str) -> HostStatus:
         """A host's status."""
+        self._fleet._check_open("hosts.get")
         status: HostStatus = await self._ref(host_id).ask(GetHost())
         return status
 
     async def list(self) -> tuple[HostStatus, ...]:
         """Every host, by id."""
+        self._fleet._check_open("hosts.list")
         return tuple([await self.get(h) for h in sorted(self._fleet._host_refs)])
 
     async def command(self, host_id: str, event: str) -> HostStatus:
         """``disable``, ``enable``, ``start_maintenance``, ``end_maintenance``."""
+        self._fleet._check_open("hosts.command")
         if type(event) is not str or event not in _HOST_EVENTS:
             raise InvalidArgument(
                 "event", expected=f"an admin event of a host: {', '.join(_HOST_EVENTS)}", got=event
@@ -798,19 +803,23 @@ class Hosts:
 
     async def heartbeat(self, host_id: str) -> HostStatus:
         """Record a heartbeat now."""
+        self._fleet._check_open("hosts.heartbeat")
         status: HostStatus = await self._ref(host_id).ask(Heartbeat())
         return status
 
     def ids(self) -> tuple[str, ...]:
         """Every host's id, sorted."""
+        self._fleet._check_open("hosts.ids")
         return tuple(sorted(self._fleet._host_refs))
 
     async def heartbeat_all(self) -> None:
         """Heartbeat every host whose agent is alive, now (as the agents would)."""
+        self._fleet._check_open("hosts.heartbeat_all")
         await self._fleet._heartbeat_all()
 
     def set_agent(self, host_id: str, *, alive: bool) -> None:
         """Whether the host's agent heartbeats (a dead agent makes the host go down)."""
+        self._fleet._check_open("hosts.set_agent")
         check_flag("alive", alive)
         self._ref(host_id)
         self._fleet._agents[host_id] = alive
@@ -849,6 +858,7 @@ class Instances:
                 volumes are text; the policy a GroupPolicy; the key a str or None), or a
                 group without a policy. Nothing is committed.
         """
+        self._fleet._check_open("instances.boot")
         fleet = self._fleet
         check_name("instance", instance_id)
         chosen: Flavor = fleet.flavors.get(check_text("flavor", flavor))
@@ -904,6 +914,7 @@ class Instances:
     ) -> TaskRecord:
         """Run ``action`` (stop, start, reboot, reboot_hard, pause, unpause, suspend, resume,
         rebuild, delete) on an instance; returns its task record."""
+        self._fleet._check_open("instances.act")
         # Checked here, before the ask: bad arguments raised inside the actor would crash it.
         if type(action) is not str or action not in ACTIONS:
             raise InvalidArgument("action", expected=f"one of {', '.join(ACTIONS)}", got=action)
@@ -920,16 +931,19 @@ class Instances:
 
     async def stop(self, instance_id: str, *, idempotency_key: str | None = None) -> TaskRecord:
         """Power off."""
+        self._fleet._check_open("instances.stop")
         return await self.act(instance_id, "stop", idempotency_key=idempotency_key)
 
     async def start(self, instance_id: str, *, idempotency_key: str | None = None) -> TaskRecord:
         """Power on a stopped instance."""
+        self._fleet._check_open("instances.start")
         return await self.act(instance_id, "start", idempotency_key=idempotency_key)
 
     async def reboot(
         self, instance_id: str, *, hard: bool = False, idempotency_key: str | None = None
     ) -> TaskRecord:
         """Reboot, soft or hard."""
+        self._fleet._check_open("instances.reboot")
         action = "reboot_hard" if check_flag("hard", hard) else "reboot"
         return await self.act(instance_id, action, idempotency_key=idempotency_key)
 
@@ -937,6 +951,7 @@ class Instances:
         self, instance_id: str, *, image: str, idempotency_key: str | None = None
     ) -> TaskRecord:
         """Re-create the instance's disk from ``image``."""
+        self._fleet._check_open("instances.rebuild")
         return await self.act(
             instance_id,
             "rebuild",
@@ -946,19 +961,23 @@ class Instances:
 
     async def delete(self, instance_id: str, *, idempotency_key: str | None = None) -> TaskRecord:
         """Delete (cancelling a build in progress first)."""
+        self._fleet._check_open("instances.delete")
         return await self.act(instance_id, "delete", idempotency_key=idempotency_key)
 
     async def get(self, instance_id: str) -> InstanceStatus:
         """An instance's status: vm_state, task_state, power, host, fault, allowed actions."""
+        self._fleet._check_open("instances.get")
         status: InstanceStatus = await self._ref(instance_id).ask(GetInstance())
         return status
 
     async def summaries(self) -> tuple[ResourceSummary, ...]:
         """Every instance as stored (id, state, revision), without loading any."""
+        self._fleet._check_open("instances.summaries")
         return tuple(await self._fleet._summaries("instance"))
 
     async def list(self) -> tuple[InstanceStatus, ...]:
         """Every instance, by id (this loads passivated ones)."""
+        self._fleet._check_open("instances.list")
         fleet = self._fleet
         summaries = await fleet._summaries("instance")
         return tuple([await self.get(s.resource_id) for s in summaries])
@@ -972,10 +991,12 @@ class Tasks:
 
     async def get(self, task_id: str) -> TaskRecord:
         """One task record (TaskNotFound otherwise)."""
+        self._fleet._check_open("tasks.get")
         return await self._fleet.engine.get(check_text("task_id", task_id))
 
     async def wait(self, task_id: str) -> TaskRecord:
         """Wait for a task to end; return its final record once its resource has caught up."""
+        self._fleet._check_open("tasks.wait")
         check_text("task_id", task_id)
         fleet = self._fleet
         handle = fleet.engine.handle(task_id)
@@ -988,18 +1009,22 @@ class Tasks:
 
     async def list(self, resource_id: str, *, limit: int = 50) -> tuple[TaskRecord, ...]:
         """A resource's tasks, newest first; at most ``limit`` (an int from 1 to 2**63 - 1)."""
+        self._fleet._check_open("tasks.list")
         check_text("resource_id", resource_id)
         check_int("limit", limit, low=1)
         return await self._fleet.engine.tasks(resource_id, limit=limit)
 
     async def last_fault(self, resource_id: str) -> TaskRecord | None:
         """The resource's last failed task."""
+        self._fleet._check_open("tasks.last_fault")
         return await self._fleet.engine.last_fault(check_text("resource_id", resource_id))
 
     async def actions(self, resource_id: str) -> tuple[TaskAction, ...]:
         """One line per task of the resource."""
+        self._fleet._check_open("tasks.actions")
         return await self._fleet.engine.actions(check_text("resource_id", resource_id))
 
     async def parked(self) -> tuple[TaskRecord, ...]:
         """Tasks parked because their flow changed."""
+        self._fleet._check_open("tasks.parked")
         return await self._fleet.engine.parked()

@@ -1,0 +1,114 @@
+"""The fleet's lifecycle: façade calls only while open, one ``async with`` per fleet."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stateward.actors import Capacity, FakeDriver, Flavor, Fleet, FleetNotOpen
+from stateward.runtime import LifecycleError, StatewardError
+
+SMALL = Flavor("m1.small", vcpus=1, ram_mb=2048, disk_gb=20)
+HOST_SIZE = Capacity(vcpus=8, ram_mb=16384, disk_gb=200)
+
+#: One call of every façade of a fleet, as a coroutine (or a plain call for a sync one).
+CALLS: dict[str, Callable[[Fleet], Any]] = {
+    "hosts.add": lambda f: f.hosts.add("h-1", capacity=HOST_SIZE),
+    "hosts.get": lambda f: f.hosts.get("h-1"),
+    "hosts.list": lambda f: f.hosts.list(),
+    "hosts.command": lambda f: f.hosts.command("h-1", "disable"),
+    "hosts.heartbeat": lambda f: f.hosts.heartbeat("h-1"),
+    "hosts.heartbeat_all": lambda f: f.hosts.heartbeat_all(),
+    "hosts.ids": lambda f: f.hosts.ids(),
+    "hosts.set_agent": lambda f: f.hosts.set_agent("h-1", alive=False),
+    "instances.boot": lambda f: f.instances.boot("web-1", flavor="m1.small", image="cirros"),
+    "instances.act": lambda f: f.instances.act("web-1", "stop"),
+    "instances.stop": lambda f: f.instances.stop("web-1"),
+    "instances.get": lambda f: f.instances.get("web-1"),
+    "instances.list": lambda f: f.instances.list(),
+    "instances.summaries": lambda f: f.instances.summaries(),
+    "tasks.get": lambda f: f.tasks.get("task-1"),
+    "tasks.wait": lambda f: f.tasks.wait("task-1"),
+    "tasks.list": lambda f: f.tasks.list("web-1"),
+    "tasks.last_fault": lambda f: f.tasks.last_fault("web-1"),
+    "tasks.actions": lambda f: f.tasks.actions("web-1"),
+    "tasks.parked": lambda f: f.tasks.parked(),
+    "subscribe": lambda f: f.subscribe("instance.#"),
+    "reconcile": lambda f: f.reconcile(),
+    "resume": lambda f: f.resume(),
+    "recover": lambda f: f.recover(),
+}
+
+
+async def call(fleet: Fleet, name: str) -> None:
+    """Make the call ``name`` on ``fleet``, awaiting it when it is a coroutine."""
+    result = CALLS[name](fleet)
+    if isinstance(result, Awaitable):
+        await result
+
+
+def new_fleet() -> Fleet:
+    """A fleet in memory with the catalog filled (the catalog needs no open fleet)."""
+    fleet = Fleet.open(driver=FakeDriver())
+    fleet.flavors.add(SMALL)
+    fleet.images.add("cirros")
+    return fleet
+
+
+@pytest.mark.parametrize("name", sorted(CALLS))
+async def test_a_call_before_open_is_a_lifecycle_error(name: str) -> None:
+    """Every façade call on a fleet not yet opened raises FleetNotOpen, naming the call."""
+    fleet = new_fleet()
+    with pytest.raises(FleetNotOpen, match="not open yet") as caught:
+        await call(fleet, name)
+    assert isinstance(caught.value, LifecycleError)
+    assert caught.value.state == "not open yet"
+
+
+@pytest.mark.parametrize("name", sorted(CALLS))
+async def test_a_call_after_close_is_a_lifecycle_error(name: str) -> None:
+    """Every façade call on a closed fleet raises FleetNotOpen, not a lookup error."""
+    fleet = new_fleet()
+    async with fleet:
+        await fleet.hosts.add("h-1", capacity=HOST_SIZE)
+    with pytest.raises(FleetNotOpen, match="closed"):
+        await call(fleet, name)
+
+
+async def test_a_second_async_with_on_an_open_fleet_is_refused() -> None:
+    """Entering an open fleet again raises FleetNotOpen and opens no second actor system:
+    the fleet goes on working, and closes its one system."""
+    fleet = new_fleet()
+    async with fleet:
+        system = fleet.system
+        with pytest.raises(FleetNotOpen, match="opened once"):
+            async with fleet:
+                pytest.fail("entered twice")  # pragma: no cover
+        assert fleet.system is system
+        await fleet.hosts.add("h-1", capacity=HOST_SIZE)
+        record = await fleet.instances.boot("web-1", flavor="m1.small", image="cirros")
+        await fleet.tasks.wait(record.id)
+    assert not system.is_running
+
+
+async def test_a_closed_fleet_cannot_be_opened_again() -> None:
+    """A fleet is opened once: entering it after close raises FleetNotOpen."""
+    fleet = new_fleet()
+    async with fleet:
+        pass
+    with pytest.raises(FleetNotOpen, match="opened once"):
+        async with fleet:
+            pytest.fail("reopened")  # pragma: no cover
+
+
+async def test_a_fleet_whose_open_failed_is_closed(tmp_path: Path) -> None:
+    """A fleet whose open failed leaves nothing running and refuses calls as closed."""
+    fleet = Fleet.open(tmp_path / "missing" / "cloud.db", driver=FakeDriver())
+    with pytest.raises(StatewardError):
+        async with fleet:
+            pytest.fail("opened")  # pragma: no cover
+    with pytest.raises(FleetNotOpen, match="closed"):
+        await fleet.hosts.list()
