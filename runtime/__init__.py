@@ -55,6 +55,7 @@ from ._machine import MachineInstance as MachineInstance
 from ._machine import StateKind as StateKind
 from ._machine import Transition as Transition
 from ._machine import TransitionRecord as TransitionRecord
+from ._request import Request as Request
 from ._sqlite import SCHEMA_VERSION as SCHEMA_VERSION
 from ._sqlite import Durability as Durability
 from ._sqlite import SqliteStore as SqliteStore
@@ -83,6 +84,7 @@ __all__ = (
     "open_actor_system",
     "SystemStatistics",
     "DeadLetter",
+    "Request",
     "Reply",
     "StartReason",
     "DEFAULT",

@@ -19,7 +19,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, overload
 
 import structlog
 
@@ -37,6 +37,7 @@ from ._errors import (
 
 if TYPE_CHECKING:
     from ._env import Clock, Environment
+    from ._request import ReplyTypeMismatch, Request
     from ._supervisor import Supervisor
     from ._system import ActorSystem
 
@@ -77,6 +78,9 @@ class _Default(enum.Enum):
 #: Use the actor system's configured value for this option.
 DEFAULT: Final = _Default.DEFAULT
 UseDefault = Literal[_Default.DEFAULT]
+
+#: The reply type of a :class:`~stateward.runtime.Request`.
+_R = TypeVar("_R")
 
 
 class _Control(enum.Enum):
@@ -706,8 +710,26 @@ class ActorRef:
         except MailboxFull:
             await self._cell._put_wait(message, None)
 
+    @overload
+    async def ask(self, message: Request[_R], *, timeout: float | UseDefault = DEFAULT) -> _R: ...
+
+    # Reached only when the first overload fails because of its context (the reply assigned
+    # to a type it does not fit): without it such a call would fall to the plain one, typed Any.
+    @overload
+    async def ask(  # type: ignore[overload-cannot-match]
+        self, message: Request[object], *, timeout: float | UseDefault = DEFAULT
+    ) -> ReplyTypeMismatch: ...
+
+    @overload
+    async def ask(self, message: object, *, timeout: float | UseDefault = DEFAULT) -> Any: ...
+
     async def ask(self, message: Any, *, timeout: float | UseDefault = DEFAULT) -> Any:
         """Send and wait for the reply.
+
+        The reply to a :class:`~stateward.runtime.Request` ``[R]`` is typed ``R`` (a
+        :class:`~stateward.runtime.Fire` replies with a
+        :class:`~stateward.runtime.TransitionRecord`); the reply to any other message is
+        typed ``Any``.
 
         Args:
             message: the request.

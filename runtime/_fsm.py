@@ -38,6 +38,7 @@ from ._errors import (
     short_repr,
 )
 from ._machine import Machine, MachineInstance, TransitionRecord
+from ._request import Request
 from ._store import Loaded, Store, Write, decode, encode
 
 __all__ = ("Fire", "DriveTo", "FSMActor", "NoData")
@@ -48,8 +49,8 @@ class NoData(msgspec.Struct, frozen=True):
 
 
 @dataclass(frozen=True, slots=True)
-class Fire:
-    """A command that fires one event on an :class:`FSMActor`."""
+class Fire(Request[TransitionRecord]):
+    """A command that fires one event on an :class:`FSMActor`; the reply is its record."""
 
     event: str
     payload: Any = None
@@ -58,8 +59,11 @@ class Fire:
 
 
 @dataclass(frozen=True, slots=True)
-class DriveTo:
-    """A command that drives an :class:`FSMActor` to ``goal`` by the shortest event path."""
+class DriveTo(Request[tuple[TransitionRecord, ...]]):
+    """A command that drives an :class:`FSMActor` to ``goal`` by the shortest event path.
+
+    The reply is the record of each transition fired, in order (empty when already there).
+    """
 
     goal: str
     task_id: str | None = None
