@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import deque
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -295,15 +295,55 @@ class _Transient(Exception):
         self.error = error
 
 
-_RECORD_TEXT = ("resource_id", "source", "event", "target")
-_DOCUMENT_TEXT = ("collection", "key")
-_DOCUMENT_OPTIONAL = ("resource_id", "status", "dedupe")
+def _is_text(value: object) -> bool:
+    return text_problem(value) is None
+
+
+def _is_optional_text(value: object) -> bool:
+    return value is None or text_problem(value) is None
+
+
+def _is_revision(value: object) -> bool:
+    return type(value) is int and 0 < value <= INT64_MAX
 
 
 def _is_time(value: object) -> bool:
     if type(value) is float:
         return math.isfinite(value)
     return type(value) is int and -INT64_MAX <= value <= INT64_MAX
+
+
+_TEXT = "a str of valid Unicode"
+#: What the database needs of each field: (field, test, what is expected).
+_RECORD_FIELDS: tuple[tuple[str, Callable[[object], bool], str], ...] = (
+    *((name, _is_text, _TEXT) for name in ("resource_id", "source", "event", "target")),
+    ("task_id", _is_optional_text, f"{_TEXT} or None"),
+    ("cause", _is_optional_text, f"{_TEXT} or None"),
+    ("sequence", _is_revision, "an int from 1 to 2**63 - 1"),
+    ("at", _is_time, "a finite float"),
+)
+_DOCUMENT_FIELDS: tuple[tuple[str, Callable[[object], bool], str], ...] = (
+    ("collection", _is_text, _TEXT),
+    ("key", _is_text, _TEXT),
+    *(
+        (name, _is_optional_text, f"{_TEXT} or None")
+        for name in ("resource_id", "status", "dedupe")
+    ),
+    ("version", _is_revision, "an int from 1 to 2**63 - 1"),
+    ("body", lambda value: type(value) is bytes, "bytes"),
+    ("created", _is_time, "a finite float"),
+    ("updated", _is_time, "a finite float"),
+)
+
+
+def _field_problem(
+    what: str, item: object, fields: tuple[tuple[str, Callable[[object], bool], str], ...]
+) -> InvalidArgument | None:
+    for name, fits, expected in fields:
+        value = getattr(item, name)
+        if not fits(value):
+            return InvalidArgument(f"{what}.{name}", expected=expected, got=value)
+    return None
 
 
 def _write_problem(write: object) -> InvalidArgument | None:
@@ -318,49 +358,17 @@ def _write_problem(write: object) -> InvalidArgument | None:
     if record is not None:
         if type(record) is not TransitionRecord:
             return InvalidArgument("write.record", expected="a TransitionRecord", got=record)
-        for name in _RECORD_TEXT:
-            problem = text_problem(getattr(record, name))
-            if problem is not None:
-                return InvalidArgument(
-                    f"record.{name}", expected=problem, got=getattr(record, name)
-                )
-        for name in ("task_id", "cause"):
-            value = getattr(record, name)
-            if value is not None and (problem := text_problem(value)) is not None:
-                return InvalidArgument(f"record.{name}", expected=f"{problem} or None", got=value)
-        if type(record.sequence) is not int or not 0 < record.sequence <= INT64_MAX:
-            return InvalidArgument(
-                "record.sequence", expected="an int from 1 to 2**63 - 1", got=record.sequence
-            )
-        if not _is_time(record.at):
-            return InvalidArgument("record.at", expected="a finite float", got=record.at)
-        if (problem := text_problem(write.kind)) is not None:
-            return InvalidArgument("write.kind", expected=problem, got=write.kind)
+        if (problem := _field_problem("record", record, _RECORD_FIELDS)) is not None:
+            return problem
+        if not _is_text(write.kind):
+            return InvalidArgument("write.kind", expected=_TEXT, got=write.kind)
     if write.snapshot is not None and type(write.snapshot) is not bytes:
         return InvalidArgument("write.snapshot", expected="bytes or None", got=write.snapshot)
     for document in write.documents:
         if type(document) is not Document:
             return InvalidArgument("write.documents", expected="Document objects", got=document)
-        for name in _DOCUMENT_TEXT:
-            problem = text_problem(getattr(document, name))
-            if problem is not None:
-                return InvalidArgument(
-                    f"document.{name}", expected=problem, got=getattr(document, name)
-                )
-        for name in _DOCUMENT_OPTIONAL:
-            value = getattr(document, name)
-            if value is not None and (problem := text_problem(value)) is not None:
-                return InvalidArgument(f"document.{name}", expected=f"{problem} or None", got=value)
-        if type(document.version) is not int or not 0 < document.version <= INT64_MAX:
-            return InvalidArgument(
-                "document.version", expected="an int from 1 to 2**63 - 1", got=document.version
-            )
-        if type(document.body) is not bytes:
-            return InvalidArgument("document.body", expected="bytes", got=document.body)
-        for name in ("created", "updated"):
-            value = getattr(document, name)
-            if not _is_time(value):
-                return InvalidArgument(f"document.{name}", expected="a finite float", got=value)
+        if (problem := _field_problem("document", document, _DOCUMENT_FIELDS)) is not None:
+            return problem
     return None
 
 
