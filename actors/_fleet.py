@@ -371,8 +371,11 @@ class Fleet:
         for flow in self._flows.values():
             self.engine.register(flow)
         self.scheduler = Scheduler(lambda: self._host_refs, weigher=self._weigher, refresh=1.0)
-        await self.system.restore({"instance": self._instance_factory}, idle_after=self._idle_after)
-        await self.system.restore({"host": HostActor})
+        # One call for both kinds: each would count the other's resources as unrestored.
+        await self.system.restore(
+            {"instance": self._instance_factory, "host": HostActor},
+            idle_after={"instance": self._idle_after},
+        )
         for summary in await self._summaries("host"):
             self._host_refs[summary.resource_id] = self.system.lookup(summary.resource_id)
             self._agents[summary.resource_id] = True

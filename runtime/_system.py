@@ -219,6 +219,8 @@ class ActorSystem:
         #: Where :class:`~stateward.runtime.FSMActor` transitions are committed.
         self.store: Store = store if store is not None else MemoryStore()
         self._preloaded: dict[str, Loaded] = {}
+        #: Every kind a :meth:`restore` call registered.
+        self._restored_kinds: set[str] = set()
         if env is not None and not isinstance(env, Environment):
             raise InvalidArgument("env", expected="an Environment", got=env)
         self.env = env if env is not None else Environment()
@@ -488,19 +490,23 @@ class ActorSystem:
         *,
         eager: bool = False,
         supervisor: Supervisor | None = None,
-        idle_after: float = math.inf,
+        idle_after: float | Mapping[str, float] = math.inf,
     ) -> int:
         """Register every resource in the store whose kind is in ``kinds``.
 
         Lazily (the default), each one is registered passivated and loads itself from the
         store on its first message. Eagerly, all of them are loaded now, in bulk, and each
-        actor rebuilds its state before this returns. Quarantined resources and kinds not in
-        ``kinds`` are skipped and logged; resources already registered are left alone.
+        actor rebuilds its state before this returns. Resources already registered are left
+        alone. Quarantined resources, and resources of a kind in no call's ``kinds``, are
+        skipped and logged as a warning that names them: restore every kind in one call
+        (``idle_after`` may differ by kind) so that no kind a later call restores is named.
 
         Args:
             kinds: the factory for each stored kind (a machine's name).
             eager: load every resource now instead of on its first message.
-            supervisor, idle_after: as for :meth:`spawn`.
+            supervisor: as for :meth:`spawn`.
+            idle_after: as for :meth:`spawn`; or seconds by kind (a kind it does not name
+                never passivates).
 
         Returns:
             How many resources were registered.
@@ -523,9 +529,17 @@ class ActorSystem:
         kinds: Mapping[str, Callable[[], Actor]],
         eager: bool,
         supervisor: Supervisor | None,
-        idle_after: float,
+        idle_after: float | Mapping[str, float],
     ) -> int:
-        restored = skipped = 0
+        idle = (
+            {kind: idle_after.get(kind, math.inf) for kind in kinds}
+            if isinstance(idle_after, Mapping)
+            else dict.fromkeys(kinds, idle_after)
+        )
+        self._restored_kinds.update(kinds)
+        restored = quarantined = 0
+        #: Resources of a kind this call does not restore, by kind.
+        other: dict[str, int] = {}
         after: str | None = None
         while True:
             page = await self.store.resources(after=after, limit=RESTORE_PAGE)
@@ -535,23 +549,26 @@ class ActorSystem:
             fresh = []
             for summary in page:
                 factory = kinds.get(summary.kind)
-                if factory is None or summary.quarantined is not None:
-                    skipped += 1
+                if factory is None:
+                    other[summary.kind] = other.get(summary.kind, 0) + 1
+                    continue
+                if summary.quarantined is not None:
+                    quarantined += 1
                     continue
                 if summary.resource_id not in self._cells:
-                    fresh.append((summary.resource_id, factory))
+                    fresh.append((summary.resource_id, summary.kind, factory))
             if eager:
-                loaded = await self.store.load_many([r for r, _ in fresh])
-                skipped += len(fresh) - len(loaded)  # quarantined while loading
-                fresh = [(r, factory) for r, factory in fresh if r in loaded]
+                loaded = await self.store.load_many([r for r, _, _ in fresh])
+                quarantined += len(fresh) - len(loaded)  # quarantined while loading
+                fresh = [(r, kind, factory) for r, kind, factory in fresh if r in loaded]
                 self._preloaded.update(loaded)
             tasks = []
-            for resource_id, factory in fresh:
+            for resource_id, kind, factory in fresh:
                 ref = self.spawn(
                     factory,
                     address=resource_id,
                     supervisor=supervisor,
-                    idle_after=idle_after,
+                    idle_after=idle[kind],
                     passivated=not eager,
                 )
                 if eager:
@@ -562,8 +579,15 @@ class ActorSystem:
             if tasks:
                 await asyncio.wait(tasks)
             self._preloaded.clear()
-        if skipped:
-            self._log.warning("resources not restored", skipped=skipped, known=sorted(kinds))
+        # Kinds another restore call registered (before this one) are no loss.
+        unknown = {kind: n for kind, n in sorted(other.items()) if kind not in self._restored_kinds}
+        if quarantined or unknown:
+            self._log.warning(
+                "resources not restored",
+                quarantined=quarantined,
+                unknown_kinds=unknown,
+                known=sorted(self._restored_kinds),
+            )
         return restored
 
     def _take_preloaded(self, resource_id: str) -> Loaded | None:

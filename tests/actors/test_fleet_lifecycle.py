@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from stateward.actors import Capacity, FakeDriver, Flavor, Fleet, FleetNotOpen
-from stateward.runtime import LifecycleError, StatewardError
+from stateward.actors import Capacity, Configure, FakeDriver, Flavor, Fleet, FleetNotOpen, HostActor
+from stateward.runtime import (
+    LifecycleError,
+    MemoryStore,
+    StatewardError,
+    TransitionRecord,
+    Write,
+    open_actor_system,
+)
 
 SMALL = Flavor("m1.small", vcpus=1, ram_mb=2048, disk_gb=20)
 HOST_SIZE = Capacity(vcpus=8, ram_mb=16384, disk_gb=200)
@@ -112,3 +121,61 @@ async def test_a_fleet_whose_open_failed_is_closed(tmp_path: Path) -> None:
             pytest.fail("opened")  # pragma: no cover
     with pytest.raises(FleetNotOpen, match="closed"):
         await fleet.hosts.list()
+
+
+async def test_reopening_a_healthy_fleet_logs_no_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A fleet reopened on a database with hosts and instances restores both kinds without
+    a "resources not restored" warning (or any warning)."""
+    path = tmp_path / "cloud.db"
+    driver = FakeDriver()
+    async with Fleet.open(path, driver=driver) as fleet:
+        fleet.flavors.add(SMALL)
+        fleet.images.add("cirros")
+        await fleet.hosts.add("h-1", capacity=HOST_SIZE)
+        record = await fleet.instances.boot("web-1", flavor="m1.small", image="cirros")
+        await fleet.tasks.wait(record.id)
+    caplog.set_level(logging.DEBUG, logger="stateward")
+    async with Fleet.open(path, driver=driver) as fleet:
+        assert [s.host_id for s in await fleet.hosts.list()] == ["h-1"]
+        assert (await fleet.instances.get("web-1")).state == "active"
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings == []
+
+
+async def test_restore_warns_about_a_kind_no_call_restores(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Resources of a kind that no restore call names are still a warning from each call,
+    naming the kind and how many; the hosts the first call restored are not named."""
+    store = MemoryStore()
+    async with open_actor_system(store=store) as system:
+        for address in ("h-1", "h-2"):
+            await system.spawn(HostActor, address=address).ask(
+                Configure(HOST_SIZE, 16.0, 1.5, 1.0, "nova")
+            )
+        record = TransitionRecord("x-1", 1, "new", "make", "made", None, None, 0.0)
+        await store.submit(Write(kind="gadget", record=record))
+    caplog.set_level(logging.WARNING, logger="stateward.system")
+    async with open_actor_system(store=store) as system:
+        assert await system.restore({"host": HostActor}) == 2
+        assert await system.restore({"host": HostActor}) == 0
+    warnings = [r.getMessage() for r in caplog.records if "not restored" in r.getMessage()]
+    assert len(warnings) == 2
+    assert all("unknown_kinds={'gadget': 1}" in w for w in warnings)
+
+
+async def test_restore_passivates_each_kind_after_its_own_idle_time() -> None:
+    """``idle_after`` by kind: instances of a reopened fleet passivate after the fleet's
+    ``idle_after``, hosts (whose heartbeats are not journaled) never do."""
+    store = MemoryStore()
+    async with Fleet.open(store=store, driver=FakeDriver()) as fleet:
+        fleet.flavors.add(SMALL)
+        fleet.images.add("cirros")
+        await fleet.hosts.add("h-1", capacity=HOST_SIZE)
+        record = await fleet.instances.boot("web-1", flavor="m1.small", image="cirros")
+        await fleet.tasks.wait(record.id)
+    async with Fleet.open(store=store, driver=FakeDriver(), idle_after=7.0) as fleet:
+        specs = {a: fleet.system._cell(a).spec.idle_after for a in ("h-1", "web-1")}
+    assert specs == {"h-1": math.inf, "web-1": 7.0}
