@@ -33,8 +33,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import structlog
-
 from stateward.flows import Action as TaskAction
 from stateward.flows import (
     Busy,
@@ -64,6 +62,7 @@ from stateward.runtime import (
     Store,
     StoreUnavailable,
     Subscription,
+    get_logger,
     open_actor_system,
     open_sqlite_store,
 )
@@ -268,7 +267,7 @@ class Fleet:
         self._watchers: dict[asyncio.Task[None], None] = {}
         self._stack: contextlib.AsyncExitStack | None = None
         self._state = _State.NEW
-        self._log = structlog.get_logger("stateward.fleet")
+        self._log = get_logger("stateward.fleet")
         self.system: ActorSystem
         self.store: Store
         self.engine: FlowEngine

@@ -179,3 +179,20 @@ async def test_restore_passivates_each_kind_after_its_own_idle_time() -> None:
     async with Fleet.open(store=store, driver=FakeDriver(), idle_after=7.0) as fleet:
         specs = {a: fleet.system._cell(a).spec.idle_after for a in ("h-1", "web-1")}
     assert specs == {"h-1": math.inf, "web-1": 7.0}
+
+
+async def test_the_fleet_logs_through_the_standard_logger(
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What the fleet logs (here: the repairs of a reconciliation) goes to the standard
+    logger ``stateward.fleet``, and nothing to stdout or stderr."""
+    driver = FakeDriver()
+    await driver.spawn("orphan:spawn", "orphan-1", host="h-1", image="cirros")
+    caplog.set_level(logging.INFO, logger="stateward.fleet")
+    async with Fleet.open(driver=driver) as fleet:
+        assert fleet.last_reconcile is not None
+        assert fleet.last_reconcile.orphans == ("orphan-1",)
+    [record] = [r for r in caplog.records if r.name == "stateward.fleet"]
+    assert record.levelno == logging.WARNING
+    assert "reconciled with the driver" in record.getMessage()
+    assert capsys.readouterr() == ("", "")
