@@ -1,6 +1,8 @@
 """stateward.actors: the cloud domain: hosts, instances, the scheduler, the driver boundary
 and the :class:`Fleet` that embeds them all."""
 
+from stateward.runtime import set_public_module as _set_public_module
+
 from ._driver import Driver as Driver
 from ._driver import DriverError as DriverError
 from ._driver import DriverInstance as DriverInstance
@@ -110,3 +112,6 @@ __all__ = (
     "NoValidHost",
     "Scheduler",
 )
+
+# Reprs, tracebacks and pickle name the public path, not the private module.
+_set_public_module(globals())

@@ -4,6 +4,8 @@ It knows nothing of clouds: a flow runs on behalf of a resource id, and every op
 :class:`TaskRecord` checkpointed through a :class:`~stateward.runtime.Store`.
 """
 
+from stateward.runtime import set_public_module as _set_public_module
+
 from ._engine import MAX_RECORD_BYTES as MAX_RECORD_BYTES
 from ._engine import TASKS as TASKS
 from ._engine import Busy as Busy
@@ -69,3 +71,6 @@ __all__ = (
     "RecordTooLarge",
     "TaskQuarantined",
 )
+
+# Reprs, tracebacks and pickle name the public path, not the private module.
+_set_public_module(globals())

@@ -45,6 +45,7 @@ from ._errors import StoreUnavailable as StoreUnavailable
 from ._errors import SubscriptionClosed as SubscriptionClosed
 from ._errors import SupervisionError as SupervisionError
 from ._errors import SystemNotRunning as SystemNotRunning
+from ._exports import set_public_module as set_public_module
 from ._fsm import DriveTo as DriveTo
 from ._fsm import Fire as Fire
 from ._fsm import FSMActor as FSMActor
@@ -103,6 +104,8 @@ __all__ = (
     "IdGenerator",
     # logging
     "get_logger",
+    # packaging
+    "set_public_module",
     # event bus
     "EventBus",
     "Event",
@@ -160,3 +163,6 @@ __all__ = (
     "ResourceQuarantined",
     "SchemaError",
 )
+
+# Reprs, tracebacks and pickle name the public path, not the private module.
+set_public_module(globals())
