@@ -9,10 +9,15 @@ Subcommands (each one adds its parser in an ``_add_<name>`` function and sets ``
 - ``simulate``: the deterministic chaos simulator, one seed or a sweep of seeds
   (:mod:`stateward.bench._simulate`).
 
+Every command that takes ``--json PATH`` takes ``--json -`` for standard output; what it
+would print for people then goes to standard error, so standard output holds the JSON alone.
+``stateward --version`` prints the installed version.
+
 Exit codes: 0 success, 1 a failure while running (for ``simulate``: a violated invariant),
 2 bad usage, 130 interrupted. No command ends in a traceback: an error nobody foresaw is
-reported in one line (exit code 1), and output cut short by a closed pipe (``| head``) ends
-quietly.
+reported in one line (exit code 1), Ctrl-C in one line (exit code 130; see
+:mod:`stateward.__main__` for what the process does after it), and output cut short by a
+closed pipe (``| head``) ends quietly.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TextIO
 
 from rich.console import Console
 from rich.markup import escape
@@ -36,6 +42,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from stateward import __version__
 from stateward.runtime import InvalidArgument, SchemaError, StatewardError
 
 from ._harness import FULL_SIZES, QUICK_SIZES, SIZES, Result, Row, Skipped, run_rows
@@ -59,6 +66,10 @@ _Handler = Callable[[argparse.Namespace, argparse.ArgumentParser], int]
 _PLAIN_WIDTH = 160
 #: Characters of an unforeseen error's message that are printed.
 _MESSAGE_WIDTH = 500
+#: The ``--json`` argument that means standard output (``./-`` is a file called ``-``).
+_STDOUT = "-"
+#: ``--json``'s help, shared by the commands that take it.
+_JSON_HELP = "also write the {what} to PATH as JSON; - writes it to standard output alone"
 
 
 def _usage_error(parser: argparse.ArgumentParser, message: str) -> int:
@@ -83,11 +94,24 @@ def _output_path_error(flag: str, path: Path) -> str | None:
     return None
 
 
-def _stdout_console() -> Console:
-    console = Console()
+def _stdout_console(*, json_to_stdout: bool = False) -> Console:
+    """The console for what people read: standard output, or standard error when standard
+    output carries JSON (``--json -``)."""
+    console = Console(stderr=json_to_stdout)
     if not console.is_terminal:
-        console = Console(width=_PLAIN_WIDTH)
+        console = Console(width=_PLAIN_WIDTH, stderr=json_to_stdout)
     return console
+
+
+def _json_target(flag: str, value: str | None) -> tuple[Path | TextIO | None, str | None]:
+    """Where ``--json VALUE`` writes (a file, standard output, or nowhere) and, when the path
+    cannot be written, what is wrong with it."""
+    if value is None:
+        return None, None
+    if value == _STDOUT:
+        return sys.stdout, None
+    path = Path(value)
+    return path, _output_path_error(flag, path)
 
 
 # --- bench ---------------------------------------------------------------------------------
@@ -116,9 +140,7 @@ def _add_bench(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="GLOB",
         help="run only the rows whose names match one of these fnmatch globs (e.g. 'actor.*')",
     )
-    parser.add_argument(
-        "--json", type=Path, metavar="PATH", help="also write the results to PATH as JSON"
-    )
+    parser.add_argument("--json", metavar="PATH", help=_JSON_HELP.format(what="results"))
     parser.set_defaults(handler=_bench, command_parser=parser)
 
 
@@ -130,8 +152,7 @@ def _bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         rows = ROWS.select(args.only)
     except InvalidArgument as exc:
         return _usage_error(parser, str(exc))
-    json_path: Path | None = args.json
-    problem = _output_path_error("--json", json_path) if json_path is not None else None
+    json_target, problem = _json_target("--json", args.json)
     if problem is not None:
         return _usage_error(parser, problem)
 
@@ -161,15 +182,16 @@ def _bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
         report = run_rows(rows, sizes, on_start=on_start, on_done=on_done)
 
-    console = _stdout_console()
+    console = _stdout_console(json_to_stdout=json_target is sys.stdout)
     console.print(report_table(report))
     for skipped in report.skipped:
         console.print(
             f"[yellow]skipped[/] {skipped.name}: {escape(skipped.reason)}", soft_wrap=True
         )
-    if json_path is not None:
-        write_json(report, json_path)
-        console.print(f"results written to {escape(str(json_path))}", soft_wrap=True)
+    if json_target is not None:
+        write_json(report, json_target)
+        if isinstance(json_target, Path):
+            console.print(f"results written to {escape(args.json)}", soft_wrap=True)
     return EXIT_OK
 
 
@@ -305,7 +327,14 @@ def _add_inspect(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         help=f"show at most N rows, 1 to {MAX_LIMIT:,} (default: {DEFAULT_LIMIT}); a note says "
         "when more exist",
     )
-    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    parser.add_argument(
+        "--json",
+        nargs="?",
+        const=_STDOUT,
+        metavar="PATH",
+        help="print JSON instead of tables: to standard output when PATH is - or left out "
+        "(then give DB first), else to the file PATH",
+    )
     parser.set_defaults(handler=_inspect, command_parser=parser)
 
 
@@ -329,18 +358,25 @@ def _inspect(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         )
     if args.tasks and args.resource is None:
         return _usage_error(parser, "--tasks lists one resource's tasks: add --resource ID")
+    json_target, problem = _json_target("--json", args.json)
+    if problem is not None:
+        return _usage_error(parser, problem)
     options = Options(
         db=args.db,
         resource=args.resource,
         kind=args.kind,
         limit=args.limit,
-        as_json=args.json,
+        as_json=json_target is not None,
         task=args.task,
         tasks=args.tasks,
         parked=args.parked,
     )
     try:
-        run_inspect(options, console=_stdout_console())
+        if isinstance(json_target, Path):
+            with json_target.open("w", encoding="utf-8") as out:
+                run_inspect(options, console=_stdout_console(), out=out)
+        else:
+            run_inspect(options, console=_stdout_console())
     except InspectFailed as exc:
         if exc.usage:
             return _usage_error(parser, str(exc))
@@ -376,7 +412,8 @@ def _add_simulate(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
             "faults off and hosts back (heal), then the liveness check. Invariants are "
             "checked throughout. Exit 0 when every invariant held, 1 on a violation (with "
             "the seed and a command reproducing it), 2 on bad usage. The last line is "
-            "`event-log sha256: <hex>`, the same for the same seed and code."
+            "`event-log sha256: <hex>`, the same for the same seed and code; for a sweep, "
+            "`sweep sha256: <hex>`, over the seeds' event-log digests."
         ),
     )
     which = parser.add_mutually_exclusive_group()
@@ -441,7 +478,7 @@ def _add_simulate(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
         help="run each seed twice and report the first event where the two logs diverge",
     )
     parser.add_argument(
-        "--json", type=Path, metavar="PATH", help="also write the summary (and violations) as JSON"
+        "--json", metavar="PATH", help=_JSON_HELP.format(what="summary (and violations)")
     )
     parser.add_argument(
         "--trace", type=Path, metavar="PATH", help="write the event log as JSON lines (one run)"
@@ -466,13 +503,17 @@ def _simulate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             clients=args.clients,
             planted_bugs=tuple(dict.fromkeys(args.planted_bug)),
             check_determinism=args.check_determinism,
-            json_path=args.json,
+            json_path=_json_target("--json", args.json)[0],
             trace_path=args.trace,
         )
         check_options(options)
     except InvalidArgument as exc:
         return _usage_error(parser, str(exc))
-    return run_simulate(options, console=_stdout_console(), progress_console=Console(stderr=True))
+    return run_simulate(
+        options,
+        console=_stdout_console(json_to_stdout=options.json_path is sys.stdout),
+        progress_console=Console(stderr=True),
+    )
 
 
 # --- entry point ---------------------------------------------------------------------------
@@ -484,6 +525,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="stateward",
         description="stateward: structured state management for cloud resources.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_bench(subparsers)
     _add_diagram(subparsers)

@@ -5,12 +5,19 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import TextIO
 
 from rich.table import Table
 
 from ._harness import Report, Result
 
-__all__ = ("format_quantity", "format_seconds", "report_table", "write_json")
+__all__ = (
+    "format_quantity",
+    "format_seconds",
+    "report_table",
+    "write_json",
+    "write_json_document",
+)
 
 _SI_PREFIXES = ((1e9, "G"), (1e6, "M"), (1e3, "k"))
 
@@ -82,6 +89,20 @@ def report_table(report: Report) -> Table:
     return table
 
 
-def write_json(report: Report, path: Path) -> None:
-    """Write the report's JSON contract form to ``path`` (UTF-8, indented, newline at end)."""
-    path.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+def write_json(report: Report, out: Path | TextIO) -> None:
+    """Write the report's JSON contract form to ``out``: a file (UTF-8) or a text stream.
+
+    The JSON is indented and ends with a newline; a stream (standard output for
+    ``--json -``) is flushed.
+    """
+    write_json_document(report.to_json(), out)
+
+
+def write_json_document(document: object, out: Path | TextIO) -> None:
+    """Write ``document`` as indented JSON to the file ``out`` or to the stream ``out``."""
+    text = json.dumps(document, indent=2) + "\n"
+    if isinstance(out, Path):
+        out.write_text(text, encoding="utf-8")
+    else:
+        out.write(text)
+        out.flush()

@@ -12,9 +12,11 @@ the resources concerned and a one-line command that reproduces the run
 two event logs event by event; a divergence is a failure too, reported with the index of the
 first differing event and both versions of it.
 
-The last line printed is always ``event-log sha256: <hex>``: the run's event-log digest
-(:attr:`SimResult.digest`), or for a sweep the sha256 of the seeds' digests (hex, one per
-line, in seed order). Wall-clock figures are reported but never part of a digest.
+The last line of one run is always ``event-log sha256: <hex>``, the run's event-log digest
+(:attr:`SimResult.digest`). The last line of a sweep is ``sweep sha256: <hex>``, the sha256 of
+the seeds' event-log digests (hex, one per line, in seed order; :func:`sweep_digest`), which
+its JSON summary names ``sweep_digest``. Wall-clock figures are reported but never part of a
+digest.
 
 Exit codes follow the CLI: 0 when every invariant held (and every determinism check
 agreed), 1 on a violation or a divergence, 2 on bad usage.
@@ -29,7 +31,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import msgspec
 from rich.console import Console
@@ -48,7 +50,7 @@ from stateward.actors import ACTIONS
 from stateward.runtime import PLANTED_BUGS, InvalidArgument
 
 from ._flow_rows import quiet_logs
-from ._report import format_quantity
+from ._report import format_quantity, write_json_document
 from ._sim import FAULTS, SimConfig, SimResult, Violation, simulate
 
 __all__ = (
@@ -61,6 +63,7 @@ __all__ = (
     "MAX_SWEEP",
     "check_options",
     "DIGEST_PREFIX",
+    "SWEEP_DIGEST_PREFIX",
     "Divergence",
     "SimulateOptions",
     "first_divergence",
@@ -74,6 +77,8 @@ __all__ = (
 
 #: The start of the last line of every run's output (the design's contract).
 DIGEST_PREFIX = "event-log sha256: "
+#: How the last line of a sweep starts: its digest is over the seeds' digests, not an event log.
+SWEEP_DIGEST_PREFIX = "sweep sha256: "
 #: ``SimConfig``'s defaults, which are also the command's: an option left at its default is
 #: left out of the reproduce command.
 DEFAULTS = SimConfig(seed=0)
@@ -116,7 +121,8 @@ class SimulateOptions:
         clients: concurrent clients.
         planted_bugs: deliberate bugs switched on.
         check_determinism: run each seed twice and compare the event logs.
-        json_path: where to write the summary as JSON, if anywhere.
+        json_path: where to write the summary as JSON, if anywhere: a file, or a stream
+            (standard output for ``--json -``).
         trace_path: where to write the event log as JSON lines (one run only).
     """
 
@@ -129,7 +135,7 @@ class SimulateOptions:
     clients: int = DEFAULTS.clients
     planted_bugs: tuple[str, ...] = ()
     check_determinism: bool = False
-    json_path: Path | None = None
+    json_path: Path | TextIO | None = None
     trace_path: Path | None = None
 
     def config(self, seed: int) -> SimConfig:
@@ -498,8 +504,8 @@ def _print_reproduce(console: Console, command: str) -> None:
     console.print(Text("reproduce: ", style="bold") + Text(command), soft_wrap=True)
 
 
-def _print_digest(console: Console, digest: str) -> None:
-    console.print(Text(DIGEST_PREFIX + digest), soft_wrap=True, highlight=False)
+def _print_digest(console: Console, digest: str, *, prefix: str = DIGEST_PREFIX) -> None:
+    console.print(Text(prefix + digest), soft_wrap=True, highlight=False)
 
 
 # --- running -------------------------------------------------------------------------------
@@ -532,8 +538,10 @@ def _simulate_checked(
     return result, first_divergence(result.trace, again.trace)
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+def _write_json(console: Console, out: Path | TextIO, data: dict[str, Any]) -> None:
+    write_json_document(data, out)
+    if isinstance(out, Path):
+        console.print(Text(f"summary written to {out}"), soft_wrap=True)
 
 
 def _write_trace(path: Path, trace: Sequence[dict[str, Any]]) -> None:
@@ -568,8 +576,7 @@ def _run_single(
         console.print(Text(f"event log written to {options.trace_path}"), soft_wrap=True)
     if options.json_path is not None:
         data = result_json(result, divergence=divergence, checked=options.check_determinism)
-        _write_json(options.json_path, data)
-        console.print(Text(f"summary written to {options.json_path}"), soft_wrap=True)
+        _write_json(console, options.json_path, data)
     if options.check_determinism and divergence is None:
         console.print(f"determinism: both runs of seed {config.seed} logged the same events")
     failed = not result.ok or divergence is not None
@@ -723,11 +730,10 @@ def _run_sweep(options: SimulateOptions, console: Console, progress_console: Con
             "simulated_seconds": sum(o.simulated for o in outcomes),
             "wall_seconds": sum(o.wall for o in outcomes),
             "events": sum(o.events for o in outcomes),
-            "digest": digest,
+            "sweep_digest": digest,
             "results": [o.summary for o in outcomes],
         }
-        _write_json(options.json_path, data)
-        console.print(Text(f"summary written to {options.json_path}"), soft_wrap=True)
+        _write_json(console, options.json_path, data)
     if failed:
         console.print(_failures_table(failed))
         detailed = failed[0]
@@ -742,7 +748,7 @@ def _run_sweep(options: SimulateOptions, console: Console, progress_console: Con
         console.print(Text(f"{len(failed)} of {len(outcomes)} seeds failed", style="bold red"))
     else:
         console.print(Text(f"all {len(outcomes)} seeds held every invariant", style="green"))
-    _print_digest(console, digest)
+    _print_digest(console, digest, prefix=SWEEP_DIGEST_PREFIX)
     return 1 if failed else 0
 
 
@@ -794,11 +800,13 @@ def check_options(options: SimulateOptions) -> None:
             "--trace", expected="one run (--seed S); a sweep keeps no event logs", got="--seeds"
         )
     for flag, path in (("--json", options.json_path), ("--trace", options.trace_path)):
-        if path is not None and path.is_dir():
+        if not isinstance(path, Path):
+            continue  # none, or a stream
+        if path.is_dir():
             raise InvalidArgument(
                 flag, expected="the path of a file, not a directory", got=str(path)
             )
-        if path is not None and not path.parent.is_dir():
+        if not path.parent.is_dir():
             raise InvalidArgument(flag, expected="a file in an existing directory", got=str(path))
     options.config(options.seeds[0])  # the simulator's own checks (hosts >= 1, ...)
 

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
+import re
+import signal
+import subprocess
 import sys
+from importlib import metadata
 from importlib.machinery import ModuleSpec
 from pathlib import Path
 
 import pytest
 
+import stateward
 from stateward.bench import _cli as cli
 from stateward.bench import main
-from stateward.runtime import InvalidArgument
+from stateward.runtime import FSMActor, InvalidArgument, open_actor_system, open_sqlite_store
 
 HELPERS = "bench_cli_machines"
 CONTRACT_KEYS = {
@@ -303,3 +309,133 @@ def test_failures_while_running_are_one_line_and_exit_1(
     monkeypatch.setattr(cli, "_diagram", failing)
     assert main(["diagram", f"{HELPERS}:LIGHT"]) == 1
     assert capsys.readouterr().err == line
+
+
+# --- conventions of the command line -------------------------------------------------------
+
+#: A simulation far longer than any test waits for: it is still running when interrupted.
+ENDLESS_SIMULATION = ["simulate", "--seed", "1", "--duration", "10000000"]
+#: Seconds a command is left running before it is interrupted, and then given to end.
+RUNNING_FOR = 3.0
+ENDING_WITHIN = 30.0
+
+
+def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]) -> None:
+    """`stateward --version` prints the installed distribution's version, as __version__ is."""
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"stateward {metadata.version('stateward')}\n"
+    assert stateward.__version__ == metadata.version("stateward")
+
+
+def test_python_m_stateward_is_the_command_line() -> None:
+    """`python -m stateward` runs the same command line as the console script."""
+    done = subprocess.run(
+        [sys.executable, "-m", "stateward", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=ENDING_WITHIN,
+        check=False,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (
+        0,
+        f"stateward {stateward.__version__}\n",
+        "",
+    )
+
+
+def test_bench_json_dash_writes_the_json_alone_to_stdout(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`bench --json -` writes the contract JSON alone to stdout; the table goes to stderr."""
+    argv = ["bench", "--sizes", "tiny", "--only", "fsm.transition", "--json", "-"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    assert [result["name"] for result in data["results"]] == ["fsm.transition"]
+    assert "fsm.transition" in captured.err
+    assert "written to" not in captured.err
+
+
+def test_bench_json_file_named_dash_is_written_as_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--json ./-` is a file called `-`, not standard output."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench", "--sizes", "tiny", "--only", "fsm.transition", "--json", "./-"]) == 0
+    _check_contract(tmp_path / "-")
+    assert "results written to ./-" in capsys.readouterr().out
+
+
+async def _light_database(path: Path) -> None:
+    from bench_cli_machines import LIGHT
+
+    class Light(FSMActor):
+        machine = LIGHT
+
+    async with open_sqlite_store(path) as store, open_actor_system(store=store) as system:
+        await system.spawn(Light, address="light-1").ask("switch_on")
+
+
+@pytest.mark.parametrize("argv", [["--json"], ["--json", "-"]])
+def test_inspect_json_dash_or_no_path_writes_to_stdout(
+    argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`inspect DB --json` and `inspect DB --json -` print the same JSON to stdout."""
+    db = tmp_path / "state.db"
+    asyncio.run(_light_database(db))
+    assert main(["inspect", str(db), *argv]) == 0
+    captured = capsys.readouterr()
+    [resource] = json.loads(captured.out)["resources"]
+    assert resource["id"] == "light-1"
+    assert captured.err == ""
+
+
+def test_inspect_json_path_writes_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`inspect DB --json PATH` writes the JSON to PATH and nothing to stdout."""
+    db = tmp_path / "state.db"
+    asyncio.run(_light_database(db))
+    assert main(["inspect", str(db), "--json", str(tmp_path / "out.json")]) == 0
+    assert capsys.readouterr().out == ""
+    [resource] = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))["resources"]
+    assert resource["id"] == "light-1"
+    assert main(["inspect", str(db), "--json", str(tmp_path)]) == 2
+    assert "--json: expected the path of a file, not a directory" in capsys.readouterr().err
+
+
+def _interrupted(argv: list[str]) -> tuple[int, str]:
+    """Run ``python -m stateward ARGV``, press Ctrl-C while it runs; its exit code and stderr."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stateward", *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        # A shell may start tests with Ctrl-C ignored, which the child would inherit.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    with pytest.raises(subprocess.TimeoutExpired):
+        process.wait(timeout=RUNNING_FOR)  # still running: it is interrupted mid-command
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=ENDING_WITHIN)
+    return process.returncode, err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (ENDLESS_SIMULATION, "stateward simulate: interrupted"),
+        (["simulate", "--seeds", "0..99999", "--hosts", "5"], "stateward simulate: interrupted"),
+    ],
+)
+def test_ctrl_c_ends_a_command_with_one_line(argv: list[str], line: str) -> None:
+    """Ctrl-C in the middle of a simulation ends it with exit 130 and one line: no traceback,
+    and no report of the tasks the interrupted run abandoned."""
+    code, err = _interrupted(argv)
+    assert code == 130
+    lines = [text for text in err.splitlines() if text.strip()]
+    assert lines[-1] == line
+    # Before it, at most the sweep's progress bar as it stood, and no report of any kind.
+    assert len(lines) <= 2
+    assert not re.search(r"Traceback|Task|coroutine|Exception|Error|Warning", err), err

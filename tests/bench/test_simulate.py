@@ -26,6 +26,8 @@ SWEEP_SEEDS = "0..49"
 #: The planted-bug sweeps: a couple of dozen seeds of the same fleet.
 PLANTED_SEEDS = "0..23"
 DIGEST_LINE = re.compile(r"^event-log sha256: [0-9a-f]{64}$")
+#: A sweep's last line: its digest is over the seeds' event-log digests.
+SWEEP_DIGEST_LINE = re.compile(r"^sweep sha256: [0-9a-f]{64}$")
 #: What ``--duration`` and the seeds accept, as the usage errors say it.
 DURATIONS = "simulated seconds, more than 0 and at most 10,000,000"
 SEEDS = "an integer from 0 to 9223372036854775807"
@@ -41,6 +43,12 @@ def _digest(out: str) -> str:
     last = out.rstrip("\n").splitlines()[-1]
     assert DIGEST_LINE.match(last), last
     return last.removeprefix(simulate_cli.DIGEST_PREFIX)
+
+
+def _sweep_digest(out: str) -> str:
+    last = out.rstrip("\n").splitlines()[-1]
+    assert SWEEP_DIGEST_LINE.match(last), last
+    return last.removeprefix(simulate_cli.SWEEP_DIGEST_PREFIX)
 
 
 def test_clean_run_exits_0_and_ends_with_the_digest(capsys: pytest.CaptureFixture[str]) -> None:
@@ -257,6 +265,34 @@ def test_json_and_trace_files(capsys: pytest.CaptureFixture[str], tmp_path: Path
     assert {"invoke", "ok", "heal"} <= {event["kind"] for event in events}
 
 
+def test_json_dash_writes_the_summary_alone_to_stdout(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--json - writes the summary alone to stdout; the tables and the digest go to stderr."""
+    code, out, err = _run(capsys, "--seed", "6", *SMALL, "--json", "-")
+    assert code == 0
+    summary = json.loads(out)
+    assert summary["seed"] == 6
+    assert summary["digest"] == _digest(err)
+    assert "operations by kind and outcome" in err
+    assert "written to" not in err
+
+
+def test_a_sweep_names_its_digest_as_the_sweep_s(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A sweep ends with `sweep sha256:`, the digest of its seeds' event-log digests, which its
+    JSON summary names sweep_digest; `--json -` puts that summary alone on stdout."""
+    code, out, err = _run(capsys, "--seeds", "2..3", *SMALL, "--json", "-")
+    assert code == 0
+    summary = json.loads(out)
+    digests = [result["digest"] for result in summary["results"]]
+    assert _sweep_digest(err) == simulate_cli.sweep_digest(digests) == summary["sweep_digest"]
+    assert "digest" not in summary
+    singles = [_digest(_run(capsys, "--seed", str(seed), *SMALL)[1]) for seed in (2, 3)]
+    assert digests == singles
+
+
 def test_reproduce_command_parses_back_to_the_same_run() -> None:
     """The reproduce command names every non-default option and parses back to the config."""
     config = SimConfig(
@@ -325,7 +361,7 @@ def test_a_sweep_finds_each_planted_bug(
     assert f"reproduce: {reproduce}\n" in out
     assert f"seed {first['seed']} FAILED: " in err
     assert f"{len(summary['failed'])} of 24 seeds failed" in out
-    assert _digest(out) == summary["digest"]
+    assert _sweep_digest(out) == summary["sweep_digest"]
 
 
 @pytest.mark.slow
@@ -346,7 +382,7 @@ def test_ci_sweep_of_50_seeds_holds_every_invariant(
     fired = {name for name, count in summary["faults"].items() if count}
     assert {"process_crash", "actor_crash", "host_down", "message_loss"} <= fired
     digests = [result["digest"] for result in summary["results"]]
-    assert _digest(out) == simulate_cli.sweep_digest(digests) == summary["digest"]
+    assert _sweep_digest(out) == simulate_cli.sweep_digest(digests) == summary["sweep_digest"]
 
 
 def test_sim_rows_run_at_tiny_sizes() -> None:
