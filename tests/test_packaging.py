@@ -1,0 +1,76 @@
+"""The distribution's metadata says what the code needs: its dependencies, licence and build."""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+#: The folders installed as the library (the command line's is ``bench``).
+LIBRARY = ("stateward", "runtime", "flows", "actors")
+COMMAND_LINE = ("bench",)
+
+
+def _imported(folders: tuple[str, ...]) -> dict[str, set[Path]]:
+    """Top-level names of the modules imported by the files of ``folders``, with the files."""
+    found: dict[str, set[Path]] = {}
+    for folder in folders:
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                    names = [node.module]
+                else:
+                    continue
+                for name in names:
+                    found.setdefault(name.partition(".")[0], set()).add(path)
+    return found
+
+
+def _dependencies() -> set[str]:
+    """The import names of the declared dependencies (distribution names, normalized)."""
+    return {
+        re.split(r"[<>=!~ \[;]", spec, maxsplit=1)[0].lower().replace("-", "_")
+        for spec in PYPROJECT["project"]["dependencies"]
+    }
+
+
+def test_every_dependency_is_imported() -> None:
+    """Each declared dependency is imported by the library or its command line."""
+    imported = _imported(LIBRARY + COMMAND_LINE)
+    assert sorted(_dependencies() - set(imported)) == []
+
+
+def test_the_library_imports_only_declared_dependencies() -> None:
+    """Every module the library imports is the standard library's, stateward's or declared."""
+    foreign = {
+        name
+        for name in _imported(LIBRARY)
+        if name not in sys.stdlib_module_names and name != "stateward"
+    }
+    assert sorted(foreign - _dependencies()) == []
+
+
+def test_rich_is_imported_only_by_the_command_line() -> None:
+    """rich renders the command line's output; the library itself never imports it."""
+    users = _imported(LIBRARY + COMMAND_LINE).get("rich", set())
+    assert users
+    assert (
+        sorted(str(p.relative_to(ROOT)) for p in users if p.relative_to(ROOT).parts[0] != "bench")
+        == []
+    )
+
+
+def test_licence_and_build_requirements() -> None:
+    """The Apache-2.0 expression ships with its text and builds with setuptools >= 77."""
+    assert PYPROJECT["project"]["license"] == "Apache-2.0"
+    assert PYPROJECT["project"]["license-files"] == ["LICENSE"]
+    text = (ROOT / "LICENSE").read_text(encoding="utf-8")
+    assert "Apache License\n                           Version 2.0, January 2004" in text
+    assert "END OF TERMS AND CONDITIONS" in text
+    assert "setuptools>=77" in PYPROJECT["build-system"]["requires"]
