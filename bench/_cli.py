@@ -87,6 +87,8 @@ def _failure(parser: argparse.ArgumentParser, message: str) -> int:
 
 def _output_path_error(flag: str, path: Path) -> str | None:
     """What is wrong with ``path`` as a file to write, checked before any work starts."""
+    if "\0" in str(path):
+        return f"{flag}: expected a path without NUL characters, got {str(path)!r}"
     if path.is_dir():
         return f"{flag}: expected the path of a file, not a directory, got {str(path)!r}"
     if not path.parent.is_dir():
@@ -373,7 +375,11 @@ def _inspect(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     )
     try:
         if isinstance(json_target, Path):
-            with json_target.open("w", encoding="utf-8") as out:
+            try:
+                out = json_target.open("w", encoding="utf-8")
+            except OSError as exc:
+                return _failure(parser, f"--json: cannot write {args.json!r}: {exc.strerror}")
+            with out:
                 run_inspect(options, console=_stdout_console(), out=out)
         else:
             run_inspect(options, console=_stdout_console())

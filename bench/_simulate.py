@@ -802,6 +802,8 @@ def check_options(options: SimulateOptions) -> None:
     for flag, path in (("--json", options.json_path), ("--trace", options.trace_path)):
         if not isinstance(path, Path):
             continue  # none, or a stream
+        if "\0" in str(path):
+            raise InvalidArgument(flag, expected="a path without NUL characters", got=str(path))
         if path.is_dir():
             raise InvalidArgument(
                 flag, expected="the path of a file, not a directory", got=str(path)

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
+import io
 import json
 import re
 import signal
 import subprocess
 import sys
+import tempfile
 from importlib import metadata
 from importlib.machinery import ModuleSpec
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import stateward
 from stateward.bench import _cli as cli
@@ -439,3 +444,30 @@ def test_ctrl_c_ends_a_command_with_one_line(argv: list[str], line: str) -> None
     # Before it, at most the sweep's progress bar as it stood, and no report of any kind.
     assert len(lines) <= 2
     assert not re.search(r"Traceback|Task|coroutine|Exception|Error|Warning", err), err
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None)
+@given(
+    value=st.one_of(
+        st.sampled_from(["-", "./-", "out.json", "no/such/dir/x.json", ".", "..", "/", "a\0b"]),
+        st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12),
+    )
+)
+def test_any_json_argument_is_stdout_a_file_or_one_line(value: str) -> None:
+    """Whatever follows `--json`, inspect writes the JSON to stdout or to that file, or says in
+    one line why it cannot (exit 2 for a path that names no writable file), never a traceback."""
+    with tempfile.TemporaryDirectory() as where, contextlib.chdir(where):
+        db = Path(where, "state.db")
+        asyncio.run(_light_database(db))
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(["inspect", str(db), f"--json={value}"])
+        if code == 0:
+            written = out.getvalue() if value == "-" else Path(value).read_text(encoding="utf-8")
+            [resource] = json.loads(written)["resources"]
+            assert resource["id"] == "light-1"
+        else:
+            assert code in {1, 2}
+            lines = err.getvalue().splitlines()
+            assert lines[-1].startswith("stateward inspect: error: --json"), lines
+            assert "bug in stateward" not in err.getvalue()

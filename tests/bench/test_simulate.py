@@ -183,6 +183,8 @@ def test_first_divergence_covers_a_shorter_log() -> None:
         (["--planted-bug", "typo"], "argument --planted-bug: invalid choice: 'typo'"),
         (["--seeds", "1..2", "--trace", "t.jsonl"], "--trace: expected one run (--seed S)"),
         (["--json", "/no/such/dir/x.json"], "--json: expected a file in an existing directory"),
+        (["--json", "a\0b"], "--json: expected a path without NUL characters"),
+        (["--trace", "a\0b"], "--trace: expected a path without NUL characters"),
     ],
 )
 def test_bad_usage_exits_2_with_a_message(
