@@ -54,6 +54,7 @@ from ._scheduler import capacity_filter as capacity_filter
 from ._scheduler import enabled_and_up_filter as enabled_and_up_filter
 from ._scheduler import server_group_filter as server_group_filter
 from ._scheduler import zone_filter as zone_filter
+from ._services import FleetServices as FleetServices
 
 __all__ = (
     # the embedding API
@@ -70,6 +71,7 @@ __all__ = (
     "INSTANCE",
     "ACTIONS",
     "InstanceActor",
+    "FleetServices",
     "InstanceData",
     "InstanceStatus",
     "vm_state",

@@ -98,6 +98,7 @@ from ._instance import (
     InstanceActor,
     InstanceStatus,
     Lost,
+    Progress,
     Settle,
     TaskEnded,
 )
@@ -273,6 +274,7 @@ class Fleet:
         self.engine: FlowEngine
         self.scheduler: Scheduler
         self._flows: dict[str, Flow] = {}
+        self._services = _Services(self)
         self.last_reconcile: ReconcileReport | None = None
 
     @classmethod
@@ -366,7 +368,7 @@ class Fleet:
         self.engine = FlowEngine(store, env=self.env, on_busy=Busy.QUEUE)
         stack.push_async_callback(self._close_engine)
         # Built once: command flows and repair flows, all by name.
-        self._flows = {**build_flows(self), **self._repair_flows()}
+        self._flows = {**build_flows(self._services), **self._repair_flows()}
         for flow in self._flows.values():
             self.engine.register(flow)
         self.scheduler = Scheduler(lambda: self._host_refs, weigher=self._weigher, refresh=1.0)
@@ -410,7 +412,7 @@ class Fleet:
             await stack.aclose()
 
     def _instance_factory(self) -> InstanceActor:
-        return self._instance_actor(self)
+        return self._instance_actor(self._services)
 
     async def resume(self) -> int:
         """Resume the flows a store failure (or a crash) interrupted; how many resumed."""
@@ -456,21 +458,10 @@ class Fleet:
         self._watch(handle)
         return handle
 
-    async def _cancel_then(
-        self,
-        running: str,
-        instance_id: str,
-        task_id: str,
-        inputs: dict[str, Any],
-        key: str | None,
-    ) -> TaskRecord:
-        # Queued behind the running build (the engine runs one flow per resource), then
-        # the build is cancelled, which reverts it; the delete runs once it has.
-        handle = await self._submit("delete", instance_id, task_id, inputs, key)
-        canceller = asyncio.get_running_loop().create_task(self._cancel(running))
+    def _cancel_later(self, task_id: str) -> None:
+        canceller = asyncio.get_running_loop().create_task(self._cancel(task_id))
         self._watchers[canceller] = None
         canceller.add_done_callback(self._forget_watcher)
-        return handle.record
 
     async def _cancel(self, task_id: str) -> None:
         with contextlib.suppress(StatewardError):
@@ -723,8 +714,55 @@ class Fleet:
         check_member("overflow", overflow, Overflow)
         return self.system.bus.subscribe(pattern, buffer=buffer, overflow=overflow)
 
-    def _instance_ref(self, instance_id: str) -> ActorRef:
-        return self.system.lookup(instance_id)
+
+class _Services:
+    """The :class:`FleetServices` a fleet gives its instance actors and flow steps."""
+
+    __slots__ = ("_fleet",)
+
+    def __init__(self, fleet: Fleet) -> None:
+        self._fleet = fleet
+
+    @property
+    def driver(self) -> Driver:
+        return self._fleet.driver
+
+    @property
+    def scheduler(self) -> Scheduler:
+        return self._fleet.scheduler
+
+    @property
+    def engine(self) -> FlowEngine:
+        return self._fleet.engine
+
+    @property
+    def env(self) -> Environment:
+        return self._fleet.env
+
+    async def submit(
+        self, flow: str, resource_id: str, task_id: str, inputs: dict[str, Any], key: str | None
+    ) -> FlowHandle:
+        return await self._fleet._submit(flow, resource_id, task_id, inputs, key)
+
+    def cancel_later(self, task_id: str) -> None:
+        self._fleet._cancel_later(task_id)
+
+    async def progress(
+        self, instance_id: str, task_id: str, event: str, payload: Any = None
+    ) -> None:
+        await self._fleet.system.lookup(instance_id).ask(Progress(task_id, event, payload))
+
+    def host(self, host_id: str) -> ActorRef | None:
+        return self._fleet._host_refs.get(host_id)
+
+    def host_ids(self) -> tuple[str, ...]:
+        return tuple(sorted(self._fleet._host_refs))
+
+    def watch_task(self, instance_id: str, task_id: str) -> None:
+        self._fleet._watch_task(instance_id, task_id)
+
+    def settle_later(self, instance_id: str) -> None:
+        self._fleet._settle_later(instance_id)
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

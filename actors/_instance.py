@@ -23,7 +23,7 @@ instance caught mid-task. No intent the store holds is left without its task.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import Any, ClassVar, cast
 
 import msgspec
 
@@ -43,9 +43,7 @@ from stateward.runtime import (
 )
 
 from ._instance_machine import COMMANDS, INSTANCE, task_state, vm_state
-
-if TYPE_CHECKING:
-    from ._fleet import Fleet
+from ._services import FleetServices
 
 __all__ = (
     "InstanceActor",
@@ -194,15 +192,20 @@ _PROGRESS = {
 
 
 class InstanceActor(FSMActor):
-    """The actor that owns one instance. Built by the :class:`~stateward.actors.Fleet`."""
+    """The actor that owns one instance. Built by the :class:`~stateward.actors.Fleet`.
+
+    Args:
+        services: what it needs of the fleet: the flow engine, submitting and watching
+            tasks (see :class:`FleetServices`).
+    """
 
     machine: ClassVar[Machine] = INSTANCE
     data_type = InstanceData
     topic: ClassVar[str] = "instance.{resource}.{event}"
 
-    def __init__(self, fleet: Fleet) -> None:
+    def __init__(self, services: FleetServices) -> None:
         super().__init__()
-        self.fleet = fleet
+        self.services = services
         #: A commit was reported failed and the store could not be read back: the store
         #: may hold transitions this incarnation does not.
         self._behind = False
@@ -300,7 +303,7 @@ class InstanceActor(FSMActor):
         await super().rehydrate(reason)
         self._behind = False
         if self.info.task_id is not None:
-            self.fleet._watch_task(self.context.resource_id, self.info.task_id)
+            self.services.watch_task(self.context.resource_id, self.info.task_id)
 
     async def transition(
         self,
@@ -337,7 +340,7 @@ class InstanceActor(FSMActor):
             # Whether it landed is unknown: catch up before the next message, and have the
             # fleet ask again until the store answers.
             self._behind = True
-            self.fleet._settle_later(resource_id)
+            self.services.settle_later(resource_id)
             return None
         if not newer:
             return None
@@ -345,7 +348,7 @@ class InstanceActor(FSMActor):
         if record.sequence != before + 1 or (record.event, record.task_id) != (event, task_id):
             # Not ours (this incarnation was stale): carry on from what the store holds.
             if self.info.task_id is not None:
-                self.fleet._watch_task(resource_id, self.info.task_id)
+                self.services.watch_task(resource_id, self.info.task_id)
             return None
         self.context.system.bus.publish(
             self.topic.format(machine=self.machine.name, resource=resource_id, event=event),
@@ -367,7 +370,7 @@ class InstanceActor(FSMActor):
             return False
         self._behind = False
         if self.info.task_id is not None:
-            self.fleet._watch_task(resource_id, self.info.task_id)
+            self.services.watch_task(resource_id, self.info.task_id)
         return True
 
     async def receive(self, message: Any) -> Any:
@@ -407,7 +410,7 @@ class InstanceActor(FSMActor):
         if key is None:
             return None
         try:
-            return await self.fleet.engine.find(self.context.resource_id, key)
+            return await self.services.engine.find(self.context.resource_id, key)
         except ResourceQuarantined as error:
             # Refused, not a crash: the instance is fine, that one task record is not.
             raise InvalidCommand(
@@ -467,18 +470,20 @@ class InstanceActor(FSMActor):
             "volumes": list(self.info.volumes),
             "image": command.image or self.info.image,
         }
+        record = await self._submit(action, task_id, inputs, command.idempotency_key)
         if action == "delete" and running is not None:
-            # Delete during a build: cancel (and so revert) the build first, off this actor.
-            return await self.fleet._cancel_then(
-                running, self.context.resource_id, task_id, inputs, command.idempotency_key
-            )
-        return await self._submit(action, task_id, inputs, command.idempotency_key)
+            # Delete during a build: the delete is queued behind the build (the engine runs
+            # one flow per resource), which is cancelled, and so reverted, off this actor.
+            self.services.cancel_later(running)
+        return record
 
     async def _submit(
         self, flow: str, task_id: str, inputs: dict[str, Any], key: str | None
     ) -> TaskRecord:
         try:
-            handle = await self.fleet._submit(flow, self.context.resource_id, task_id, inputs, key)
+            handle = await self.services.submit(
+                flow, self.context.resource_id, task_id, inputs, key
+            )
         except BaseException:
             # The operation never started: go back rather than wait for a task that is not.
             await self.transition(
@@ -500,7 +505,7 @@ class InstanceActor(FSMActor):
             try:
                 recorded = await self._recorded(ended.task_id)
             except StoreUnavailable:
-                self.fleet._settle_later(self.context.resource_id)  # look again later
+                self.services.settle_later(self.context.resource_id)  # look again later
                 return False
             if recorded:
                 return False  # submitted again already (another report of the same loss)
@@ -510,7 +515,7 @@ class InstanceActor(FSMActor):
         if status is TaskStatus.SUCCEEDED:
             record = ended.record
             if record is None:
-                record = await self.fleet.engine.get(ended.task_id)
+                record = await self.services.engine.get(ended.task_id)
             await self._missed_progress(record)
             state = self.state
             done = {"building/spawning": "spawned"}.get(state) or _completion(state)
@@ -545,10 +550,10 @@ class InstanceActor(FSMActor):
 
     async def _recorded(self, task_id: str) -> bool:
         """Whether the task has a record (in this engine or in the store)."""
-        if self.fleet.engine.handle(task_id) is not None:
+        if self.services.engine.handle(task_id) is not None:
             return True
         try:
-            await self.fleet.engine.get(task_id)
+            await self.services.engine.get(task_id)
         except TaskNotFound:
             return False
         return True
