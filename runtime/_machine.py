@@ -161,7 +161,8 @@ class Machine:
     _states_view: Mapping[str, StateKind]
     _transitions: tuple[Transition, ...]
     _events: tuple[str, ...]
-    _table: dict[str, dict[str, _Edge]]
+    # Spelled out, not `_Edge`: a recursive string alias does not resolve from the package.
+    _table: dict[str, dict[str, tuple[str, Guard | None, str, dict[str, Any]]]]
 
     def __init__(
         self,

@@ -161,26 +161,10 @@ def test_exported_definitions_are_found_at_their_public_path(
         assert pickle.loads(pickle.dumps(value)) is value
 
 
-#: Exported classes whose type hints do not resolve from their public module, and why.
-UNRESOLVED_HINTS = {
-    # The recursive string alias `_Edge` of its private `_table` attribute is evaluated once,
-    # in `_machine`, up to the recursion; `get_type_hints` evaluates the rest again, in the
-    # package, where `_Edge` is not defined.
-    "stateward.runtime.Machine",
-}
-
-
 @pytest.mark.parametrize(
     ("name", "value"),
     [
-        pytest.param(
-            name,
-            value,
-            id=name,
-            marks=[pytest.mark.xfail(strict=True, raises=NameError)]
-            if name in UNRESOLVED_HINTS
-            else [],
-        )
+        pytest.param(name, value, id=name)
         for name, _, value in exported_definitions()
         if isinstance(value, type)
     ],

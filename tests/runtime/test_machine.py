@@ -72,7 +72,7 @@ def test_names_are_exported() -> None:
     """The state machine names are re-exported by stateward.runtime and listed in __all__."""
     for name in ("StateKind", "Transition", "Machine", "MachineInstance", "TransitionRecord"):
         assert name in runtime.__all__
-        assert getattr(runtime, name).__module__ == "stateward.runtime._machine"
+        assert getattr(runtime, name).__module__ == "stateward.runtime"
 
 
 def test_state_kind_values() -> None:
