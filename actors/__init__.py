@@ -35,7 +35,11 @@ from ._instance import ACTIONS as ACTIONS
 from ._instance import InstanceActor as InstanceActor
 from ._instance import InstanceData as InstanceData
 from ._instance import InstanceStatus as InstanceStatus
+from ._instance_machine import COMMANDS as COMMANDS
 from ._instance_machine import INSTANCE as INSTANCE
+from ._instance_machine import Command as Command
+from ._instance_machine import InstanceAction as InstanceAction
+from ._instance_machine import task_running as task_running
 from ._instance_machine import task_state as task_state
 from ._instance_machine import vm_state as vm_state
 from ._scheduler import DEFAULT_FILTERS as DEFAULT_FILTERS
@@ -70,6 +74,10 @@ __all__ = (
     # instances
     "INSTANCE",
     "ACTIONS",
+    "InstanceAction",
+    "COMMANDS",
+    "Command",
+    "task_running",
     "InstanceActor",
     "FleetServices",
     "InstanceData",

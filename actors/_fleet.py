@@ -102,7 +102,7 @@ from ._instance import (
     Settle,
     TaskEnded,
 )
-from ._instance_machine import vm_state
+from ._instance_machine import InstanceAction, task_running, vm_state
 from ._operations import build_flows
 from ._scheduler import Flavor, GroupPolicy, Scheduler, Weigher
 
@@ -558,7 +558,7 @@ class Fleet:
         store (an incarnation may be behind it after a commit reported failed) and finds
         out how its task ended."""
         for summary in await self._summaries("instance"):
-            if "/" in summary.state:
+            if task_running(summary.state):
                 with contextlib.suppress(StatewardError):
                     await self.system.lookup(summary.resource_id).ask(Settle())
 
@@ -635,14 +635,14 @@ class Fleet:
         view: DriverView = await self.driver.describe()
         states = {s.resource_id: s.state for s in await self._summaries("instance")}
         live = {i for i, state in states.items() if state not in ("deleted", "new")}
-        busy = {i for i, state in states.items() if "/" in state}
+        busy = {i for i, state in states.items() if task_running(state)}
         on_driver = {i.instance_id for i in view.instances}
         orphans = sorted(on_driver - live - busy)
         ghosts = sorted(
             i
             for i, state in states.items()
             if vm_state(state) in ("active", "stopped", "paused", "suspended")
-            and "/" not in state
+            and not task_running(state)
             and i not in on_driver
         )
         ports = sorted(
@@ -947,7 +947,7 @@ class Instances:
     async def act(
         self,
         instance_id: str,
-        action: str,
+        action: InstanceAction | str,
         *,
         image: str | None = None,
         idempotency_key: str | None = None,
@@ -956,8 +956,9 @@ class Instances:
         rebuild, delete) on an instance; returns its task record."""
         self._fleet._check_open("instances.act")
         # Checked here, before the ask: bad arguments raised inside the actor would crash it.
-        if type(action) is not str or action not in ACTIONS:
+        if not isinstance(action, str) or action not in ACTIONS:
             raise InvalidArgument("action", expected=f"one of {', '.join(ACTIONS)}", got=action)
+        action = InstanceAction(action)
         if action == "rebuild" and not image:
             raise InvalidArgument("image", expected="an image to rebuild from", got=image)
         if image is not None:
@@ -986,6 +987,26 @@ class Instances:
         self._fleet._check_open("instances.reboot")
         action = "reboot_hard" if check_flag("hard", hard) else "reboot"
         return await self.act(instance_id, action, idempotency_key=idempotency_key)
+
+    async def pause(self, instance_id: str, *, idempotency_key: str | None = None) -> TaskRecord:
+        """Pause a running instance (its memory stays, its CPUs stop)."""
+        self._fleet._check_open("instances.pause")
+        return await self.act(instance_id, InstanceAction.PAUSE, idempotency_key=idempotency_key)
+
+    async def unpause(self, instance_id: str, *, idempotency_key: str | None = None) -> TaskRecord:
+        """Run a paused instance again."""
+        self._fleet._check_open("instances.unpause")
+        return await self.act(instance_id, InstanceAction.UNPAUSE, idempotency_key=idempotency_key)
+
+    async def suspend(self, instance_id: str, *, idempotency_key: str | None = None) -> TaskRecord:
+        """Suspend a running instance (its memory saved to disk)."""
+        self._fleet._check_open("instances.suspend")
+        return await self.act(instance_id, InstanceAction.SUSPEND, idempotency_key=idempotency_key)
+
+    async def resume(self, instance_id: str, *, idempotency_key: str | None = None) -> TaskRecord:
+        """Run a suspended instance again."""
+        self._fleet._check_open("instances.resume")
+        return await self.act(instance_id, InstanceAction.RESUME, idempotency_key=idempotency_key)
 
     async def rebuild(
         self, instance_id: str, *, image: str, idempotency_key: str | None = None

@@ -42,7 +42,7 @@ from stateward.runtime import (
     TransitionRecord,
 )
 
-from ._instance_machine import COMMANDS, INSTANCE, task_state, vm_state
+from ._instance_machine import COMMANDS, INSTANCE, InstanceAction, task_state, vm_state
 from ._services import FleetServices
 
 __all__ = (
@@ -60,7 +60,7 @@ __all__ = (
 )
 
 #: Every command an instance takes, besides ``boot``.
-ACTIONS = (*COMMANDS, "delete")
+ACTIONS: tuple[InstanceAction, ...] = tuple(InstanceAction)
 
 
 class InstanceData(msgspec.Struct):
@@ -109,7 +109,7 @@ class Act:
     """Any other command: ``stop``, ``start``, ``reboot``, ``reboot_hard``, ``pause``,
     ``unpause``, ``suspend``, ``resume``, ``rebuild`` (with ``image``), ``delete``."""
 
-    action: str
+    action: InstanceAction
     image: str | None = None
     idempotency_key: str | None = None
 
@@ -180,7 +180,7 @@ class InstanceStatus:
 
 _POWER_STATES = ("running", "shutdown", "paused", "suspended", "nostate")
 #: The command behind each task_state (``deleting`` is the delete).
-_COMMAND_OF_TASK = {task: command for command, (_, task, _, _) in COMMANDS.items()}
+_COMMAND_OF_TASK: dict[str, str] = {c.task_state: a for a, c in COMMANDS.items()}
 _COMMAND_OF_TASK["deleting"] = "delete"
 
 #: Events a task reports as progress (with its payload), by the state they leave.

@@ -20,25 +20,68 @@ build is cancelled (and reverted) first.
 
 from __future__ import annotations
 
+import enum
 import itertools
+from typing import NamedTuple
 
 from stateward.runtime import Machine, StateKind, Transition
 
-__all__ = ("INSTANCE", "COMMANDS", "vm_state", "task_state")
+__all__ = (
+    "INSTANCE",
+    "COMMANDS",
+    "Command",
+    "InstanceAction",
+    "vm_state",
+    "task_state",
+    "task_running",
+)
 
 _STABLE = ("active", "stopped", "paused", "suspended", "error")
 
-#: command -> (the stable states it starts from, task_state, completion event, end state)
-COMMANDS: dict[str, tuple[tuple[str, ...], str, str, str]] = {
-    "stop": (("active",), "powering-off", "stopped", "stopped"),
-    "start": (("stopped",), "powering-on", "started", "active"),
-    "reboot": (("active",), "rebooting", "rebooted", "active"),
-    "reboot_hard": (("active", "stopped", "error"), "rebooting_hard", "rebooted", "active"),
-    "pause": (("active",), "pausing", "paused", "paused"),
-    "unpause": (("paused",), "unpausing", "unpaused", "active"),
-    "suspend": (("active",), "suspending", "suspended", "suspended"),
-    "resume": (("suspended",), "resuming", "resumed", "active"),
-    "rebuild": (("active", "stopped", "error"), "rebuilding", "rebuilt", "active"),
+
+class InstanceAction(enum.StrEnum):
+    """A command an instance takes after its boot (each a method of ``fleet.instances``)."""
+
+    STOP = "stop"
+    START = "start"
+    REBOOT = "reboot"
+    REBOOT_HARD = "reboot_hard"
+    PAUSE = "pause"
+    UNPAUSE = "unpause"
+    SUSPEND = "suspend"
+    RESUME = "resume"
+    REBUILD = "rebuild"
+    DELETE = "delete"
+
+
+class Command(NamedTuple):
+    """How a command moves the machine."""
+
+    #: The stable states it starts from.
+    sources: tuple[str, ...]
+    #: Nova's task_state while it runs.
+    task_state: str
+    #: The event that completes it.
+    done: str
+    #: The state it ends in.
+    end: str
+
+
+#: Every command but ``delete`` (which every state but ``deleted`` takes), and its moves.
+COMMANDS: dict[InstanceAction, Command] = {
+    InstanceAction.STOP: Command(("active",), "powering-off", "stopped", "stopped"),
+    InstanceAction.START: Command(("stopped",), "powering-on", "started", "active"),
+    InstanceAction.REBOOT: Command(("active",), "rebooting", "rebooted", "active"),
+    InstanceAction.REBOOT_HARD: Command(
+        ("active", "stopped", "error"), "rebooting_hard", "rebooted", "active"
+    ),
+    InstanceAction.PAUSE: Command(("active",), "pausing", "paused", "paused"),
+    InstanceAction.UNPAUSE: Command(("paused",), "unpausing", "unpaused", "active"),
+    InstanceAction.SUSPEND: Command(("active",), "suspending", "suspended", "suspended"),
+    InstanceAction.RESUME: Command(("suspended",), "resuming", "resumed", "active"),
+    InstanceAction.REBUILD: Command(
+        ("active", "stopped", "error"), "rebuilding", "rebuilt", "active"
+    ),
 }
 
 _BUILD = ("scheduling", "networking", "block_device_mapping", "spawning")
@@ -105,3 +148,8 @@ def vm_state(state: str) -> str:
 def task_state(state: str) -> str | None:
     """Nova's task_state of a machine state: ``"active/rebooting"`` -> ``"rebooting"``."""
     return state.partition("/")[2] or None
+
+
+def task_running(state: str) -> bool:
+    """Whether a task runs in ``state`` (a transitional state of :data:`INSTANCE`)."""
+    return INSTANCE.kind(state) is StateKind.TRANSITIONAL

@@ -1,0 +1,100 @@
+"""The typed surface of instances: actions as an enum, commands as named records, the
+machine asked whether a task runs, and a method per power command."""
+
+from __future__ import annotations
+
+import pytest
+
+from stateward.actors import (
+    ACTIONS,
+    COMMANDS,
+    INSTANCE,
+    Capacity,
+    Command,
+    FakeDriver,
+    Flavor,
+    Fleet,
+    InstanceAction,
+    Power,
+    task_running,
+)
+from stateward.flows import TaskStatus
+from stateward.runtime import StateKind
+
+SMALL = Flavor("m1.small", vcpus=1, ram_mb=2048, disk_gb=20)
+HOST_SIZE = Capacity(vcpus=8, ram_mb=16384, disk_gb=200)
+
+
+def test_actions_are_the_instance_action_enum() -> None:
+    """ACTIONS is every InstanceAction, in order; each equals its plain name."""
+    assert tuple(InstanceAction) == ACTIONS
+    assert InstanceAction("reboot_hard") is InstanceAction.REBOOT_HARD
+    assert "delete" in ACTIONS
+
+
+def test_commands_are_named_records() -> None:
+    """Each command's moves read by name: sources, task_state, done, end."""
+    stop = COMMANDS[InstanceAction.STOP]
+    assert isinstance(stop, Command)
+    assert (stop.sources, stop.task_state, stop.done, stop.end) == (
+        ("active",),
+        "powering-off",
+        "stopped",
+        "stopped",
+    )
+    assert set(COMMANDS) == set(InstanceAction) - {InstanceAction.DELETE}
+
+
+def test_task_running_is_asked_of_the_machine() -> None:
+    """task_running is true exactly in the machine's transitional states."""
+    for state, kind in INSTANCE.states.items():
+        assert task_running(state) is (kind is StateKind.TRANSITIONAL), state
+    assert task_running("active/rebooting")
+    assert not task_running("active")
+
+
+@pytest.mark.parametrize(
+    ("method", "before", "after", "power"),
+    [
+        ("pause", "active", "paused", Power.PAUSED),
+        ("unpause", "paused", "active", Power.RUNNING),
+        ("suspend", "active", "suspended", Power.SUSPENDED),
+        ("resume", "suspended", "active", Power.RUNNING),
+    ],
+)
+async def test_each_power_command_has_its_method(
+    method: str, before: str, after: str, power: Power
+) -> None:
+    """fleet.instances.pause/unpause/suspend/resume run their command like stop does."""
+    async with Fleet.open(driver=FakeDriver()) as fleet:
+        fleet.flavors.add(SMALL)
+        fleet.images.add("cirros")
+        await fleet.hosts.add("h-1", capacity=HOST_SIZE)
+        record = await fleet.instances.boot("web-1", flavor="m1.small", image="cirros")
+        await fleet.tasks.wait(record.id)
+        setup = {"paused": fleet.instances.pause, "suspended": fleet.instances.suspend}
+        if before in setup:
+            await fleet.tasks.wait((await setup[before]("web-1")).id)
+        assert (await fleet.instances.get("web-1")).state == before
+        record = await getattr(fleet.instances, method)("web-1")
+        assert record.kind == method
+        assert (await fleet.tasks.wait(record.id)).status is TaskStatus.SUCCEEDED
+        status = await fleet.instances.get("web-1")
+        assert (status.state, status.power) == (after, power)
+
+
+async def test_act_takes_an_instance_action() -> None:
+    """instances.act takes an InstanceAction as well as its name; reboot(hard=True) is the
+    reboot_hard command."""
+    async with Fleet.open(driver=FakeDriver()) as fleet:
+        fleet.flavors.add(SMALL)
+        fleet.images.add("cirros")
+        await fleet.hosts.add("h-1", capacity=HOST_SIZE)
+        record = await fleet.instances.boot("web-1", flavor="m1.small", image="cirros")
+        await fleet.tasks.wait(record.id)
+        record = await fleet.instances.act("web-1", InstanceAction.STOP)
+        assert (await fleet.tasks.wait(record.id)).status is TaskStatus.SUCCEEDED
+        record = await fleet.instances.reboot("web-1", hard=True)
+        assert record.kind == "reboot_hard"
+        await fleet.tasks.wait(record.id)
+        assert (await fleet.instances.get("web-1")).state == "active"
