@@ -2,6 +2,6 @@
 
 import sys
 
-from ._cli import main
+from stateward.__main__ import main
 
 sys.exit(main())
