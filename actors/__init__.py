@@ -32,6 +32,7 @@ from ._host import HostData as HostData
 from ._host import HostStatus as HostStatus
 from ._host import ReleaseClaim as ReleaseClaim
 from ._instance import ACTIONS as ACTIONS
+from ._instance import BootSpec as BootSpec
 from ._instance import InstanceActor as InstanceActor
 from ._instance import InstanceData as InstanceData
 from ._instance import InstanceStatus as InstanceStatus
@@ -79,6 +80,7 @@ __all__ = (
     "Command",
     "task_running",
     "InstanceActor",
+    "BootSpec",
     "FleetServices",
     "InstanceData",
     "InstanceStatus",

@@ -94,6 +94,7 @@ from ._instance import (
     ACTIONS,
     Act,
     Boot,
+    BootSpec,
     GetInstance,
     InstanceActor,
     InstanceStatus,
@@ -921,19 +922,19 @@ class Instances:
             ref = fleet.system.spawn(
                 fleet._instance_factory, address=instance_id, idle_after=fleet._idle_after
             )
-        command = Boot(
+        spec = BootSpec(
             chosen.name,
             chosen.vcpus,
             chosen.ram_mb,
             chosen.disk_gb,
             image,
-            zone,
-            group,
-            group_policy.value if group_policy is not None else None,
-            chosen_networks,
-            chosen_volumes,
-            idempotency_key,
+            zone=zone,
+            group=group,
+            group_policy=group_policy,
+            networks=chosen_networks,
+            volumes=chosen_volumes,
         )
+        command = Boot(spec, idempotency_key)
         record: TaskRecord = await ref.ask(command)
         return record
 

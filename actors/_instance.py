@@ -42,13 +42,16 @@ from stateward.runtime import (
     TransitionRecord,
 )
 
+from ._driver import Power
 from ._instance_machine import COMMANDS, INSTANCE, InstanceAction, task_state, vm_state
+from ._scheduler import GroupPolicy
 from ._services import FleetServices
 
 __all__ = (
     "InstanceActor",
     "InstanceData",
     "InstanceStatus",
+    "BootSpec",
     "Boot",
     "Act",
     "Progress",
@@ -63,6 +66,40 @@ __all__ = (
 ACTIONS: tuple[InstanceAction, ...] = tuple(InstanceAction)
 
 
+class BootSpec(msgspec.Struct, frozen=True):
+    """What an instance is built from: its flavor's size, image, placement and devices.
+
+    Journaled whole with the ``boot`` transition (its fields, as plain data), kept in the
+    instance's data, and given to the boot's flow as its inputs.
+    """
+
+    flavor: str
+    vcpus: int
+    ram_mb: int
+    disk_gb: int
+    image: str
+    zone: str | None = None
+    group: str | None = None
+    group_policy: GroupPolicy | None = None
+    networks: tuple[str, ...] = ()
+    volumes: tuple[str, ...] = ()
+
+    def inputs(self) -> dict[str, Any]:
+        """The spec as plain data: a journal payload, or the boot flow's inputs."""
+        data: dict[str, Any] = msgspec.to_builtins(self)
+        return {**data, "networks": list(self.networks), "volumes": list(self.volumes)}
+
+
+#: The fields of a BootSpec, also fields of InstanceData.
+_SPEC_FIELDS = BootSpec.__struct_fields__
+
+
+def _data_of(spec: BootSpec) -> dict[str, Any]:
+    """The spec's fields as InstanceData holds them (lists where the spec has tuples)."""
+    data = {f: getattr(spec, f) for f in _SPEC_FIELDS}
+    return {**data, "networks": list(spec.networks), "volumes": list(spec.volumes)}
+
+
 class InstanceData(msgspec.Struct):
     """An instance's durable data (what the journal's payloads fold into)."""
 
@@ -73,34 +110,29 @@ class InstanceData(msgspec.Struct):
     image: str = ""
     zone: str | None = None
     group: str | None = None
-    group_policy: str | None = None
+    group_policy: GroupPolicy | None = None
     networks: list[str] = msgspec.field(default_factory=list)
     volumes: list[str] = msgspec.field(default_factory=list)
     host: str | None = None
     claim_id: str | None = None
     ports: list[str] = msgspec.field(default_factory=list)
-    power: str = "nostate"
+    power: Power = Power.NOSTATE
     task_id: str | None = None
     fault: str | None = None
     #: The idempotency key of the command behind ``task_id``, so that a task submitted
     #: again after a crash keeps the key its client retries with.
     task_key: str | None = None
 
+    def boot_spec(self) -> BootSpec:
+        """What the instance was built from."""
+        return msgspec.convert({f: getattr(self, f) for f in _SPEC_FIELDS}, BootSpec)
+
 
 @dataclass(frozen=True, slots=True)
 class Boot:
-    """Build the instance (its first command)."""
+    """Build the instance (its first command) from ``spec``."""
 
-    flavor: str
-    vcpus: int
-    ram_mb: int
-    disk_gb: int
-    image: str
-    zone: str | None = None
-    group: str | None = None
-    group_policy: str | None = None
-    networks: tuple[str, ...] = ()
-    volumes: tuple[str, ...] = ()
+    spec: BootSpec
     idempotency_key: str | None = None
 
 
@@ -164,12 +196,12 @@ class InstanceStatus:
     state: str
     vm_state: str
     task_state: str | None
-    power: str
+    power: Power
     host: str | None
     flavor: str
     image: str
     group: str | None
-    group_policy: str | None
+    group_policy: GroupPolicy | None
     ports: tuple[str, ...]
     volumes: tuple[str, ...]
     task_id: str | None
@@ -178,7 +210,7 @@ class InstanceStatus:
     allowed: tuple[str, ...]
 
 
-_POWER_STATES = ("running", "shutdown", "paused", "suspended", "nostate")
+_POWER_STATES = frozenset(Power)
 #: The command behind each task_state (``deleting`` is the delete).
 _COMMAND_OF_TASK: dict[str, str] = {c.task_state: a for a, c in COMMANDS.items()}
 _COMMAND_OF_TASK["deleting"] = "delete"
@@ -224,18 +256,10 @@ class InstanceActor(FSMActor):
         payload = record.payload if isinstance(record.payload, dict) else {}
         event = record.event
         if event == "boot":
+            spec = msgspec.convert({f: payload[f] for f in _SPEC_FIELDS if f in payload}, BootSpec)
             return replace(
                 old,
-                flavor=payload["flavor"],
-                vcpus=payload["vcpus"],
-                ram_mb=payload["ram_mb"],
-                disk_gb=payload["disk_gb"],
-                image=payload["image"],
-                zone=payload.get("zone"),
-                group=payload.get("group"),
-                group_policy=payload.get("group_policy"),
-                networks=list(payload.get("networks", ())),
-                volumes=list(payload.get("volumes", ())),
+                **_data_of(spec),
                 task_id=record.task_id,
                 task_key=payload.get("idempotency_key"),
             )
@@ -247,7 +271,7 @@ class InstanceActor(FSMActor):
             ended: dict[str, Any] = {
                 "task_id": None,
                 "fault": record.task_id,
-                "power": payload.get("power", old.power),
+                "power": Power(payload.get("power", old.power)),
             }
             # What the failed task gave back (a reverted boot's claim and ports).
             if "host" in payload:
@@ -256,7 +280,9 @@ class InstanceActor(FSMActor):
                 ended["ports"] = list(payload["ports"])
             return replace(old, **ended)
         if event == "deleted":
-            return replace(old, host=None, claim_id=None, ports=[], power="nostate", task_id=None)
+            return replace(
+                old, host=None, claim_id=None, ports=[], power=Power.NOSTATE, task_id=None
+            )
         if event in COMMANDS or event == "delete":
             changes: dict[str, Any] = {
                 "task_id": record.task_id,
@@ -266,7 +292,7 @@ class InstanceActor(FSMActor):
                 changes["image"] = payload["image"]
             return replace(old, **changes)
         if record.target in ("active", "stopped", "paused", "suspended"):
-            return replace(old, task_id=None, power=payload.get("power", old.power))
+            return replace(old, task_id=None, power=Power(payload.get("power", old.power)))
         return old
 
     def status(self) -> InstanceStatus:
@@ -392,7 +418,7 @@ class InstanceActor(FSMActor):
         if isinstance(message, Lost):
             if not self.instance.can("lost"):
                 return False
-            await self.transition("lost", payload={"power": "nostate"}, task_id=message.task_id)
+            await self.transition("lost", payload={"power": Power.NOSTATE}, task_id=message.task_id)
             return True
         return await super().receive(message)
 
@@ -426,18 +452,7 @@ class InstanceActor(FSMActor):
         if not self.instance.can("boot"):
             raise self._refuse("boot")
         task_id = self.context.env.ids.next("task")
-        payload = {
-            "flavor": command.flavor,
-            "vcpus": command.vcpus,
-            "ram_mb": command.ram_mb,
-            "disk_gb": command.disk_gb,
-            "image": command.image,
-            "zone": command.zone,
-            "group": command.group,
-            "group_policy": command.group_policy,
-            "networks": list(command.networks),
-            "volumes": list(command.volumes),
-        }
+        payload = command.spec.inputs()
         key = command.idempotency_key
         journaled = payload if key is None else {**payload, "idempotency_key": key}
         await self.transition("boot", payload=journaled, task_id=task_id)
@@ -566,19 +581,7 @@ class InstanceActor(FSMActor):
         common = {"instance_id": self.context.resource_id, "task_id": task_id}
         if vm_state(state) == "building" and task_state(state) != "deleting":
             flow = "boot"
-            inputs = {
-                **common,
-                "flavor": info.flavor,
-                "vcpus": info.vcpus,
-                "ram_mb": info.ram_mb,
-                "disk_gb": info.disk_gb,
-                "image": info.image,
-                "zone": info.zone,
-                "group": info.group,
-                "group_policy": info.group_policy,
-                "networks": list(info.networks),
-                "volumes": list(info.volumes),
-            }
+            inputs = {**common, **info.boot_spec().inputs()}
         else:
             flow = _COMMAND_OF_TASK.get(task_state(state) or "", "delete")
             inputs = {
@@ -640,7 +643,7 @@ def _given_back(record: TaskRecord) -> dict[str, Any]:
     return released
 
 
-def _final_power(record: TaskRecord) -> str | None:
+def _final_power(record: TaskRecord) -> Power | None:
     """The power state the task's last done power-changing step reported, if any.
 
     Reverted steps count too: a power change has nothing that undoes it.
@@ -648,5 +651,5 @@ def _final_power(record: TaskRecord) -> str | None:
     for step in reversed(record.steps):
         done = step.status in (StepStatus.SUCCEEDED, StepStatus.REVERTED)
         if done and isinstance(step.result, str) and step.result in _POWER_STATES:
-            return step.result
+            return Power(step.result)
     return None

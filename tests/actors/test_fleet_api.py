@@ -3,18 +3,22 @@ machine asked whether a task runs, and a method per power command."""
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from stateward.actors import (
     ACTIONS,
     COMMANDS,
     INSTANCE,
+    BootSpec,
     Capacity,
     Command,
     FakeDriver,
     Flavor,
     Fleet,
+    GroupPolicy,
     InstanceAction,
+    InstanceData,
     Power,
     task_running,
 )
@@ -23,6 +27,15 @@ from stateward.runtime import StateKind
 
 SMALL = Flavor("m1.small", vcpus=1, ram_mb=2048, disk_gb=20)
 HOST_SIZE = Capacity(vcpus=8, ram_mb=16384, disk_gb=200)
+
+
+async def boot_one(fleet: Fleet) -> None:
+    """One host and one active instance, web-1."""
+    fleet.flavors.add(SMALL)
+    fleet.images.add("cirros")
+    await fleet.hosts.add("h-1", capacity=HOST_SIZE)
+    record = await fleet.instances.boot("web-1", flavor="m1.small", image="cirros")
+    await fleet.tasks.wait(record.id)
 
 
 def test_actions_are_the_instance_action_enum() -> None:
@@ -67,11 +80,7 @@ async def test_each_power_command_has_its_method(
 ) -> None:
     """fleet.instances.pause/unpause/suspend/resume run their command like stop does."""
     async with Fleet.open(driver=FakeDriver()) as fleet:
-        fleet.flavors.add(SMALL)
-        fleet.images.add("cirros")
-        await fleet.hosts.add("h-1", capacity=HOST_SIZE)
-        record = await fleet.instances.boot("web-1", flavor="m1.small", image="cirros")
-        await fleet.tasks.wait(record.id)
+        await boot_one(fleet)
         setup = {"paused": fleet.instances.pause, "suspended": fleet.instances.suspend}
         if before in setup:
             await fleet.tasks.wait((await setup[before]("web-1")).id)
@@ -87,14 +96,56 @@ async def test_act_takes_an_instance_action() -> None:
     """instances.act takes an InstanceAction as well as its name; reboot(hard=True) is the
     reboot_hard command."""
     async with Fleet.open(driver=FakeDriver()) as fleet:
-        fleet.flavors.add(SMALL)
-        fleet.images.add("cirros")
-        await fleet.hosts.add("h-1", capacity=HOST_SIZE)
-        record = await fleet.instances.boot("web-1", flavor="m1.small", image="cirros")
-        await fleet.tasks.wait(record.id)
+        await boot_one(fleet)
         record = await fleet.instances.act("web-1", InstanceAction.STOP)
         assert (await fleet.tasks.wait(record.id)).status is TaskStatus.SUCCEEDED
         record = await fleet.instances.reboot("web-1", hard=True)
         assert record.kind == "reboot_hard"
         await fleet.tasks.wait(record.id)
         assert (await fleet.instances.get("web-1")).state == "active"
+
+
+async def test_a_boot_journals_its_spec_whole_and_the_data_holds_enums() -> None:
+    """The boot transition's payload is the BootSpec as plain data (the fields the journal
+    always had); the instance's data and status hold Power and GroupPolicy members."""
+    async with Fleet.open(driver=FakeDriver()) as fleet:
+        fleet.flavors.add(SMALL)
+        fleet.images.add("cirros")
+        await fleet.hosts.add("h-1", capacity=HOST_SIZE)
+        record = await fleet.instances.boot(
+            "web-1",
+            flavor="m1.small",
+            image="cirros",
+            group="g",
+            group_policy=GroupPolicy.AFFINITY,
+            volumes=("vol-1",),
+        )
+        await fleet.tasks.wait(record.id)
+        [boot] = [r for r in await fleet.store.history("web-1") if r.event == "boot"]
+        spec = BootSpec(
+            "m1.small",
+            1,
+            2048,
+            20,
+            "cirros",
+            group="g",
+            group_policy=GroupPolicy.AFFINITY,
+            networks=("default",),
+            volumes=("vol-1",),
+        )
+        assert boot.payload == spec.inputs()
+        assert boot.payload["group_policy"] == "affinity"
+        status = await fleet.instances.get("web-1")
+        assert status.power is Power.RUNNING
+        assert status.group_policy is GroupPolicy.AFFINITY
+        assert (
+            InstanceData(**{**spec.inputs(), "group_policy": spec.group_policy}).boot_spec() == spec
+        )
+
+
+def test_instance_data_reads_the_plain_values_older_snapshots_hold() -> None:
+    """A snapshot whose power and policy are plain strings (as every snapshot encodes them)
+    decodes to the enum members."""
+    old = {"flavor": "m1.small", "power": "shutdown", "group_policy": "anti-affinity"}
+    data = msgspec.msgpack.decode(msgspec.msgpack.encode(old), type=InstanceData)
+    assert (data.power, data.group_policy) == (Power.SHUTDOWN, GroupPolicy.ANTI_AFFINITY)
