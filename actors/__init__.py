@@ -13,6 +13,7 @@ from ._driver import Power as Power
 from ._errors import DuplicateName as DuplicateName
 from ._errors import FleetNotOpen as FleetNotOpen
 from ._errors import UnknownName as UnknownName
+from ._errors import WaitTimeout as WaitTimeout
 from ._fleet import Catalog as Catalog
 from ._fleet import Fleet as Fleet
 from ._fleet import Hosts as Hosts
@@ -72,6 +73,7 @@ __all__ = (
     "UnknownName",
     "DuplicateName",
     "FleetNotOpen",
+    "WaitTimeout",
     # instances
     "INSTANCE",
     "ACTIONS",

@@ -6,9 +6,10 @@
     ├── UnknownName (also LookupError)   no flavor, image, host or instance by that name
     ├── CommandRejected
     │   └── DuplicateName                a host or instance by that name exists already
-    └── LifecycleError
-        └── FleetNotOpen                 a fleet used before it opened, after it closed,
-                                         or opened twice
+    ├── LifecycleError
+    │   └── FleetNotOpen                 a fleet used before it opened, after it closed,
+    │                                    or opened twice
+    └── WaitTimeout (also TimeoutError)  a task did not end within the time waited
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Iterable
 
 from stateward.runtime import CommandRejected, LifecycleError, StatewardError
 
-__all__ = ("UnknownName", "DuplicateName", "FleetNotOpen")
+__all__ = ("UnknownName", "DuplicateName", "FleetNotOpen", "WaitTimeout")
 
 
 class UnknownName(StatewardError, LookupError):
@@ -34,10 +35,19 @@ class UnknownName(StatewardError, LookupError):
 class DuplicateName(CommandRejected):
     """A host or instance by that name exists already."""
 
-    def __init__(self, kind: str, name: str) -> None:
+    def __init__(self, kind: str, name: str, *, existing: str | None = None) -> None:
         self.kind = kind
         self.name = name
-        super().__init__(f"{a(kind)} named {name!r} exists already; names are unique in a fleet")
+        self.existing = existing
+        if existing is None:
+            super().__init__(
+                f"{a(kind)} named {name!r} exists already; names are unique in a fleet"
+            )
+        else:
+            super().__init__(
+                f"{a(kind)} named {name!r} exists already as {existing}; adding it again "
+                "with the same settings is a no-op; pick another name for another one"
+            )
 
 
 class FleetNotOpen(LifecycleError):
@@ -63,6 +73,18 @@ class FleetNotOpen(LifecycleError):
                 "use it inside `async with Fleet.open(...) as fleet`"
             )
         super().__init__(what)
+
+
+class WaitTimeout(StatewardError, TimeoutError):
+    """A task did not end within the time a caller waited for it (it runs on)."""
+
+    def __init__(self, task_id: str, timeout: float) -> None:
+        self.task_id = task_id
+        self.timeout = timeout
+        super().__init__(
+            f"task {task_id} did not end within {timeout:g} s; it runs on: wait again, "
+            "or look at its steps with fleet.tasks.get"
+        )
 
 
 def a(kind: str) -> str:

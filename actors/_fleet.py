@@ -80,7 +80,7 @@ from ._checks import (
     check_texts,
 )
 from ._driver import Driver, DriverView
-from ._errors import DuplicateName, FleetNotOpen, UnknownName
+from ._errors import DuplicateName, FleetNotOpen, UnknownName, WaitTimeout
 from ._errors import a as _a
 from ._host import (
     Capacity,
@@ -116,6 +116,7 @@ __all__ = (
     "UnknownName",
     "DuplicateName",
     "FleetNotOpen",
+    "WaitTimeout",
     "ReconcileReport",
 )
 
@@ -802,12 +803,24 @@ class Hosts:
         for field in ("vcpus", "ram_mb", "disk_gb"):
             check_int(f"capacity.{field}", getattr(capacity, field), high=MAX_INT)
         check_text("zone", zone)
+        settings = Configure(capacity, cpu_ratio, ram_ratio, disk_ratio, zone)
+        known = fleet._host_refs.get(host_id)
+        if known is not None:
+            status: HostStatus = await known.ask(GetHost())
+            ratios = (settings.cpu_ratio, settings.ram_ratio, settings.disk_ratio)
+            if (status.capacity, status.zone, status.ratios) == (capacity, zone, ratios):
+                return status  # the same host again: nothing to do
+            raise DuplicateName(
+                "host",
+                host_id,
+                existing=f"capacity={status.capacity}, zone={status.zone!r}, "
+                f"ratios={status.ratios}",
+            )
         if host_id in fleet.system:
             raise DuplicateName("host", host_id)
-        settings = Configure(capacity, cpu_ratio, ram_ratio, disk_ratio, zone)
         ref = fleet.system.spawn(HostActor, address=host_id)
         await ref.ask(settings)
-        status: HostStatus = await ref.ask(Heartbeat())
+        status = await ref.ask(Heartbeat())
         fleet._host_refs[host_id] = ref
         fleet._agents[host_id] = True
         return status
@@ -1056,13 +1069,34 @@ class Tasks:
         self._fleet._check_open("tasks.get")
         return await self._fleet.engine.get(check_text("task_id", task_id))
 
-    async def wait(self, task_id: str) -> TaskRecord:
-        """Wait for a task to end; return its final record once its resource has caught up."""
+    async def wait(self, task_id: str, *, timeout: float | None = None) -> TaskRecord:
+        """Wait for a task to end; return its final record once its resource has caught up.
+
+        Args:
+            task_id: the task.
+            timeout: seconds to wait at most (on the fleet's clock); None for as long as
+                it runs.
+
+        Raises:
+            WaitTimeout: the task did not end within ``timeout`` (it runs on).
+            TaskNotFound: no task has that id.
+        """
         self._fleet._check_open("tasks.wait")
         check_text("task_id", task_id)
+        if timeout is not None:
+            check_seconds("timeout", timeout)
         fleet = self._fleet
         handle = fleet.engine.handle(task_id)
-        record = await handle.wait() if handle is not None else await fleet.engine.get(task_id)
+        if handle is None:
+            record = await fleet.engine.get(task_id)
+        elif timeout is None:
+            record = await handle.wait()
+        else:
+            try:
+                async with asyncio.timeout(timeout):
+                    record = await handle.wait()
+            except TimeoutError:
+                raise WaitTimeout(task_id, timeout) from None
         if record.resource_id in fleet.system and record.resource_id not in fleet._host_refs:
             # A barrier: the instance has handled the end of its task before we return.
             with contextlib.suppress(StatewardError):

@@ -223,6 +223,8 @@ class HostStatus:
     free: tuple[float, float, float]
     claims: tuple[Claim, ...]
     revision: int
+    #: The allocation ratios: cpu, ram, disk.
+    ratios: tuple[float, float, float] = (16.0, 1.5, 1.0)
 
 
 class HostActor(FSMActor):
@@ -356,4 +358,5 @@ class HostActor(FSMActor):
             free=data.free(),
             claims=tuple(sorted(data.claims.values(), key=lambda c: c.claim_id)),
             revision=self.revision,
+            ratios=(data.cpu_ratio, data.ram_ratio, data.disk_ratio),
         )

@@ -312,7 +312,7 @@ async def test_bad_input_gets_typed_errors() -> None:
         with pytest.raises(UnknownName, match="unknown image 'windows'"):
             await fleet.instances.rebuild("web-1", image="windows")
         with pytest.raises(DuplicateName, match="a host named 'h-0' exists already"):
-            await fleet.hosts.add("h-0", capacity=HOST_SIZE)
+            await fleet.hosts.add("h-0", capacity=Capacity(vcpus=1, ram_mb=1, disk_gb=1))
         with pytest.raises(DuplicateName, match="a host named 'web-1' exists already"):
             await fleet.hosts.add("web-1", capacity=HOST_SIZE)
         with pytest.raises(DuplicateName, match="an instance named 'h-0' exists already"):

@@ -13,17 +13,20 @@ from stateward.actors import (
     BootSpec,
     Capacity,
     Command,
+    DuplicateName,
     FakeDriver,
     Flavor,
     Fleet,
     GroupPolicy,
     InstanceAction,
     InstanceData,
+    Operation,
     Power,
+    WaitTimeout,
     task_running,
 )
 from stateward.flows import TaskStatus
-from stateward.runtime import StateKind
+from stateward.runtime import Environment, InvalidArgument, StateKind, VirtualClock
 
 SMALL = Flavor("m1.small", vcpus=1, ram_mb=2048, disk_gb=20)
 HOST_SIZE = Capacity(vcpus=8, ram_mb=16384, disk_gb=200)
@@ -149,3 +152,40 @@ def test_instance_data_reads_the_plain_values_older_snapshots_hold() -> None:
     old = {"flavor": "m1.small", "power": "shutdown", "group_policy": "anti-affinity"}
     data = msgspec.msgpack.decode(msgspec.msgpack.encode(old), type=InstanceData)
     assert (data.power, data.group_policy) == (Power.SHUTDOWN, GroupPolicy.ANTI_AFFINITY)
+
+
+async def test_adding_the_same_host_again_is_a_no_op() -> None:
+    """hosts.add with the settings the host has returns its status and changes nothing;
+    other settings under the same id are DuplicateName saying what the host has."""
+    async with Fleet.open(driver=FakeDriver()) as fleet:
+        first = await fleet.hosts.add("h-1", capacity=HOST_SIZE, zone="az-1")
+        again = await fleet.hosts.add("h-1", capacity=HOST_SIZE, zone="az-1")
+        assert (again.capacity, again.zone, again.revision) == (
+            first.capacity,
+            first.zone,
+            first.revision,
+        )
+        with pytest.raises(DuplicateName, match=r"exists already as capacity=.*zone='az-1'"):
+            await fleet.hosts.add("h-1", capacity=HOST_SIZE, zone="az-2")
+        with pytest.raises(DuplicateName, match="exists already as"):
+            await fleet.hosts.add("h-1", capacity=HOST_SIZE, zone="az-1", cpu_ratio=2.0)
+        assert fleet.hosts.ids() == ("h-1",)
+
+
+@pytest.mark.virtual_time
+async def test_tasks_wait_gives_up_after_its_timeout() -> None:
+    """tasks.wait(timeout=) raises WaitTimeout (a TimeoutError) when the task runs longer,
+    and the task runs on: a later wait gets its end."""
+    env = Environment(clock=VirtualClock.current(), seed=3)
+    driver = FakeDriver(env=env, latency={Operation.SPAWN: 30.0})
+    async with Fleet.open(driver=driver, env=env) as fleet:
+        fleet.flavors.add(SMALL)
+        fleet.images.add("cirros")
+        await fleet.hosts.add("h-1", capacity=HOST_SIZE)
+        record = await fleet.instances.boot("web-1", flavor="m1.small", image="cirros")
+        with pytest.raises(WaitTimeout, match=f"task {record.id} did not end within 5 s"):
+            await fleet.tasks.wait(record.id, timeout=5.0)
+        done = await fleet.tasks.wait(record.id, timeout=60.0)
+        assert done.status is TaskStatus.SUCCEEDED
+        with pytest.raises(InvalidArgument, match="timeout"):
+            await fleet.tasks.wait(record.id, timeout=-1.0)
