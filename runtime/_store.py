@@ -350,8 +350,37 @@ def _write_problem(write: object) -> InvalidArgument | None:
     """Why the database could not store ``write``, checked before it joins a batch.
 
     One bad write must be refused alone: once in a transaction, it would fail every other
-    write sharing it.
+    write sharing it. The common write, one transition of ASCII names, is checked inline:
+    this runs once per transition.
     """
+    if type(write) is Write and not write.documents:
+        r = write.record
+        if (
+            type(r) is TransitionRecord
+            and type(r.resource_id) is str
+            and type(r.source) is str
+            and type(r.event) is str
+            and type(r.target) is str
+            and type(write.kind) is str
+            and (r.task_id is None or (type(r.task_id) is str and r.task_id.isascii()))
+            and (r.cause is None or (type(r.cause) is str and r.cause.isascii()))
+            and r.resource_id.isascii()
+            and r.source.isascii()
+            and r.event.isascii()
+            and r.target.isascii()
+            and write.kind.isascii()
+            and type(r.sequence) is int
+            and 0 < r.sequence <= INT64_MAX
+            and type(r.at) is float
+            and r.at - r.at == 0.0  # finite: inf - inf and nan - nan are nan
+            and (write.snapshot is None or type(write.snapshot) is bytes)
+        ):
+            return None
+    return _field_problems(write)
+
+
+def _field_problems(write: object) -> InvalidArgument | None:
+    """The full check of :func:`_write_problem`, naming the first field that does not fit."""
     if type(write) is not Write:
         return InvalidArgument("write", expected="a Write", got=write)
     record = write.record

@@ -174,6 +174,8 @@ def _address(value: object) -> str:
     A ``StrEnum`` member (or another ``str`` subclass) is taken by its value: a resource is
     rehydrated by its plain id, so the registry must hold that same plain string.
     """
+    if type(value) is str and value and value.isascii():
+        return value  # the common address, checked in one go: spawn is on a hot path
     if isinstance(value, enum.Enum) and isinstance(value.value, str):
         value = value.value
     elif isinstance(value, str) and type(value) is not str:
