@@ -353,9 +353,16 @@ def _write_problem(write: object) -> InvalidArgument | None:
     write sharing it. The common write, one transition of ASCII names, is checked inline:
     this runs once per transition.
     """
-    if type(write) is Write and not write.documents:
+    if (
+        type(write) is Write
+        and type(write.documents) is tuple
+        and all(map(_plain_document, write.documents))
+    ):
         r = write.record
-        if (
+        if r is None:
+            if write.snapshot is None:
+                return None
+        elif (
             type(r) is TransitionRecord
             and type(r.resource_id) is str
             and type(r.source) is str
@@ -379,6 +386,27 @@ def _write_problem(write: object) -> InvalidArgument | None:
     return _field_problems(write)
 
 
+def _plain_document(d: object) -> bool:
+    """Whether ``d`` is a document of ASCII names, plain numbers and bytes: the common one."""
+    return (
+        type(d) is Document
+        and type(d.collection) is str
+        and d.collection.isascii()
+        and type(d.key) is str
+        and d.key.isascii()
+        and (d.resource_id is None or (type(d.resource_id) is str and d.resource_id.isascii()))
+        and (d.status is None or (type(d.status) is str and d.status.isascii()))
+        and (d.dedupe is None or (type(d.dedupe) is str and d.dedupe.isascii()))
+        and type(d.version) is int
+        and 0 < d.version <= INT64_MAX
+        and type(d.body) is bytes
+        and type(d.created) is float
+        and d.created - d.created == 0.0
+        and type(d.updated) is float
+        and d.updated - d.updated == 0.0
+    )
+
+
 def _field_problems(write: object) -> InvalidArgument | None:
     """The full check of :func:`_write_problem`, naming the first field that does not fit."""
     if type(write) is not Write:
@@ -393,6 +421,8 @@ def _field_problems(write: object) -> InvalidArgument | None:
             return InvalidArgument("write.kind", expected=_TEXT, got=write.kind)
     if write.snapshot is not None and type(write.snapshot) is not bytes:
         return InvalidArgument("write.snapshot", expected="bytes or None", got=write.snapshot)
+    if type(write.documents) is not tuple:
+        return InvalidArgument("write.documents", expected="a tuple", got=write.documents)
     for document in write.documents:
         if type(document) is not Document:
             return InvalidArgument("write.documents", expected="Document objects", got=document)
