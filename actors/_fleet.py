@@ -1103,12 +1103,22 @@ class Tasks:
                 await fleet.system.lookup(record.resource_id).ask(GetInstance())
         return record
 
-    async def list(self, resource_id: str, *, limit: int = 50) -> tuple[TaskRecord, ...]:
-        """A resource's tasks, newest first; at most ``limit`` (an int from 1 to 2**63 - 1)."""
+    async def list(
+        self,
+        resource_id: str | None = None,
+        *,
+        status: TaskStatus | None = None,
+        since: float | None = None,
+        limit: int = 50,
+    ) -> tuple[TaskRecord, ...]:
+        """Tasks newest first: a resource's, or (``resource_id=None``) the whole fleet's;
+        only those in ``status`` and created at or after ``since`` (fleet clock seconds) when
+        given; at most ``limit`` (an int from 1 to 2**63 - 1)."""
         self._fleet._check_open("tasks.list")
-        check_text("resource_id", resource_id)
+        if resource_id is not None:
+            check_text("resource_id", resource_id)
         check_int("limit", limit, low=1)
-        return await self._fleet.engine.tasks(resource_id, limit=limit)
+        return await self._fleet.engine.tasks(resource_id, status=status, since=since, limit=limit)
 
     async def last_fault(self, resource_id: str) -> TaskRecord | None:
         """The resource's last failed task."""

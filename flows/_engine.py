@@ -91,6 +91,18 @@ def _page(limit: object) -> int:
     return limit
 
 
+def _time(name: str, value: object) -> float:
+    """``value`` as a finite time in seconds, or InvalidArgument."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            seconds = float(value)
+        except OverflowError:
+            seconds = math.inf
+        if math.isfinite(seconds):
+            return seconds
+    raise InvalidArgument(name, expected="a finite time in seconds or None", got=value)
+
+
 def _mark(before: object) -> tuple[float, str] | None:
     """``before`` as a page mark ``(created, task id)``, or InvalidArgument."""
     if before is None:
@@ -897,22 +909,42 @@ class FlowEngine:
         return self._decode(document)
 
     async def tasks(
-        self, resource_id: str, *, before: tuple[float, str] | None = None, limit: int = 50
+        self,
+        resource_id: str | None = None,
+        *,
+        status: TaskStatus | None = None,
+        since: float | None = None,
+        before: tuple[float, str] | None = None,
+        limit: int = 50,
     ) -> tuple[TaskRecord, ...]:
-        """A resource's tasks, newest first; page with the last one's ``(created, id)``.
+        """Tasks newest first, of one resource or (``resource_id=None``) of every resource;
+        page with the last one's ``(created, id)``.
+
+        Args:
+            resource_id: whose tasks; None for every resource's.
+            status: only tasks in this status.
+            since: only tasks created at or after this time (on the engine's clock).
+            before: the ``(created, id)`` of the previous page's last task.
+            limit: at most this many.
 
         A task whose record cannot be decoded is left out (and quarantined); a page shorter
         than ``limit`` is still the last one.
 
         Raises:
-            InvalidArgument: a non-text id, a malformed ``before``, or a ``limit`` that is
-                not an int from 1 to 2**63 - 1.
+            InvalidArgument: a non-text id, a status that is no TaskStatus, a ``since`` that
+                is no finite number, a malformed ``before``, or a ``limit`` that is not an
+                int from 1 to 2**63 - 1.
         """
+        if status is not None and not isinstance(status, TaskStatus):
+            raise InvalidArgument("status", expected="a TaskStatus or None", got=status)
+        if since is not None:
+            since = _time("since", since)
         return await self._listing(
-            resource_id=_text("resource_id", resource_id),
-            status=None,
+            resource_id=None if resource_id is None else _text("resource_id", resource_id),
+            status=None if status is None else status.value,
             before=_mark(before),
             limit=_page(limit),
+            since=since,
         )
 
     async def last_fault(self, resource_id: str) -> TaskRecord | None:
@@ -964,15 +996,21 @@ class FlowEngine:
         status: str | None,
         before: tuple[float, str] | None,
         limit: int = 100,
+        since: float | None = None,
     ) -> tuple[TaskRecord, ...]:
-        """Up to ``limit`` decodable records, newest first: undecodable ones are skipped and
-        the page is filled up from the next ones, so a short page is the last one."""
+        """Up to ``limit`` decodable records, newest first, none created before ``since``:
+        undecodable ones are skipped and the page is filled up from the next ones, so a
+        short page is the last one."""
         found: list[TaskRecord] = []
         while True:
             wanted = limit - len(found)
             page = await self.store.find_documents(
                 TASKS, resource_id=resource_id, status=status, before=before, limit=wanted
             )
+            if since is not None and page and page[-1].created < since:
+                page = tuple(d for d in page if d.created >= since)
+                found.extend(self._decoded(page))
+                return tuple(found)  # every later page is older still
             found.extend(self._decoded(page))
             if len(page) < wanted or len(found) >= limit:
                 return tuple(found)

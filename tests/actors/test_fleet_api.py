@@ -189,3 +189,21 @@ async def test_tasks_wait_gives_up_after_its_timeout() -> None:
         assert done.status is TaskStatus.SUCCEEDED
         with pytest.raises(InvalidArgument, match="timeout"):
             await fleet.tasks.wait(record.id, timeout=-1.0)
+
+
+async def test_tasks_list_spans_the_fleet_by_status_and_since() -> None:
+    """fleet.tasks.list() without an id lists every instance's tasks; status, since narrow it."""
+    async with Fleet.open(driver=FakeDriver()) as fleet:
+        await boot_one(fleet)
+        second = await fleet.instances.boot("web-2", flavor="m1.small", image="cirros")
+        await fleet.tasks.wait(second.id)
+        stop = await fleet.tasks.wait((await fleet.instances.stop("web-1")).id)
+        tasks = await fleet.tasks.list()
+        assert {t.resource_id for t in tasks} >= {"web-1", "web-2"}
+        assert [t.created for t in tasks] == sorted((t.created for t in tasks), reverse=True)
+        assert tasks[0].id == stop.id
+        booted = await fleet.tasks.list(status=TaskStatus.SUCCEEDED, since=second.created)
+        assert [t.id for t in booted] == [stop.id, second.id]
+        assert [t.id for t in await fleet.tasks.list("web-2")] == [second.id]
+        with pytest.raises(InvalidArgument, match=r"^since: expected a finite time"):
+            await fleet.tasks.list(since=float("nan"))

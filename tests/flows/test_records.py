@@ -20,7 +20,7 @@ from stateward.flows import (
     TaskRecord,
     TaskStatus,
 )
-from stateward.runtime import Environment, MemoryStore, StatewardError
+from stateward.runtime import Environment, InvalidArgument, MemoryStore, StatewardError
 
 
 class TickingClock:
@@ -150,3 +150,31 @@ async def test_actions_has_one_line_per_task_with_errors_of_faults() -> None:
         Action(second.id, "bad", TaskStatus.FAILED, second.created, second.updated, "b: disk gone"),
         Action(first.id, "good", TaskStatus.SUCCEEDED, first.created, first.updated, None),
     )
+
+
+@pytest.mark.parametrize("kind", STORES)
+async def test_tasks_of_every_resource_by_status_and_since(kind: str, tmp_path: Path) -> None:
+    """tasks() without a resource lists every resource's; status and since narrow it."""
+    journal = Journal()
+    good = Flow("good", Recorded(journal, "a"))
+    bad = Flow("bad", Recorded(journal, "b", body=fails("disk gone")))
+    env = Environment(clock=TickingClock(), seed=8)
+    async with open_store(kind, tmp_path) as store, FlowEngine(store, env=env) as engine:
+        runs = [
+            await engine.run(flow, resource_id=f"vm-{i % 3}")
+            for i, flow in enumerate([good, bad, good, bad, good, good])
+        ]
+        newest_first = [r.id for r in reversed(runs)]
+        assert [r.id for r in await engine.tasks()] == newest_first
+        assert [r.id for r in await engine.tasks(limit=2)] == newest_first[:2]
+        failed = await engine.tasks(status=TaskStatus.FAILED)
+        assert [r.id for r in failed] == [runs[3].id, runs[1].id]
+        since = runs[2].created
+        assert [r.id for r in await engine.tasks(since=since)] == newest_first[:4]
+        recent_good = await engine.tasks("vm-2", status=TaskStatus.SUCCEEDED, since=since)
+        assert [r.id for r in recent_good] == [runs[5].id, runs[2].id]
+        for bad_since in (float("nan"), float("inf"), "1", True, 10**400):
+            with pytest.raises(InvalidArgument, match=r"^since: expected a finite time"):
+                await engine.tasks(since=bad_since)  # type: ignore[arg-type]
+        with pytest.raises(InvalidArgument, match=r"^status: expected a TaskStatus"):
+            await engine.tasks(status="failed")  # type: ignore[arg-type]
