@@ -232,6 +232,7 @@ class Fleet:
         reconcile: bool = True,
         idle_after: float = 300.0,
         instance_actor: type[InstanceActor] = InstanceActor,
+        host_actor: type[HostActor] = HostActor,
     ) -> None:
         path = check_path("path", path)
         if not isinstance(driver, Driver):
@@ -259,6 +260,9 @@ class Fleet:
                 "instance_actor", expected="InstanceActor or a subclass", got=instance_actor
             )
         self._instance_actor = instance_actor
+        if not (isinstance(host_actor, type) and issubclass(host_actor, HostActor)):
+            raise InvalidArgument("host_actor", expected="HostActor or a subclass", got=host_actor)
+        self._host_actor = host_actor
         self.flavors = Catalog("flavor", Flavor)
         self.images = Catalog("image")
         self.hosts = Hosts(self)
@@ -294,6 +298,7 @@ class Fleet:
         reconcile: bool = True,
         idle_after: float = 300.0,
         instance_actor: type[InstanceActor] = InstanceActor,
+        host_actor: type[HostActor] = HostActor,
     ) -> Fleet:
         """A fleet to open with ``async with``.
 
@@ -310,11 +315,12 @@ class Fleet:
             reconcile: reconcile with the driver when opening.
             idle_after: seconds after which an idle instance leaves memory (it comes back
                 from the store on its next command); ``math.inf`` for never.
+            instance_actor: the instance actor class (a subclass can observe or inject).
+            host_actor: the host actor class (a subclass can observe or inject).
 
         Raises:
             InvalidArgument: a parameter of the wrong type or out of range (nothing is
                 opened or created).
-            instance_actor: the instance actor class (a subclass can observe or inject).
         """
         return cls(
             path,
@@ -328,6 +334,7 @@ class Fleet:
             reconcile=reconcile,
             idle_after=idle_after,
             instance_actor=instance_actor,
+            host_actor=host_actor,
         )
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -376,7 +383,7 @@ class Fleet:
         self.scheduler = Scheduler(lambda: self._host_refs, weigher=self._weigher, refresh=1.0)
         # One call for both kinds: each would count the other's resources as unrestored.
         await self.system.restore(
-            {"instance": self._instance_factory, "host": HostActor},
+            {"instance": self._instance_factory, "host": self._host_actor},
             idle_after={"instance": self._idle_after},
         )
         for summary in await self._summaries("host"):
@@ -818,7 +825,7 @@ class Hosts:
             )
         if host_id in fleet.system:
             raise DuplicateName("host", host_id)
-        ref = fleet.system.spawn(HostActor, address=host_id)
+        ref = fleet.system.spawn(fleet._host_actor, address=host_id)
         await ref.ask(settings)
         status = await ref.ask(Heartbeat())
         fleet._host_refs[host_id] = ref
