@@ -813,7 +813,7 @@ class Hosts:
         settings = Configure(capacity, cpu_ratio, ram_ratio, disk_ratio, zone)
         known = fleet._host_refs.get(host_id)
         if known is not None:
-            status: HostStatus = await known.ask(GetHost())
+            status = await known.ask(GetHost())
             ratios = (settings.cpu_ratio, settings.ram_ratio, settings.disk_ratio)
             if (status.capacity, status.zone, status.ratios) == (capacity, zone, ratios):
                 return status  # the same host again: nothing to do
@@ -841,7 +841,7 @@ class Hosts:
     async def get(self, host_id: str) -> HostStatus:
         """A host's status."""
         self._fleet._check_open("hosts.get")
-        status: HostStatus = await self._ref(host_id).ask(GetHost())
+        status = await self._ref(host_id).ask(GetHost())
         return status
 
     async def list(self) -> tuple[HostStatus, ...]:
@@ -859,13 +859,13 @@ class Hosts:
         ref = self._ref(host_id)
         await ref.ask(event)
         self._fleet.scheduler.invalidate(host_id)
-        status: HostStatus = await ref.ask(GetHost())
+        status = await ref.ask(GetHost())
         return status
 
     async def heartbeat(self, host_id: str) -> HostStatus:
         """Record a heartbeat now."""
         self._fleet._check_open("hosts.heartbeat")
-        status: HostStatus = await self._ref(host_id).ask(Heartbeat())
+        status = await self._ref(host_id).ask(Heartbeat())
         return status
 
     def ids(self) -> tuple[str, ...]:
@@ -955,7 +955,7 @@ class Instances:
             volumes=chosen_volumes,
         )
         command = Boot(spec, idempotency_key)
-        record: TaskRecord = await ref.ask(command)
+        record = await ref.ask(command)
         return record
 
     def _ref(self, instance_id: str) -> ActorRef:
@@ -986,9 +986,7 @@ class Instances:
             self._fleet.images.get(check_text("image", image))
         check_optional_text("idempotency_key", idempotency_key)
         ref = self._ref(instance_id)
-        record: TaskRecord = await ref.ask(
-            Act(action, image=image, idempotency_key=idempotency_key)
-        )
+        record = await ref.ask(Act(action, image=image, idempotency_key=idempotency_key))
         return record
 
     async def stop(self, instance_id: str, *, idempotency_key: str | None = None) -> TaskRecord:
@@ -1049,7 +1047,7 @@ class Instances:
     async def get(self, instance_id: str) -> InstanceStatus:
         """An instance's status: vm_state, task_state, power, host, fault, allowed actions."""
         self._fleet._check_open("instances.get")
-        status: InstanceStatus = await self._ref(instance_id).ask(GetInstance())
+        status = await self._ref(instance_id).ask(GetInstance())
         return status
 
     async def summaries(self) -> tuple[ResourceSummary, ...]:

@@ -22,6 +22,7 @@ from stateward.runtime import (
     InvalidArgument,
     InvalidCommand,
     Machine,
+    Request,
     StateKind,
     Transition,
     TransitionRecord,
@@ -155,7 +156,24 @@ class ClaimRefused(CommandRejected):
 
 
 @dataclass(frozen=True, slots=True)
-class Configure:
+class HostStatus:
+    """A host as the scheduler sees it."""
+
+    host_id: str
+    state: str
+    up: bool
+    zone: str
+    capacity: Capacity
+    usage: Capacity
+    free: tuple[float, float, float]
+    claims: tuple[Claim, ...]
+    revision: int
+    #: The allocation ratios: cpu, ram, disk.
+    ratios: tuple[float, float, float] = (16.0, 1.5, 1.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Configure(Request[HostStatus]):
     """Set a host's capacity, allocation ratios and zone (claims are kept)."""
 
     capacity: Capacity
@@ -182,7 +200,7 @@ class Configure:
 
 
 @dataclass(frozen=True, slots=True)
-class ClaimCapacity:
+class ClaimCapacity(Request[Claim]):
     """Reserve ``amount`` for ``task_id``; idempotent on ``claim_id``."""
 
     claim_id: str
@@ -194,37 +212,20 @@ class ClaimCapacity:
 
 
 @dataclass(frozen=True, slots=True)
-class ReleaseClaim:
+class ReleaseClaim(Request[bool]):
     """Give a claim's capacity back; releasing an unknown claim does nothing."""
 
     claim_id: str
 
 
 @dataclass(frozen=True, slots=True)
-class Heartbeat:
+class Heartbeat(Request[HostStatus]):
     """The host is alive."""
 
 
 @dataclass(frozen=True, slots=True)
-class GetHost:
+class GetHost(Request[HostStatus]):
     """Ask for a :class:`HostStatus`."""
-
-
-@dataclass(frozen=True, slots=True)
-class HostStatus:
-    """A host as the scheduler sees it."""
-
-    host_id: str
-    state: str
-    up: bool
-    zone: str
-    capacity: Capacity
-    usage: Capacity
-    free: tuple[float, float, float]
-    claims: tuple[Claim, ...]
-    revision: int
-    #: The allocation ratios: cpu, ram, disk.
-    ratios: tuple[float, float, float] = (16.0, 1.5, 1.0)
 
 
 class HostActor(FSMActor):

@@ -35,6 +35,7 @@ from stateward.runtime import (
     InvalidCommand,
     InvalidTransition,
     Machine,
+    Request,
     ResourceQuarantined,
     StartReason,
     StatewardError,
@@ -129,66 +130,6 @@ class InstanceData(msgspec.Struct):
 
 
 @dataclass(frozen=True, slots=True)
-class Boot:
-    """Build the instance (its first command) from ``spec``."""
-
-    spec: BootSpec
-    idempotency_key: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Act:
-    """Any other command: ``stop``, ``start``, ``reboot``, ``reboot_hard``, ``pause``,
-    ``unpause``, ``suspend``, ``resume``, ``rebuild`` (with ``image``), ``delete``."""
-
-    action: InstanceAction
-    image: str | None = None
-    idempotency_key: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Progress:
-    """A running task reports a step done: fire ``event`` with ``payload``."""
-
-    task_id: str
-    event: str
-    payload: Any = None
-
-
-@dataclass(frozen=True, slots=True)
-class TaskEnded:
-    """The instance's task ended with ``status``; ``record`` is its final record when the
-    sender has it (otherwise the instance reads it from the store)."""
-
-    task_id: str
-    status: TaskStatus
-    record: TaskRecord | None = None
-    #: The task was never recorded: the process stopped between the command's transition
-    #: and its task record. The instance submits it again.
-    missing: bool = False
-    #: Why the task failed, when not its status (its record cannot be read).
-    cause: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Lost:
-    """Reconciliation found the instance missing on the hypervisor."""
-
-    task_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Settle:
-    """Catch up with the store if this incarnation is behind it, then make sure the end of
-    the running task (if any) is heard: what a heal asks of every instance caught mid-task."""
-
-
-@dataclass(frozen=True, slots=True)
-class GetInstance:
-    """Ask for an :class:`InstanceStatus`."""
-
-
-@dataclass(frozen=True, slots=True)
 class InstanceStatus:
     """An instance as its owner sees it: Nova's vm_state, task_state and power state."""
 
@@ -208,6 +149,66 @@ class InstanceStatus:
     fault: str | None
     revision: int
     allowed: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Boot(Request[TaskRecord]):
+    """Build the instance (its first command) from ``spec``."""
+
+    spec: BootSpec
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Act(Request[TaskRecord]):
+    """Any other command: ``stop``, ``start``, ``reboot``, ``reboot_hard``, ``pause``,
+    ``unpause``, ``suspend``, ``resume``, ``rebuild`` (with ``image``), ``delete``."""
+
+    action: InstanceAction
+    image: str | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Progress(Request[bool]):
+    """A running task reports a step done: fire ``event`` with ``payload``."""
+
+    task_id: str
+    event: str
+    payload: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskEnded(Request[bool]):
+    """The instance's task ended with ``status``; ``record`` is its final record when the
+    sender has it (otherwise the instance reads it from the store)."""
+
+    task_id: str
+    status: TaskStatus
+    record: TaskRecord | None = None
+    #: The task was never recorded: the process stopped between the command's transition
+    #: and its task record. The instance submits it again.
+    missing: bool = False
+    #: Why the task failed, when not its status (its record cannot be read).
+    cause: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Lost(Request[bool]):
+    """Reconciliation found the instance missing on the hypervisor."""
+
+    task_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Settle(Request[bool]):
+    """Catch up with the store if this incarnation is behind it, then make sure the end of
+    the running task (if any) is heard: what a heal asks of every instance caught mid-task."""
+
+
+@dataclass(frozen=True, slots=True)
+class GetInstance(Request[InstanceStatus]):
+    """Ask for an :class:`InstanceStatus`."""
 
 
 _POWER_STATES = frozenset(Power)

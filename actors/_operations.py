@@ -298,5 +298,5 @@ async def _holds(services: FleetServices, host: str | None, claim_id: str | None
     ref = services.host(host) if host is not None else None
     if ref is None or claim_id is None:
         return False
-    status: HostStatus = await ref.ask(GetHost())
+    status = await ref.ask(GetHost())
     return any(c.claim_id == claim_id for c in status.claims)

@@ -397,7 +397,7 @@ class Scheduler:
         ref = refs.get(host_id)
         if ref is None:
             raise InvalidArgument("host_id", expected=f"one of {sorted(refs)}", got=host_id)
-        released = bool(await ref.ask(ReleaseClaim(claim_id)))
+        released = await ref.ask(ReleaseClaim(claim_id))
         if released and host_id in self._view:
             await self._refresh_host(host_id)
         return released
@@ -552,7 +552,7 @@ class Scheduler:
             tried.append(host_id)
             self._reserve(host_id, amount, +1)
             try:
-                claim: Claim = await refs[host_id].ask(command)
+                claim = await refs[host_id].ask(command)
             except ClaimRefused:
                 # Lost a race for the room, or the view was stale: learn the host's real
                 # state and try the next best.

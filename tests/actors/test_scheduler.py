@@ -19,7 +19,6 @@ from stateward.actors import (
     GroupPolicy,
     Heartbeat,
     HostActor,
-    HostStatus,
     NoValidHost,
     Placement,
     PlacementRequest,
@@ -80,7 +79,7 @@ class RacingHost(Actor):
     async def receive(self, message: Any) -> Any:
         if isinstance(message, ClaimCapacity) and self.races > 0:
             self.races -= 1
-            status: HostStatus = await self.host.ask(GetHost())
+            status = await self.host.ask(GetHost())
             vcpus, ram_mb, disk_gb = (int(x) for x in status.free)
             rival = f"rival-{self.races}"
             await self.host.ask(
@@ -96,7 +95,7 @@ def racing(system: ActorSystem, host: ActorRef, races: int = 1) -> ActorRef:
 
 async def claim_ids(host: ActorRef) -> list[str]:
     """The ids of the claims a host holds."""
-    status: HostStatus = await host.ask(GetHost())
+    status = await host.ask(GetHost())
     return [c.claim_id for c in status.claims]
 
 
@@ -472,7 +471,7 @@ def test_concurrent_placements_never_over_commit(
             placed = [r for r in results if isinstance(r, Placement)]
             held: dict[str, set[str]] = {}
             for host_id, host in hosts.items():
-                status: HostStatus = await host.ask(GetHost())
+                status = await host.ask(GetHost())
                 used = Capacity()
                 for claim in status.claims:
                     used = used + claim.amount
