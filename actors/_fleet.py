@@ -3,8 +3,8 @@
 ::
 
     async with Fleet.open("cloud.db", driver=FakeDriver()) as fleet:
-        fleet.flavors.add(Flavor("m1.small", vcpus=1, ram_mb=2048, disk_gb=20))
-        fleet.images.add("cirros")
+        await fleet.flavors.add(Flavor("m1.small", vcpus=1, ram_mb=2048, disk_gb=20))
+        await fleet.images.add("cirros")
         await fleet.hosts.add("h-1", capacity=Capacity(vcpus=16, ram_mb=65536, disk_gb=1000))
         record = await fleet.instances.boot("web-1", flavor="m1.small", image="cirros")
         record = await fleet.tasks.wait(record.id)
@@ -33,6 +33,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import msgspec
+
 from stateward.flows import Action as TaskAction
 from stateward.flows import (
     Busy,
@@ -51,6 +53,7 @@ from stateward.runtime import (
     ActorSystem,
     AskTimeout,
     CommitFailed,
+    Document,
     Durability,
     Environment,
     InvalidArgument,
@@ -62,6 +65,7 @@ from stateward.runtime import (
     Store,
     StoreUnavailable,
     Subscription,
+    Write,
     get_logger,
     open_actor_system,
     open_sqlite_store,
@@ -135,26 +139,43 @@ class _State(enum.Enum):
 
 
 class Catalog:
-    """Named things a fleet knows: flavors or images (configuration, not stored).
+    """Named things a fleet knows: flavors or images, kept in the fleet's store.
+
+    Each item is a document of its own (collection ``catalog.<kind>``, keyed by name),
+    committed before :meth:`add` returns and read back when the fleet opens: a reopened
+    fleet knows its flavors and images. Built by the :class:`Fleet` (``fleet.flavors``,
+    ``fleet.images``).
 
     Args:
+        fleet: the fleet whose store holds the catalog.
         kind: what it holds, ``"flavor"`` or ``"image"``.
         item_type: the type of its items: a :class:`Flavor`, or ``str`` for an image (its
             name).
     """
 
-    def __init__(self, kind: str, item_type: type = str) -> None:
+    def __init__(self, fleet: Fleet, kind: str, item_type: type = str) -> None:
         self.kind = kind
         self.item_type = item_type
+        self._fleet = fleet
+        self._collection = f"catalog.{kind}"
         self._items: dict[str, Any] = {}
+        #: The stored version of each item that could not be read back, by name.
+        self._unreadable: dict[str, int] = {}
+        #: Serialises adds, so that two adds of one name cannot both commit.
+        self._adding = asyncio.Lock()
 
-    def add(self, item: Any, *, name: str | None = None) -> None:
-        """Add ``item`` (a Flavor, or an image name), under ``name`` or its own name.
+    async def add(self, item: Any, *, name: str | None = None) -> None:
+        """Add ``item`` (a Flavor, or an image name), under ``name`` or its own name, and
+        commit it; adding an identical item again does nothing.
 
         Raises:
             InvalidArgument: an item of another type, or a name that is not valid text.
-            DuplicateName: the name is taken.
+            DuplicateName: the name holds another item.
+            FleetNotOpen: the fleet is not open.
+            StoreUnavailable, CommitFailed: the store did not take it (it is not added;
+                add it again).
         """
+        self._fleet._check_open(f"{self.kind}s.add")
         if self.item_type is str:
             check_text(f"{self.kind} name", item)
         elif not isinstance(item, self.item_type):
@@ -164,9 +185,58 @@ class Catalog:
         )
         if not key.strip():
             raise InvalidArgument(f"{self.kind} name", expected="a name that is not blank", got=key)
-        if key in self._items:
-            raise DuplicateName(self.kind, key)
-        self._items[key] = item
+        async with self._adding:
+            held = self._items.get(key, _ABSENT)
+            if held == item:
+                return  # the same item again: nothing to do
+            if held is not _ABSENT:
+                raise DuplicateName(self.kind, key, existing=repr(held))
+            now = self._fleet.env.clock.now()
+            body = _catalog_encoder.encode(item)
+            version = self._unreadable.get(key, 0) + 1
+            document = Document(self._collection, key, version, body, created=now, updated=now)
+            try:
+                await self._fleet.store.commit(Write(documents=(document,)))
+            except StatewardError:
+                # A commit reported failed may have landed (an fsync error after the write),
+                # or an earlier one did: what the store holds decides.
+                if not await self._landed(key, item):
+                    raise
+            self._unreadable.pop(key, None)
+            self._items[key] = item
+
+    async def _landed(self, key: str, item: Any) -> bool:
+        """Whether the store holds ``item`` under ``key`` (False when it cannot tell)."""
+        try:
+            stored = await self._fleet.store.get_document(self._collection, key)
+            if stored is None:
+                return False
+            return bool(msgspec.msgpack.decode(stored.body, type=self.item_type) == item)
+        except (StatewardError, msgspec.DecodeError, msgspec.ValidationError):
+            return False
+
+    async def _restore(self, store: Store) -> None:
+        """Read every item back from ``store`` (a fleet that opens)."""
+        before: tuple[float, str] | None = None
+        while True:
+            page = await store.find_documents(self._collection, before=before, limit=1000)
+            if not page:
+                return
+            for document in page:
+                try:
+                    self._items[document.key] = msgspec.msgpack.decode(
+                        document.body, type=self.item_type
+                    )
+                except (msgspec.DecodeError, msgspec.ValidationError, InvalidArgument) as error:
+                    # Left out, and replaced by the next add of its name.
+                    self._unreadable[document.key] = document.version
+                    self._fleet._log.error(
+                        "catalog item unreadable; left out",
+                        kind=self.kind,
+                        name=document.key,
+                        error=str(error),
+                    )
+            before = (page[-1].created, page[-1].key)
 
     def get(self, name: str) -> Any:
         """The item called ``name``.
@@ -189,6 +259,11 @@ class Catalog:
 
     def __iter__(self) -> Any:
         return iter(sorted(self._items))
+
+
+#: What a catalog's name holds when it holds nothing (an item may be anything but this).
+_ABSENT: Any = object()
+_catalog_encoder = msgspec.msgpack.Encoder()
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,8 +338,8 @@ class Fleet:
         if not (isinstance(host_actor, type) and issubclass(host_actor, HostActor)):
             raise InvalidArgument("host_actor", expected="HostActor or a subclass", got=host_actor)
         self._host_actor = host_actor
-        self.flavors = Catalog("flavor", Flavor)
-        self.images = Catalog("image")
+        self.flavors = Catalog(self, "flavor", Flavor)
+        self.images = Catalog(self, "image")
         self.hosts = Hosts(self)
         self.instances = Instances(self)
         self.tasks = Tasks(self)
@@ -371,6 +446,8 @@ class Fleet:
             stack.push_async_callback(memory.aclose)
             store = memory
         self.store = store
+        await self.flavors._restore(store)
+        await self.images._restore(store)
         self.system = await stack.enter_async_context(
             open_actor_system(env=self.env, store=store, name="fleet")
         )

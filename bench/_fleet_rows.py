@@ -166,8 +166,8 @@ def _check_room(boots: int, clients: int) -> None:
 async def _add_hosts(fleet: Fleet) -> None:
     from stateward.actors import Capacity, Flavor
 
-    fleet.flavors.add(Flavor(*FLAVOR))
-    fleet.images.add(IMAGE)
+    await fleet.flavors.add(Flavor(*FLAVOR))
+    await fleet.images.add(IMAGE)
     capacity = Capacity(*HOST_CAPACITY)
     for index in range(FLEET_HOSTS):
         await fleet.hosts.add(host_id(index), capacity=capacity)
@@ -581,7 +581,7 @@ async def _opened_growth(path: Path, *, check: int = 0) -> tuple[int, int, int]:
             statistics = fleet.system.statistics()
             tracemalloc.stop()
             if check:
-                _add_catalog(fleet)
+                await _add_catalog(fleet)
                 sample = sorted({0, TEMPLATE_BOOTS, check // 2, check - 1})
                 await _check_some(fleet, [instance_id(i) for i in sample], check)
     finally:
@@ -605,11 +605,11 @@ async def fleet_memory_round(path: Path, reference: Path, *, instances: int) -> 
     return MemoryOutcome(Round((big - small) / (instances - TEMPLATE_BOOTS)), actors, passivated)
 
 
-def _add_catalog(fleet: Fleet) -> None:
+async def _add_catalog(fleet: Fleet) -> None:
     from stateward.actors import Flavor
 
-    fleet.flavors.add(Flavor(*FLAVOR))
-    fleet.images.add(IMAGE)
+    await fleet.flavors.add(Flavor(*FLAVOR))
+    await fleet.images.add(IMAGE)
 
 
 async def _check_some(fleet: Fleet, ids: Sequence[str], instances: int) -> None:

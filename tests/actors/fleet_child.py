@@ -93,9 +93,9 @@ async def main(db: str, state: str, tag: str, seed: int) -> None:
     driver = FakeDriver(state_path=state, latency=LATENCY)
     async with Fleet.open(db, driver=driver) as fleet:
         for flavor in FLAVORS:
-            fleet.flavors.add(flavor)
+            await fleet.flavors.add(flavor)
         for image in IMAGES:
-            fleet.images.add(image)
+            await fleet.images.add(image)
         for host in HOSTS:
             try:
                 await fleet.hosts.add(host, capacity=HOST_SIZE)

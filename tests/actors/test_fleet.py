@@ -47,10 +47,10 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Path | None:
 
 async def setup(fleet: Fleet, hosts: tuple[str, ...] = HOSTS) -> None:
     """Flavors, images and ``hosts`` of HOST_SIZE."""
-    fleet.flavors.add(SMALL)
-    fleet.flavors.add(HUGE)
-    fleet.images.add("cirros")
-    fleet.images.add("ubuntu")
+    await fleet.flavors.add(SMALL)
+    await fleet.flavors.add(HUGE)
+    await fleet.images.add("cirros")
+    await fleet.images.add("ubuntu")
     for host in hosts:
         await fleet.hosts.add(host, capacity=HOST_SIZE)
 
@@ -318,7 +318,7 @@ async def test_bad_input_gets_typed_errors() -> None:
         with pytest.raises(DuplicateName, match="an instance named 'h-0' exists already"):
             await fleet.instances.boot("h-0", flavor="m1.small", image="cirros")
         with pytest.raises(DuplicateName, match=r"a flavor named 'm1\.small'"):
-            fleet.flavors.add(SMALL)
+            await fleet.flavors.add(HUGE, name="m1.small")
         with pytest.raises(InvalidArgument, match="vcpus"):
             await fleet.hosts.add("h-1", capacity=Capacity(vcpus=-1, ram_mb=1024, disk_gb=10))
         for bad in ("web.2", "web 2", "", "-web"):
@@ -778,8 +778,8 @@ async def test_hosts_are_up_right_after_a_reopen_long_after() -> None:
         await setup(fleet)
     await asyncio.sleep(3600)
     async with Fleet.open(None, driver=driver, env=env, store=store) as fleet:
-        fleet.flavors.add(SMALL)
-        fleet.images.add("cirros")
+        await fleet.flavors.add(SMALL)
+        await fleet.images.add("cirros")
         assert all(h.up for h in await fleet.hosts.list())
         record = await fleet.tasks.wait(
             (await fleet.instances.boot("web-9", flavor="m1.small", image="cirros")).id

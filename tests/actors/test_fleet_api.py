@@ -34,8 +34,8 @@ HOST_SIZE = Capacity(vcpus=8, ram_mb=16384, disk_gb=200)
 
 async def boot_one(fleet: Fleet) -> None:
     """One host and one active instance, web-1."""
-    fleet.flavors.add(SMALL)
-    fleet.images.add("cirros")
+    await fleet.flavors.add(SMALL)
+    await fleet.images.add("cirros")
     await fleet.hosts.add("h-1", capacity=HOST_SIZE)
     record = await fleet.instances.boot("web-1", flavor="m1.small", image="cirros")
     await fleet.tasks.wait(record.id)
@@ -112,8 +112,8 @@ async def test_a_boot_journals_its_spec_whole_and_the_data_holds_enums() -> None
     """The boot transition's payload is the BootSpec as plain data (the fields the journal
     always had); the instance's data and status hold Power and GroupPolicy members."""
     async with Fleet.open(driver=FakeDriver()) as fleet:
-        fleet.flavors.add(SMALL)
-        fleet.images.add("cirros")
+        await fleet.flavors.add(SMALL)
+        await fleet.images.add("cirros")
         await fleet.hosts.add("h-1", capacity=HOST_SIZE)
         record = await fleet.instances.boot(
             "web-1",
@@ -179,8 +179,8 @@ async def test_tasks_wait_gives_up_after_its_timeout() -> None:
     env = Environment(clock=VirtualClock.current(), seed=3)
     driver = FakeDriver(env=env, latency={Operation.SPAWN: 30.0})
     async with Fleet.open(driver=driver, env=env) as fleet:
-        fleet.flavors.add(SMALL)
-        fleet.images.add("cirros")
+        await fleet.flavors.add(SMALL)
+        await fleet.images.add("cirros")
         await fleet.hosts.add("h-1", capacity=HOST_SIZE)
         record = await fleet.instances.boot("web-1", flavor="m1.small", image="cirros")
         with pytest.raises(WaitTimeout, match=f"task {record.id} did not end within 5 s"):

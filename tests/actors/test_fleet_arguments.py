@@ -34,8 +34,8 @@ LONE_SURROGATE = "\ud800"
 
 async def setup(fleet: Fleet) -> None:
     """One flavor, one image, one host."""
-    fleet.flavors.add(SMALL)
-    fleet.images.add("cirros")
+    await fleet.flavors.add(SMALL)
+    await fleet.images.add("cirros")
     await fleet.hosts.add("h-0", capacity=HOST_SIZE)
 
 
@@ -254,13 +254,13 @@ async def test_catalogs_take_only_what_they_hold() -> None:
     text; membership of an unhashable value is False, not a TypeError."""
     async with Fleet.open(None, driver=FakeDriver()) as fleet:
         with pytest.raises(InvalidArgument, match=r"^flavor: expected a Flavor"):
-            fleet.flavors.add("m1.small")
+            await fleet.flavors.add("m1.small")
         with pytest.raises(InvalidArgument, match=r"^image name: expected"):
-            fleet.images.add(5)
+            await fleet.images.add(5)
         with pytest.raises(InvalidArgument, match=r"^image name: expected"):
-            fleet.images.add(LONE_SURROGATE)
+            await fleet.images.add(LONE_SURROGATE)
         with pytest.raises(InvalidArgument, match=r"^flavor name: expected"):
-            fleet.flavors.add(SMALL, name=LONE_SURROGATE)
+            await fleet.flavors.add(SMALL, name=LONE_SURROGATE)
         assert ["m1.small"] not in fleet.flavors
         assert list(fleet.flavors) == list(fleet.images) == []
         with pytest.raises(

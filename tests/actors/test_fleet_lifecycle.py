@@ -45,6 +45,8 @@ CALLS: dict[str, Callable[[Fleet], Any]] = {
     "tasks.last_fault": lambda f: f.tasks.last_fault("web-1"),
     "tasks.actions": lambda f: f.tasks.actions("web-1"),
     "tasks.parked": lambda f: f.tasks.parked(),
+    "flavors.add": lambda f: f.flavors.add(SMALL),
+    "images.add": lambda f: f.images.add("cirros"),
     "subscribe": lambda f: f.subscribe("instance.#"),
     "reconcile": lambda f: f.reconcile(),
     "resume": lambda f: f.resume(),
@@ -60,11 +62,8 @@ async def call(fleet: Fleet, name: str) -> None:
 
 
 def new_fleet() -> Fleet:
-    """A fleet in memory with the catalog filled (the catalog needs no open fleet)."""
-    fleet = Fleet.open(driver=FakeDriver())
-    fleet.flavors.add(SMALL)
-    fleet.images.add("cirros")
-    return fleet
+    """A fleet in memory, not open yet."""
+    return Fleet.open(driver=FakeDriver())
 
 
 @pytest.mark.parametrize("name", sorted(CALLS))
@@ -97,6 +96,8 @@ async def test_a_second_async_with_on_an_open_fleet_is_refused() -> None:
             async with fleet:
                 pytest.fail("entered twice")  # pragma: no cover
         assert fleet.system is system
+        await fleet.flavors.add(SMALL)
+        await fleet.images.add("cirros")
         await fleet.hosts.add("h-1", capacity=HOST_SIZE)
         record = await fleet.instances.boot("web-1", flavor="m1.small", image="cirros")
         await fleet.tasks.wait(record.id)
@@ -131,8 +132,8 @@ async def test_reopening_a_healthy_fleet_logs_no_warning(
     path = tmp_path / "cloud.db"
     driver = FakeDriver()
     async with Fleet.open(path, driver=driver) as fleet:
-        fleet.flavors.add(SMALL)
-        fleet.images.add("cirros")
+        await fleet.flavors.add(SMALL)
+        await fleet.images.add("cirros")
         await fleet.hosts.add("h-1", capacity=HOST_SIZE)
         record = await fleet.instances.boot("web-1", flavor="m1.small", image="cirros")
         await fleet.tasks.wait(record.id)
@@ -171,8 +172,8 @@ async def test_restore_passivates_each_kind_after_its_own_idle_time() -> None:
     ``idle_after``, hosts (whose heartbeats are not journaled) never do."""
     store = MemoryStore()
     async with Fleet.open(store=store, driver=FakeDriver()) as fleet:
-        fleet.flavors.add(SMALL)
-        fleet.images.add("cirros")
+        await fleet.flavors.add(SMALL)
+        await fleet.images.add("cirros")
         await fleet.hosts.add("h-1", capacity=HOST_SIZE)
         record = await fleet.instances.boot("web-1", flavor="m1.small", image="cirros")
         await fleet.tasks.wait(record.id)

@@ -192,8 +192,8 @@ async def scenario(sequence: list[tuple[str, list[Any], dict[str, Any]]]) -> Non
     store = MemoryStore()
     driver = FakeDriver(env=env)
     async with Fleet.open(None, driver=driver, env=env, store=store) as fleet:
-        fleet.flavors.add(SMALL)
-        fleet.images.add("cirros")
+        await fleet.flavors.add(SMALL)
+        await fleet.images.add("cirros")
         await fleet.hosts.add("h-0", capacity=HOST_SIZE)
         booted = await fleet.instances.boot("base", flavor="m1.small", image="cirros")
         assert (await fleet.tasks.wait(booted.id)).status is TaskStatus.SUCCEEDED

@@ -35,8 +35,8 @@ HOST_SIZE = Capacity(vcpus=8, ram_mb=16384, disk_gb=200)
 
 async def setup(fleet: Fleet) -> None:
     """One flavor, one image, two hosts."""
-    fleet.flavors.add(SMALL)
-    fleet.images.add("cirros")
+    await fleet.flavors.add(SMALL)
+    await fleet.images.add("cirros")
     for host in ("h-0", "h-1"):
         await fleet.hosts.add(host, capacity=HOST_SIZE)
 

@@ -144,8 +144,8 @@ async def test_command_refused_by_the_state_lists_the_allowed_actions() -> None:
     """``start`` on an active instance fails with InvalidTransition naming the user actions
     the state allows (not internal events such as ``lost``), and changes nothing."""
     async with Fleet.open(None, driver=FakeDriver()) as fleet:
-        fleet.flavors.add(Flavor("m1.small", 1, 2048, 20))
-        fleet.images.add("cirros")
+        await fleet.flavors.add(Flavor("m1.small", 1, 2048, 20))
+        await fleet.images.add("cirros")
         await fleet.hosts.add("h-1", capacity=Capacity(8, 16384, 200))
         record = await fleet.instances.boot("web-1", flavor="m1.small", image="cirros")
         await fleet.tasks.wait(record.id)
