@@ -991,7 +991,9 @@ class Instances:
 
         Raises:
             UnknownName: unknown flavor or image.
-            DuplicateName: the name is taken (unless ``idempotency_key`` repeats a boot).
+            DuplicateName: the name is taken (unless ``idempotency_key`` repeats a boot); a
+                deleted instance's name is free, and booting it starts a new generation
+                (the old one's tasks and history stay, under its task ids).
             InvalidArgument: an argument of the wrong type (names, zone, group, networks and
                 volumes are text; the policy a GroupPolicy; the key a str or None), or a
                 group without a policy. Nothing is committed.
@@ -1011,9 +1013,10 @@ class Instances:
         chosen_networks = fleet.networks if networks is None else check_texts("networks", networks)
         chosen_volumes = check_texts("volumes", volumes)
         check_optional_text("idempotency_key", idempotency_key)
+        if instance_id in fleet._host_refs:
+            raise DuplicateName("instance", instance_id)
         if instance_id in fleet.system:
-            if idempotency_key is None or instance_id in fleet._host_refs:
-                raise DuplicateName("instance", instance_id)
+            # Its actor decides: a repeated key, a deleted name (booted again) or a taken one.
             ref = fleet.system.lookup(instance_id)
         else:
             ref = fleet.system.spawn(

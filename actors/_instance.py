@@ -44,6 +44,7 @@ from stateward.runtime import (
 )
 
 from ._driver import Power
+from ._errors import DuplicateName
 from ._instance_machine import COMMANDS, INSTANCE, InstanceAction, task_state, vm_state
 from ._scheduler import GroupPolicy
 from ._services import FleetServices
@@ -257,12 +258,10 @@ class InstanceActor(FSMActor):
         payload = record.payload if isinstance(record.payload, dict) else {}
         event = record.event
         if event == "boot":
+            # A new generation (after ``deleted``) keeps nothing of the one before.
             spec = msgspec.convert({f: payload[f] for f in _SPEC_FIELDS if f in payload}, BootSpec)
-            return replace(
-                old,
-                **_data_of(spec),
-                task_id=record.task_id,
-                task_key=payload.get("idempotency_key"),
+            return InstanceData(
+                **_data_of(spec), task_id=record.task_id, task_key=payload.get("idempotency_key")
             )
         if event == "scheduled":
             return replace(old, host=payload.get("host"), claim_id=payload.get("claim_id"))
@@ -451,6 +450,10 @@ class InstanceActor(FSMActor):
         if existing is not None:
             return existing
         if not self.instance.can("boot"):
+            # The name is taken until the instance is deleted; a boot with a key of its own
+            # is a command this state refuses.
+            if command.idempotency_key is None:
+                raise DuplicateName("instance", self.context.resource_id)
             raise self._refuse("boot")
         task_id = self.context.env.ids.next("task")
         payload = command.spec.inputs()

@@ -16,6 +16,10 @@ ends with a completion event (``stopped``, ``started``, ``spawned``) or, when it
 
 ``delete`` is allowed from every state but ``deleted``, including while a build runs: the
 build is cancelled (and reverted) first.
+
+``deleted`` is not the end of the resource: its name is free again, and ``boot`` from it
+starts a new generation of the instance in the same journal (the old one's transitions and
+task records stay, under its task ids). No state is terminal.
 """
 
 from __future__ import annotations
@@ -89,7 +93,10 @@ _BUILD_PROGRESS = ("scheduled", "networked", "volumes_attached")
 
 
 def _transitions() -> list[Transition]:
-    t = [Transition("new", "boot", "building/scheduling")]
+    t = [
+        Transition("new", "boot", "building/scheduling"),
+        Transition("deleted", "boot", "building/scheduling"),
+    ]
     for (here, there), event in zip(itertools.pairwise(_BUILD), _BUILD_PROGRESS, strict=True):
         t.append(Transition(f"building/{here}", event, f"building/{there}"))
     t.append(Transition("building/spawning", "spawned", "active"))
@@ -123,9 +130,7 @@ def _states(transitions: list[Transition]) -> dict[str, StateKind]:
     states: dict[str, StateKind] = {}
     for x in transitions:
         for name in (x.source, x.target):
-            if name == "deleted":
-                states[name] = StateKind.TERMINAL
-            elif "/" in name:
+            if "/" in name:
                 states[name] = StateKind.TRANSITIONAL
             else:
                 states[name] = StateKind.STABLE

@@ -256,7 +256,7 @@ async def test_command_the_state_does_not_allow_changes_nothing() -> None:
                 "web-1", flavor="m1.small", image="cirros", idempotency_key="another"
             )
         await run(fleet, "delete")
-        with pytest.raises(InvalidTransition, match="allowed: none"):
+        with pytest.raises(InvalidTransition, match=r"in state `deleted`; allowed: boot$"):
             await fleet.instances.delete("web-1")
 
 

@@ -19,7 +19,7 @@ from stateward.runtime import InvalidTransition, Machine, StateKind
 
 #: The stable states each command may start from (``delete`` also interrupts a build).
 SOURCES = {
-    "boot": {"new"},
+    "boot": {"new", "deleted"},
     "stop": {"active"},
     "start": {"stopped"},
     "reboot": {"active"},
@@ -45,7 +45,7 @@ SOURCES = {
 
 def test_instance_machine_is_a_sound_definition() -> None:
     """Rebuilding INSTANCE from its parts passes validation: every state reachable, no
-    dead ends, only ``deleted`` terminal."""
+    dead ends, no terminal state (a deleted name boots again)."""
     again = Machine(
         "instance",
         initial=INSTANCE.initial,
@@ -53,7 +53,8 @@ def test_instance_machine_is_a_sound_definition() -> None:
         transitions=list(INSTANCE.transitions),
     )
     assert again.initial == "new"
-    assert [s for s, k in INSTANCE.states.items() if k is StateKind.TERMINAL] == ["deleted"]
+    assert [s for s, k in INSTANCE.states.items() if k is StateKind.TERMINAL] == []
+    assert INSTANCE.kind("deleted") is StateKind.STABLE
     for state, kind in INSTANCE.states.items():
         assert (kind is StateKind.TRANSITIONAL) == ("/" in state), state
 
@@ -101,7 +102,7 @@ def test_each_command_starts_only_from_its_source_states(command: str) -> None:
         target = INSTANCE.target(source, command)
         assert "/" in target
         if command != "delete" or "/" not in source:
-            assert vm_state(target) == vm_state(source) or source == "new"
+            assert vm_state(target) == vm_state(source) or command == "boot"
 
 
 def test_actions_are_the_commands_besides_boot() -> None:
@@ -133,11 +134,12 @@ def test_failed_tasks_go_back_and_damage_goes_to_error() -> None:
             assert INSTANCE.target(state, "damaged") == "error"
 
 
-def test_deleted_is_terminal_and_allows_nothing() -> None:
-    """Nothing leaves ``deleted``."""
-    assert INSTANCE.allowed("deleted") == ()
-    with pytest.raises(InvalidTransition, match=r"cannot `boot` in state `deleted`"):
-        INSTANCE.target("deleted", "boot")
+def test_deleted_allows_only_a_new_boot() -> None:
+    """``deleted`` frees the name: ``boot`` leaves it for a new build, nothing else does."""
+    assert INSTANCE.allowed("deleted") == ("boot",)
+    assert INSTANCE.target("deleted", "boot") == "building/scheduling"
+    with pytest.raises(InvalidTransition, match=r"cannot `delete` in state `deleted`"):
+        INSTANCE.target("deleted", "delete")
 
 
 async def test_command_refused_by_the_state_lists_the_allowed_actions() -> None:
