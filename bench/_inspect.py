@@ -40,14 +40,13 @@ import codecs
 import contextlib
 import enum
 import re
-import sqlite3
 import struct
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import Any, TextIO
 
 import msgspec
 from rich.console import Console, Group, RenderableType
@@ -55,7 +54,18 @@ from rich.table import Table
 from rich.text import Text
 
 from stateward.flows import TASKS, StepRecord, TaskRecord, TaskStatus
-from stateward.runtime import SCHEMA_VERSION, SchemaError, StatewardError
+from stateward.runtime import (
+    SCHEMA_VERSION,
+    DocumentRow,
+    HeadRow,
+    JournalRow,
+    RawCell,
+    ReadFailure,
+    StatewardError,
+    StoreReader,
+    StoreUnavailable,
+    open_store_reader,
+)
 
 __all__ = (
     "DEFAULT_LIMIT",
@@ -191,148 +201,6 @@ def _json_text(document: Any) -> str:
 
 def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
-
-
-# --- bounded cells -----------------------------------------------------------------------
-
-
-def _bounded(column: str, limit: int = TEXT_BYTES) -> str:
-    """SQL for three values of ``column``: its type, its size in bytes, and the column
-    itself with at most ``limit`` bytes of a text or blob (read as bytes, decoded here)."""
-    return (
-        f"typeof({column}), length(CAST({column} AS BLOB)), "
-        f"CASE WHEN typeof({column}) IN ('text', 'blob') "
-        f"THEN substr(CAST({column} AS BLOB), 1, {limit}) ELSE {column} END"
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class _Column:
-    """A column a view reads, and how.
-
-    Attributes:
-        name: the field it becomes (in JSON and in messages).
-        kind: how it is decoded: ``text``, ``optional`` (text or null), ``integer``,
-            ``number`` (an integer or a real), or ``raw`` (left to the caller).
-        limit: bytes of a text or blob read at most.
-        sql: the column in the query, when it is not ``name``.
-    """
-
-    name: str
-    kind: Literal["text", "optional", "integer", "number", "raw"]
-    limit: int = TEXT_BYTES
-    sql: str | None = None
-
-
-def _select(columns: Sequence[_Column], source: str) -> str:
-    """A query of ``columns`` from ``source``, each read bounded."""
-    return f"SELECT {', '.join(_bounded(c.sql or c.name, c.limit) for c in columns)} FROM {source}"
-
-
-@dataclass(frozen=True, slots=True)
-class _Value:
-    """One column as read: SQLite's type for it, its size in bytes, and its bounded value."""
-
-    type: str
-    size: int
-    data: Any
-
-    @classmethod
-    def read(cls, row: Sequence[Any], start: int) -> _Value:
-        """The three values :func:`_bounded` selected, from ``row[start]`` on."""
-        kind, size, data = row[start : start + 3]
-        if kind in ("text", "blob") and data is None:
-            data = b""  # ``substr`` of an empty text or blob is null
-        return cls(kind, size or 0, data)
-
-    @property
-    def whole(self) -> bool:
-        """All of a text or blob was read."""
-        return not isinstance(self.data, bytes) or len(self.data) >= self.size
-
-
-def _describe(value: _Value) -> str:
-    """What a value is, for a message: ``text 'abc'``, ``a real 1.5``, ``null``, ..."""
-    if value.type == "null":
-        return "null"
-    if value.type == "integer":
-        return f"an integer {value.data}"
-    if value.type == "real":
-        return f"a real {value.data!r}"
-    if value.type == "text":
-        shown = bytes(value.data[:40]).decode("utf-8", errors="backslashreplace")
-        return f"text {shown!r}" + ("…" if value.size > 40 else "")
-    return f"a blob of {value.size:,} bytes"
-
-
-def _bytes_shown(data: bytes, size: int) -> str:
-    return repr(data[:40]) + ("…" if size > 40 else "")
-
-
-class _Fields:
-    """The columns of one row, decoded by kind into :attr:`values`.
-
-    A value that cannot be decoded is noted in :attr:`errors` (by field) and read as None;
-    a text that was cut is noted in :attr:`cut` with the bytes not read; a ``raw`` column
-    is its :class:`_Value`.
-    """
-
-    def __init__(self, columns: Sequence[_Column], row: Sequence[Any]) -> None:
-        self._values = {c.name: _Value.read(row, 3 * i) for i, c in enumerate(columns)}
-        self.errors: dict[str, str] = {}
-        self.cut: dict[str, int] = {}
-        self.values: dict[str, Any] = {}
-        for column in columns:
-            name = column.name
-            if column.kind == "raw":
-                self.values[name] = self._values[name]
-            elif column.kind == "integer":
-                self.values[name] = self.integer(name)
-            elif column.kind == "number":
-                self.values[name] = self.number(name)
-            else:
-                self.values[name] = self.text(name, optional=column.kind == "optional")
-
-    def _bad(self, name: str, problem: str) -> None:
-        self.errors[name] = f"{name} {problem}"
-
-    def text(self, name: str, *, optional: bool = False) -> str | None:
-        """A text column, its cut marked; None when it is null and may be."""
-        value = self._values[name]
-        if value.type == "null" and optional:
-            return None
-        if value.type != "text":
-            self._bad(name, f"is {_describe(value)}, expected text")
-            return None
-        try:
-            text: str = codecs.getincrementaldecoder("utf-8")().decode(
-                value.data, final=value.whole
-            )
-        except UnicodeDecodeError:
-            self._bad(name, f"is not UTF-8: {_bytes_shown(value.data, value.size)}")
-            return None
-        if not value.whole:
-            cut = value.size - len(value.data)
-            self.cut[name] = cut
-            text += f"… [{cut:,} bytes cut]"
-        return text
-
-    def integer(self, name: str) -> int | None:
-        """An integer column."""
-        value = self._values[name]
-        if value.type != "integer":
-            self._bad(name, f"is {_describe(value)}, expected an integer")
-            return None
-        found: int = value.data
-        return found
-
-    def number(self, name: str) -> float | None:
-        """A real column (an integer is a number too)."""
-        value = self._values[name]
-        if value.type not in ("integer", "real"):
-            self._bad(name, f"is {_describe(value)}, expected a number")
-            return None
-        return float(value.data)
 
 
 # --- msgpack, bounded --------------------------------------------------------------------
@@ -675,177 +543,99 @@ def _jsonable(value: Any) -> Any:
 
 # --- reading -----------------------------------------------------------------------------
 
+#: The inspector's words for each way the reader fails: (problem, hint, usage error).
+_READ_FAILURES: dict[ReadFailure, tuple[str, str, bool]] = {
+    ReadFailure.MISSING: (
+        "no such file",
+        "give the path of a database a stateward SqliteStore wrote",
+        True,
+    ),
+    ReadFailure.DIRECTORY: (
+        "is a directory",
+        "give the path of a database file a stateward SqliteStore wrote",
+        True,
+    ),
+    ReadFailure.NOT_A_FILE: (
+        # A FIFO would block SQLite's open until some writer appeared; a device is no file.
+        "is not a regular file",
+        "give the path of a database file a stateward SqliteStore wrote",
+        True,
+    ),
+    ReadFailure.CANNOT_OPEN: ("cannot be opened ({cause})", "check its permissions", False),
+    ReadFailure.NOT_SQLITE: (
+        "is not a SQLite database",
+        "give the file a stateward SqliteStore wrote",
+        False,
+    ),
+    ReadFailure.LOCKED: (
+        f"stayed locked by a writer for {BUSY_TIMEOUT:g} s",
+        "try again; stateward's own databases use WAL, where readers never wait",
+        False,
+    ),
+    ReadFailure.NOT_STATEWARD: (
+        "is a SQLite database but not a stateward one (it has no schema_version table)",
+        "give the file a stateward SqliteStore wrote",
+        False,
+    ),
+    ReadFailure.BAD_VERSION: (
+        "its schema_version table holds {detail}, not a version number",
+        "give the file a stateward SqliteStore wrote",
+        False,
+    ),
+    ReadFailure.MISSING_TABLES: (
+        "is a SQLite database but not a stateward one (it lacks stateward's tables {detail})",
+        "give the file a stateward SqliteStore wrote",
+        False,
+    ),
+    ReadFailure.UNFINISHED: (
+        "has no stateward schema yet: its creation never finished",
+        "open it once with this stateward's SqliteStore, which brings the schema up to date",
+        False,
+    ),
+    ReadFailure.UNREADABLE: ("cannot be read ({cause})", "check the file", False),
+}
 
-@contextlib.contextmanager
-def _snapshot(path: Path, *, tasks: bool = False) -> Iterator[sqlite3.Connection]:
-    """A read-only connection inside one read transaction, its schema checked.
+
+def _failed(path: str, error: StoreUnavailable) -> InspectFailed | StoreUnavailable:
+    """The reader's failure in the inspector's words (one it does not know stays as is)."""
+    try:
+        reason = ReadFailure(error.reason)
+    except ValueError:
+        return error
+    problem, hint, usage = _READ_FAILURES[reason]
+    problem = problem.format(cause=error.__cause__, detail=error.detail)
+    return InspectFailed(path, problem, hint=hint, usage=usage)
+
+
+def _check_version(reader: StoreReader, *, tasks: bool) -> None:
+    """Refuse a schema older than this stateward's (inspecting cannot migrate it).
 
     Args:
-        path: the database.
-        tasks: the view reads task records, so the documents table must exist.
+        reader: the open database.
+        tasks: the view reads task records, which the documents table holds.
     """
-    shown = str(path)
-    if not path.exists():
+    found = reader.schema_version
+    if found >= SCHEMA_VERSION:
+        return
+    if tasks and not reader.has_documents:
         raise InspectFailed(
-            shown,
-            "no such file",
-            hint="give the path of a database a stateward SqliteStore wrote",
-            usage=True,
-        )
-    if path.is_dir():
-        raise InspectFailed(
-            shown,
-            "is a directory",
-            hint="give the path of a database file a stateward SqliteStore wrote",
-            usage=True,
-        )
-    if not path.is_file():
-        # A FIFO would block SQLite's open until some writer appeared; a device is no file.
-        raise InspectFailed(
-            shown,
-            "is not a regular file",
-            hint="give the path of a database file a stateward SqliteStore wrote",
-            usage=True,
-        )
-    try:
-        db = sqlite3.connect(
-            f"{path.absolute().as_uri()}?mode=ro",
-            uri=True,
-            timeout=BUSY_TIMEOUT,
-            isolation_level=None,
-        )
-    except sqlite3.Error as exc:
-        raise InspectFailed(
-            shown, f"cannot be opened ({exc})", hint="check its permissions"
-        ) from exc
-    try:
-        try:
-            db.execute("PRAGMA query_only = ON")
-            db.execute("BEGIN")
-            _check_schema(db, shown, tasks=tasks)
-            yield db
-        except sqlite3.DatabaseError as exc:
-            raise _translate(shown, exc) from exc
-        finally:
-            with contextlib.suppress(sqlite3.Error):
-                db.execute("ROLLBACK")  # a read transaction: nothing to keep
-    finally:
-        db.close()
-
-
-def _translate(path: str, error: sqlite3.DatabaseError) -> InspectFailed:
-    code = getattr(error, "sqlite_errorcode", None)
-    primary = code & 0xFF if isinstance(code, int) else None
-    if primary == sqlite3.SQLITE_NOTADB:
-        return InspectFailed(
-            path, "is not a SQLite database", hint="give the file a stateward SqliteStore wrote"
-        )
-    if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-        return InspectFailed(
-            path,
-            f"stayed locked by a writer for {BUSY_TIMEOUT:g} s",
-            hint="try again; stateward's own databases use WAL, where readers never wait",
-        )
-    return InspectFailed(path, f"cannot be read ({error})", hint="check the file")
-
-
-def _check_schema(db: sqlite3.Connection, path: str, *, tasks: bool = False) -> None:
-    try:
-        row = db.execute(
-            f"SELECT {_bounded('m', 40)} FROM (SELECT max(version) AS m FROM schema_version)"
-        ).fetchone()
-    except sqlite3.OperationalError as exc:
-        if "no such table" not in str(exc):
-            raise
-        raise InspectFailed(
-            path,
-            "is a SQLite database but not a stateward one (it has no schema_version table)",
-            hint="give the file a stateward SqliteStore wrote",
-        ) from exc
-    version = _Value.read(row, 0)
-    if version.type not in ("integer", "null"):
-        raise InspectFailed(
-            path,
-            f"its schema_version table holds {_describe(version)}, not a version number",
-            hint="give the file a stateward SqliteStore wrote",
-        )
-    found: int = version.data or 0
-    if found > SCHEMA_VERSION:
-        raise SchemaError(path, found=found, supported=SCHEMA_VERSION)
-    if tasks and found > 0 and not _has_table(db, "documents"):
-        raise InspectFailed(
-            path,
+            reader.path,
             f"has no task records: its schema version {found} predates the documents table "
             "that holds them",
             hint="open it once with this stateward's SqliteStore, which adds the table; "
             "`stateward inspect` without task options still lists its resources after that",
         )
-    if found < SCHEMA_VERSION:
-        # Inspecting never writes, so it cannot migrate: the owning SqliteStore does that.
-        problem = (
-            "has no stateward schema yet: its creation never finished"
-            if found <= 0
-            else f"has schema version {found}, from an older stateward (this one reads "
-            f"{SCHEMA_VERSION})"
-        )
-        raise InspectFailed(
-            path,
-            problem,
-            hint="open it once with this stateward's SqliteStore, which brings the schema "
-            "up to date",
-        )
+    raise InspectFailed(
+        reader.path,
+        f"has schema version {found}, from an older stateward (this one reads {SCHEMA_VERSION})",
+        hint="open it once with this stateward's SqliteStore, which brings the schema up to date",
+    )
 
 
-def _has_table(db: sqlite3.Connection, name: str) -> bool:
-    row = db.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
-    ).fetchone()
-    return row is not None
-
-
-@dataclass(frozen=True, slots=True)
-class _Head:
-    """A resource head as read; a field that cannot be decoded is None, with its reason."""
-
-    id: str | None
-    kind: str | None
-    state: str | None
-    revision: int | None
-    updated: float | None
-    quarantined: str | None
-    errors: dict[str, str] = field(default_factory=dict)
-    cut: dict[str, int] = field(default_factory=dict)
-
-
-_HEAD_COLUMNS = (
-    _Column("id", "text", sql="r.id"),
-    _Column("kind", "text", sql="r.kind"),
-    _Column("state", "text", sql="r.state"),
-    _Column("revision", "integer", sql="r.revision"),
-    _Column("updated", "number", sql="r.updated"),
-    _Column("quarantined", "optional", sql="q.reason"),
-)
-_HEAD_SELECT = _select(_HEAD_COLUMNS, "resources r LEFT JOIN quarantine q ON q.resource_id = r.id")
-
-
-def _head(row: Sequence[Any]) -> _Head:
-    fields = _Fields(_HEAD_COLUMNS, row)
-    return _Head(**fields.values, errors=fields.errors, cut=fields.cut)
-
-
-def _resources(db: sqlite3.Connection, *, kind: str | None, limit: int) -> tuple[list[_Head], bool]:
+def _resources(reader: StoreReader, *, kind: str | None, limit: int) -> tuple[list[HeadRow], bool]:
     """Up to ``limit`` resource heads by id, and whether more exist."""
-    found: list[_Head] = []
-    more = False
-    for row in db.execute(
-        f"{_HEAD_SELECT} WHERE (? IS NULL OR r.kind = ?) ORDER BY r.id LIMIT ?",
-        (kind, kind, limit + 1),
-    ):
-        if len(found) == limit:
-            more = True
-            break
-        found.append(_head(row))
-    return found, more
+    found = list(reader.heads(kind=kind, limit=limit + 1))
+    return found[:limit], len(found) > limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -865,11 +655,11 @@ class _Payload:
     cut: int = 0
 
 
-def _payload(value: _Value) -> _Payload | None:
+def _payload(value: RawCell) -> _Payload | None:
     if value.type == "null":
         return None
-    if value.type not in ("blob", "text"):
-        error = f"undecodable msgpack: the payload is {_describe(value)}, expected bytes"
+    if value.type not in ("blob", "text") or not isinstance(value.data, bytes):
+        error = f"undecodable msgpack: the payload is {value.describe()}, expected bytes"
         return _Payload(f"<{error}>", None, error)
     if value.whole:
         try:
@@ -895,65 +685,32 @@ def _payload(value: _Value) -> _Payload | None:
 
 @dataclass(frozen=True, slots=True)
 class _Entry:
-    """A journal record as read; a field that cannot be decoded is None, with its reason."""
+    """A journal record as shown: the row as read, its payload decoded for display."""
 
-    sequence: int | None
-    source: str | None
-    event: str | None
-    target: str | None
-    task_id: str | None
-    cause: str | None
-    at: float | None
+    row: JournalRow
     payload: _Payload | None
-    errors: dict[str, str]
-    cut: dict[str, int]
-
-
-_ENTRY_COLUMNS = (
-    _Column("sequence", "integer"),
-    _Column("source", "text"),
-    _Column("event", "text"),
-    _Column("target", "text"),
-    _Column("task_id", "optional"),
-    _Column("cause", "optional"),
-    _Column("at", "number"),
-    _Column("payload", "raw", PAYLOAD_BYTES),
-)
-_ENTRY_SELECT = _select(_ENTRY_COLUMNS, "journal")
-
-
-def _entry(row: Sequence[Any]) -> _Entry:
-    fields = _Fields(_ENTRY_COLUMNS, row)
-    values = {**fields.values, "payload": _payload(fields.values["payload"])}
-    return _Entry(**values, errors=fields.errors, cut=fields.cut)
 
 
 def _history(
-    db: sqlite3.Connection, path: str, resource_id: str, *, limit: int
-) -> tuple[_Head, list[_Entry], int]:
+    reader: StoreReader, resource_id: str, *, limit: int
+) -> tuple[HeadRow, list[_Entry], int]:
     """A resource's head, its last ``limit`` journal records oldest first, and how many it has.
 
     Raises:
         InspectFailed: there is no such resource.
     """
-    row = db.execute(f"{_HEAD_SELECT} WHERE r.id = ?", (resource_id,)).fetchone()
-    if row is None:
+    head = reader.head(resource_id)
+    if head is None:
+        path = reader.path
         raise InspectFailed(
             path,
             f"has no resource {resource_id!r}",
             hint=f"`stateward inspect {printable(path)}` lists the resources it holds",
         )
-    (total,) = db.execute(
-        "SELECT count(*) FROM journal WHERE resource_id = ?", (resource_id,)
-    ).fetchone()
-    entries = [
-        _entry(found)
-        for found in db.execute(
-            f"{_ENTRY_SELECT} WHERE resource_id = ? ORDER BY sequence DESC LIMIT ?",
-            (resource_id, limit),
-        )
-    ]
-    return _head(row), entries[::-1], int(total)
+    total = reader.journal_count(resource_id)
+    rows = reader.journal(resource_id, limit=limit, payload_bytes=PAYLOAD_BYTES)
+    entries = [_Entry(row, _payload(row.payload)) for row in rows]
+    return head, entries[::-1], total
 
 
 @dataclass(frozen=True, slots=True)
@@ -977,25 +734,14 @@ class _TaskRow:
     flow_version: int | None
     error: str | None
     decode_error: str | None
-    errors: dict[str, str]
-    cut: dict[str, int]
+    errors: Mapping[str, str]
+    cut: Mapping[str, int]
 
 
-_TASK_COLUMNS = (
-    _Column("id", "text", sql="key"),
-    _Column("resource_id", "optional"),
-    _Column("status", "optional"),
-    _Column("created", "number"),
-    _Column("updated", "number"),
-    _Column("body", "raw", TASK_BYTES),
-)
-_TASK_SELECT = _select(_TASK_COLUMNS, "documents")
-
-
-def _task_record(value: _Value) -> tuple[TaskRecord | None, str | None]:
+def _task_record(value: RawCell) -> tuple[TaskRecord | None, str | None]:
     """The task record of a document's body, or why it cannot be read."""
-    if value.type not in ("blob", "text"):
-        return None, f"undecodable task record: the body is {_describe(value)}, expected bytes"
+    if value.type not in ("blob", "text") or not isinstance(value.data, bytes):
+        return None, f"undecodable task record: the body is {value.describe()}, expected bytes"
     if not value.whole:
         return None, (
             f"undecodable task record: {value.size:,} bytes, more than the {TASK_BYTES:,} "
@@ -1009,31 +755,37 @@ def _task_record(value: _Value) -> tuple[TaskRecord | None, str | None]:
         return None, f"undecodable task record: {exc}"
 
 
-def _task_row(row: Sequence[Any]) -> tuple[_TaskRow, TaskRecord | None]:
-    fields = _Fields(_TASK_COLUMNS, row)
-    values = dict(fields.values)
-    record, decode_error = _task_record(values.pop("body"))
+def _task_row(row: DocumentRow) -> tuple[_TaskRow, TaskRecord | None]:
+    record, decode_error = _task_record(row.body)
+    # A task's key is its id: its field, and the field its messages name, is "id".
+    errors = {name: why for name, why in row.errors.items() if name != "key"}
+    if "key" in row.errors:
+        errors["id"] = "id" + row.errors["key"].removeprefix("key")
+    cut = {("id" if name == "key" else name): size for name, size in row.cut.items()}
     found = _TaskRow(
-        **values,
+        id=row.key,
+        resource_id=row.resource_id,
+        status=row.status,
+        created=row.created,
+        updated=row.updated,
         kind=record.kind if record is not None else None,
         flow_version=record.flow_version if record is not None else None,
         error=_task_error(record) if record is not None else None,
         decode_error=decode_error,
-        errors=fields.errors,
-        cut=fields.cut,
+        errors=errors,
+        cut=cut,
     )
     return found, record
 
 
-def _task(db: sqlite3.Connection, path: str, task_id: str) -> TaskRecord:
+def _task(reader: StoreReader, task_id: str) -> TaskRecord:
     """One task record.
 
     Raises:
         InspectFailed: there is no such task, or its record does not decode.
     """
-    row = db.execute(
-        f"{_TASK_SELECT} WHERE collection = ? AND key = ?", (TASKS, task_id)
-    ).fetchone()
+    path = reader.path
+    row = reader.document(TASKS, task_id, body_bytes=TASK_BYTES)
     if row is None:
         raise InspectFailed(
             path,
@@ -1051,48 +803,37 @@ def _task(db: sqlite3.Connection, path: str, task_id: str) -> TaskRecord:
     return record
 
 
-def _task_rows(db: sqlite3.Connection, where: str, arguments: tuple[Any, ...]) -> list[_TaskRow]:
-    """Task rows newest first, one record decoded at a time (only its summary is kept)."""
-    return [
-        _task_row(row)[0]
-        for row in db.execute(
-            f"{_TASK_SELECT} WHERE {where} ORDER BY created DESC, key DESC LIMIT ?", arguments
-        )
-    ]
+def _task_rows(rows: Iterable[DocumentRow]) -> list[_TaskRow]:
+    """Task rows, one record decoded at a time (only its summary is kept)."""
+    return [_task_row(row)[0] for row in rows]
 
 
 def _resource_tasks(
-    db: sqlite3.Connection, path: str, resource_id: str, *, limit: int
+    reader: StoreReader, resource_id: str, *, limit: int
 ) -> tuple[list[_TaskRow], int]:
     """A resource's last ``limit`` tasks, newest first, and how many it has.
 
     Raises:
         InspectFailed: the resource has no tasks and is not a stored resource either.
     """
-    (total,) = db.execute(
-        "SELECT count(*) FROM documents WHERE collection = ? AND resource_id = ?",
-        (TASKS, resource_id),
-    ).fetchone()
-    if not total:
-        known = db.execute("SELECT 1 FROM resources WHERE id = ?", (resource_id,)).fetchone()
-        if known is None:
-            raise InspectFailed(
-                path,
-                f"has no resource {resource_id!r} and no task for it",
-                hint=f"`stateward inspect {printable(path)}` lists the resources it holds",
-            )
-    rows = _task_rows(db, "collection = ? AND resource_id = ?", (TASKS, resource_id, limit))
-    return rows, int(total)
+    total = reader.document_count(TASKS, resource_id=resource_id)
+    if not total and reader.head(resource_id) is None:
+        path = reader.path
+        raise InspectFailed(
+            path,
+            f"has no resource {resource_id!r} and no task for it",
+            hint=f"`stateward inspect {printable(path)}` lists the resources it holds",
+        )
+    rows = reader.documents(TASKS, resource_id=resource_id, limit=limit, body_bytes=TASK_BYTES)
+    return _task_rows(rows), total
 
 
-def _parked_tasks(db: sqlite3.Connection, *, limit: int) -> tuple[list[_TaskRow], int]:
+def _parked_tasks(reader: StoreReader, *, limit: int) -> tuple[list[_TaskRow], int]:
     """The last ``limit`` parked tasks, newest first, and how many there are."""
     parked = TaskStatus.PARKED.value
-    (total,) = db.execute(
-        "SELECT count(*) FROM documents WHERE collection = ? AND status = ?", (TASKS, parked)
-    ).fetchone()
-    rows = _task_rows(db, "collection = ? AND status = ?", (TASKS, parked, limit))
-    return rows, int(total)
+    total = reader.document_count(TASKS, status=parked)
+    rows = reader.documents(TASKS, status=parked, limit=limit, body_bytes=TASK_BYTES)
+    return _task_rows(rows), total
 
 
 # --- rendering ---------------------------------------------------------------------------
@@ -1123,25 +864,25 @@ def _undecodable(reason: str) -> Text:
     return Text(printable(f"<undecodable: {reason}>"), style="red")
 
 
-def _field(value: str | None, name: str, errors: dict[str, str]) -> str:
+def _field(value: str | None, name: str, errors: Mapping[str, str]) -> str:
     """A field for a title or a composed cell: its text, or why it cannot be shown."""
     if name in errors:
         return f"<undecodable: {errors[name]}>"
     return "-" if value is None else value
 
 
-def _cell(value: str | None, name: str, errors: dict[str, str]) -> Text:
+def _cell(value: str | None, name: str, errors: Mapping[str, str]) -> Text:
     """A table cell of one field: its text, ``-`` for none, or why it cannot be shown."""
     if name in errors:
         return _undecodable(errors[name])
     return _optional(value)
 
 
-def _time_cell(at: float | None, name: str, errors: dict[str, str]) -> Text:
+def _time_cell(at: float | None, name: str, errors: Mapping[str, str]) -> Text:
     return _cell(_iso_or_none(at), name, errors)
 
 
-def _head_json(head: _Head) -> dict[str, Any]:
+def _head_json(head: HeadRow) -> dict[str, Any]:
     found: dict[str, Any] = {
         "id": head.id,
         "kind": head.kind,
@@ -1160,14 +901,14 @@ def _head_json(head: _Head) -> dict[str, Any]:
 
 def _entry_json(entry: _Entry) -> dict[str, Any]:
     found: dict[str, Any] = {
-        "sequence": entry.sequence,
-        "at": entry.at,
-        "at_iso": _iso_or_none(entry.at),
-        "source": entry.source,
-        "event": entry.event,
-        "target": entry.target,
-        "task_id": entry.task_id,
-        "cause": entry.cause,
+        "sequence": entry.row.sequence,
+        "at": entry.row.at,
+        "at_iso": _iso_or_none(entry.row.at),
+        "source": entry.row.source,
+        "event": entry.row.event,
+        "target": entry.row.target,
+        "task_id": entry.row.task_id,
+        "cause": entry.row.cause,
         "payload": entry.payload.json if entry.payload is not None else None,
     }
     payload = entry.payload
@@ -1175,10 +916,10 @@ def _entry_json(entry: _Entry) -> dict[str, Any]:
         found["payload_error"] = payload.error
         if payload.cut:
             found["payload_preview"] = payload.preview
-    if entry.errors:
-        found["errors"] = entry.errors
-    if entry.cut:
-        found["cut"] = entry.cut
+    if entry.row.errors:
+        found["errors"] = entry.row.errors
+    if entry.row.cut:
+        found["cut"] = entry.row.cut
     return found
 
 
@@ -1194,7 +935,7 @@ def _payload_text(payload: _Payload | None) -> Text:
     return _text(_clip(payload.preview, PAYLOAD_WIDTH))
 
 
-def _resources_table(path: str, found: list[_Head], kind: str | None) -> Table:
+def _resources_table(path: str, found: list[HeadRow], kind: str | None) -> Table:
     which = f" of kind {kind!r}" if kind is not None else ""
     table = Table(title=_text(f"resources{which} in {path}"))
     table.add_column("id")
@@ -1219,7 +960,7 @@ def _resources_table(path: str, found: list[_Head], kind: str | None) -> Table:
     return table
 
 
-def _history_table(head: _Head, entries: list[_Entry]) -> Table:
+def _history_table(head: HeadRow, entries: list[_Entry]) -> Table:
     errors = head.errors
     revision = str(head.revision) if head.revision is not None else None
     table = Table(
@@ -1237,20 +978,21 @@ def _history_table(head: _Head, entries: list[_Entry]) -> Table:
     table.add_column("cause")
     table.add_column("payload", overflow="fold")
     for entry in entries:
-        errors = entry.errors
-        sequence = str(entry.sequence) if entry.sequence is not None else None
+        row = entry.row
+        errors = row.errors
+        sequence = str(row.sequence) if row.sequence is not None else None
         transition = _text(
-            f"{_field(entry.source, 'source', errors)} → {_field(entry.target, 'target', errors)}"
+            f"{_field(row.source, 'source', errors)} → {_field(row.target, 'target', errors)}"
         )
         if "source" in errors or "target" in errors:
             transition.stylize("red")
         table.add_row(
             _cell(sequence, "sequence", errors),
-            _time_cell(entry.at, "at", errors),
+            _time_cell(entry.row.at, "at", errors),
             transition,
-            _cell(entry.event, "event", errors),
-            _cell(entry.task_id, "task_id", errors),
-            _cell(entry.cause, "cause", errors),
+            _cell(entry.row.event, "event", errors),
+            _cell(entry.row.task_id, "task_id", errors),
+            _cell(entry.row.cause, "cause", errors),
             _payload_text(entry.payload),
         )
     return table
@@ -1435,9 +1177,9 @@ def _tasks_table(title: str, rows: list[_TaskRow], *, parked: bool) -> Table:
 _Rendered = tuple[dict[str, Any], RenderableType]
 
 
-def _view_resources(db: sqlite3.Connection, options: Options) -> _Rendered:
+def _view_resources(reader: StoreReader, options: Options) -> _Rendered:
     path = str(options.db)
-    found, more = _resources(db, kind=options.kind, limit=options.limit)
+    found, more = _resources(reader, kind=options.kind, limit=options.limit)
     document = {
         "database": path,
         "schema_version": SCHEMA_VERSION,
@@ -1460,10 +1202,10 @@ def _view_resources(db: sqlite3.Connection, options: Options) -> _Rendered:
     return document, Group(*parts)
 
 
-def _view_history(db: sqlite3.Connection, options: Options) -> _Rendered:
+def _view_history(reader: StoreReader, options: Options) -> _Rendered:
     path = str(options.db)
     assert options.resource is not None
-    head, entries, total = _history(db, path, options.resource, limit=options.limit)
+    head, entries, total = _history(reader, options.resource, limit=options.limit)
     document = {
         "database": path,
         "schema_version": SCHEMA_VERSION,
@@ -1487,10 +1229,10 @@ def _view_history(db: sqlite3.Connection, options: Options) -> _Rendered:
     return document, Group(*parts)
 
 
-def _view_task(db: sqlite3.Connection, options: Options) -> _Rendered:
+def _view_task(reader: StoreReader, options: Options) -> _Rendered:
     path = str(options.db)
     assert options.task is not None
-    record = _task(db, path, options.task)
+    record = _task(reader, options.task)
     document = {
         "database": path,
         "schema_version": SCHEMA_VERSION,
@@ -1504,10 +1246,10 @@ def _view_task(db: sqlite3.Connection, options: Options) -> _Rendered:
     return document, Group(*parts)
 
 
-def _view_resource_tasks(db: sqlite3.Connection, options: Options) -> _Rendered:
+def _view_resource_tasks(reader: StoreReader, options: Options) -> _Rendered:
     path = str(options.db)
     assert options.resource is not None
-    rows, total = _resource_tasks(db, path, options.resource, limit=options.limit)
+    rows, total = _resource_tasks(reader, options.resource, limit=options.limit)
     document = {
         "database": path,
         "schema_version": SCHEMA_VERSION,
@@ -1532,9 +1274,9 @@ def _view_resource_tasks(db: sqlite3.Connection, options: Options) -> _Rendered:
     return document, Group(*parts)
 
 
-def _view_parked(db: sqlite3.Connection, options: Options) -> _Rendered:
+def _view_parked(reader: StoreReader, options: Options) -> _Rendered:
     path = str(options.db)
-    rows, total = _parked_tasks(db, limit=options.limit)
+    rows, total = _parked_tasks(reader, limit=options.limit)
     document = {
         "database": path,
         "schema_version": SCHEMA_VERSION,
@@ -1560,7 +1302,7 @@ def _view_parked(db: sqlite3.Connection, options: Options) -> _Rendered:
 
 #: Each view: whether the options select it, and how it reads and renders.
 VIEWS: tuple[
-    tuple[str, Callable[[Options], bool], Callable[[sqlite3.Connection, Options], _Rendered]],
+    tuple[str, Callable[[Options], bool], Callable[[StoreReader, Options], _Rendered]],
     ...,
 ] = (
     ("task", lambda o: o.task is not None, _view_task),
@@ -1587,8 +1329,14 @@ def run_inspect(options: Options, *, console: Console, out: TextIO | None = None
         SchemaError: a newer stateward wrote the database.
     """
     name, view = next((name, render) for name, selects, render in VIEWS if selects(options))
-    with _snapshot(options.db, tasks=name in TASK_VIEWS) as db:
-        document, renderable = view(db, options)
+    try:
+        with open_store_reader(
+            options.db, text_bytes=TEXT_BYTES, busy_timeout=BUSY_TIMEOUT
+        ) as reader:
+            _check_version(reader, tasks=name in TASK_VIEWS)
+            document, renderable = view(reader, options)
+    except StoreUnavailable as exc:
+        raise _failed(str(options.db), exc) from exc
     if options.as_json:
         stream = out if out is not None else sys.stdout
         stream.write(_json_text(document) + "\n")

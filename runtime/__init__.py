@@ -56,6 +56,14 @@ from ._machine import MachineInstance as MachineInstance
 from ._machine import StateKind as StateKind
 from ._machine import Transition as Transition
 from ._machine import TransitionRecord as TransitionRecord
+from ._reader import DocumentRow as DocumentRow
+from ._reader import HeadRow as HeadRow
+from ._reader import JournalRow as JournalRow
+from ._reader import RawCell as RawCell
+from ._reader import ReadFailure as ReadFailure
+from ._reader import RowCounts as RowCounts
+from ._reader import StoreReader as StoreReader
+from ._reader import open_store_reader as open_store_reader
 from ._request import Request as Request
 from ._sqlite import SCHEMA_VERSION as SCHEMA_VERSION
 from ._sqlite import Durability as Durability
@@ -155,6 +163,15 @@ __all__ = (
     "open_sqlite_store",
     "Durability",
     "SCHEMA_VERSION",
+    # offline reading of a SQLite store
+    "StoreReader",
+    "open_store_reader",
+    "ReadFailure",
+    "RawCell",
+    "HeadRow",
+    "JournalRow",
+    "DocumentRow",
+    "RowCounts",
     # store errors
     "StoreError",
     "StoreUnavailable",
