@@ -90,8 +90,8 @@ class DriverError(StatewardError):
 class DriverInstance(msgspec.Struct, frozen=True):
     """An instance as the hypervisor sees it."""
 
-    instance_id: str
-    host: str
+    id: str
+    host_id: str
     image: str
     power: Power
     ports: tuple[str, ...] = ()

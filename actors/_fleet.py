@@ -682,7 +682,7 @@ class Fleet:
 
         async def gone(instance_id: str) -> Reconciled:
             view = await driver.describe()
-            return Reconciled(all(i.instance_id != instance_id for i in view.instances))
+            return Reconciled(all(i.id != instance_id for i in view.instances))
 
         async def free_port(port_id: str, task_id: str) -> None:
             await driver.free_port(f"{task_id}:free", port_id)
@@ -722,7 +722,7 @@ class Fleet:
         states = {s.resource_id: s.state for s in await self._summaries("instance")}
         live = {i for i, state in states.items() if state not in ("deleted", "new")}
         busy = {i for i, state in states.items() if task_running(state)}
-        on_driver = {i.instance_id for i in view.instances}
+        on_driver = {i.id for i in view.instances}
         orphans = sorted(on_driver - live - busy)
         ghosts = sorted(
             i

@@ -93,10 +93,13 @@ class Capacity(msgspec.Struct, frozen=True):
         )
 
 
-class Claim(msgspec.Struct, frozen=True):
-    """Capacity held on a host for one task."""
+class Claim(msgspec.Struct, frozen=True, rename={"id": "claim_id"}):
+    """Capacity held on a host for one task.
 
-    claim_id: str
+    Its own id is ``id`` (stored as ``claim_id``, the name ledgers have always used).
+    """
+
+    id: str
     task_id: str
     instance_id: str
     amount: Capacity
@@ -159,7 +162,7 @@ class ClaimRefused(CommandRejected):
 class HostStatus:
     """A host as the scheduler sees it."""
 
-    host_id: str
+    id: str
     state: str
     up: bool
     zone: str
@@ -262,7 +265,7 @@ class HostActor(FSMActor):
             )
         if record.event == "claim":
             claim = msgspec.convert(record.payload, Claim)
-            return replace(host, claims={**host.claims, claim.claim_id: claim})
+            return replace(host, claims={**host.claims, claim.id: claim})
         if record.event == "release":
             claims = dict(host.claims)
             claims.pop(str(record.payload), None)
@@ -350,14 +353,14 @@ class HostActor(FSMActor):
         """The host as the scheduler sees it."""
         data = self.ledger
         return HostStatus(
-            host_id=self.context.resource_id,
+            id=self.context.resource_id,
             state=self.state,
             up=self.is_up(),
             zone=data.zone,
             capacity=data.capacity,
             usage=data.usage(),
             free=data.free(),
-            claims=tuple(sorted(data.claims.values(), key=lambda c: c.claim_id)),
+            claims=tuple(sorted(data.claims.values(), key=lambda c: c.id)),
             revision=self.revision,
             ratios=(data.cpu_ratio, data.ram_ratio, data.disk_ratio),
         )

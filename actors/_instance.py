@@ -134,12 +134,12 @@ class InstanceData(msgspec.Struct):
 class InstanceStatus:
     """An instance as its owner sees it: Nova's vm_state, task_state and power state."""
 
-    instance_id: str
+    id: str
     state: str
     vm_state: str
     task_state: str | None
     power: Power
-    host: str | None
+    host_id: str | None
     flavor: str
     image: str
     group: str | None
@@ -299,12 +299,12 @@ class InstanceActor(FSMActor):
         """The instance as its owner sees it."""
         info, state = self.info, self.state
         return InstanceStatus(
-            instance_id=self.context.resource_id,
+            id=self.context.resource_id,
             state=state,
             vm_state=vm_state(state),
             task_state=task_state(state),
             power=info.power,
-            host=info.host,
+            host_id=info.host,
             flavor=info.flavor,
             image=info.image,
             group=info.group,

@@ -118,7 +118,7 @@ def rebuild_flow(services: FleetServices) -> Flow:
         instance_id: str, task_id: str, image: str, host: str | None, claim_id: str | None
     ) -> str:
         view = await driver.describe()
-        if all(i.instance_id != instance_id for i in view.instances) and await _holds(
+        if all(i.id != instance_id for i in view.instances) and await _holds(
             services, host, claim_id
         ):
             # The hypervisor lost it (a ghost): build it again where its claim holds room.
@@ -185,7 +185,7 @@ def _schedule(services: FleetServices) -> Callable[..., Awaitable[dict[str, str]
             else None,
         )
         placement = await services.scheduler.place(request)
-        result = {"host": placement.host_id, "claim_id": placement.claim.claim_id}
+        result = {"host": placement.host_id, "claim_id": placement.claim.id}
         await services.progress(instance_id, task_id, "scheduled", result)
         return result
 
@@ -246,7 +246,7 @@ def _spawn(services: FleetServices) -> Callable[..., Awaitable[None]]:
 def _spawned_already(services: FleetServices) -> Callable[..., Awaitable[Reconciled]]:
     async def spawned_already(instance_id: str, **_: Any) -> Reconciled:
         view = await services.driver.describe()
-        return Reconciled(any(i.instance_id == instance_id for i in view.instances))
+        return Reconciled(any(i.id == instance_id for i in view.instances))
 
     return spawned_already
 
@@ -286,7 +286,7 @@ def _release_claim(services: FleetServices) -> Callable[..., Awaitable[str]]:
                 held: HostStatus = await ref.ask(GetHost())
                 for claim in held.claims:
                     if claim.instance_id == instance_id:
-                        await scheduler.release(host_id, claim.claim_id)
+                        await scheduler.release(host_id, claim.id)
         scheduler.forget(instance_id)
         return "nostate"
 
@@ -299,4 +299,4 @@ async def _holds(services: FleetServices, host: str | None, claim_id: str | None
     if ref is None or claim_id is None:
         return False
     status = await ref.ask(GetHost())
-    return any(c.claim_id == claim_id for c in status.claims)
+    return any(c.id == claim_id for c in status.claims)

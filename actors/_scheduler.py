@@ -216,8 +216,8 @@ def server_group_filter(
     members = context.membership.get(group.name, {})
     hosts = [h for instance, h in members.items() if instance != request.instance_id]
     if group.policy is GroupPolicy.AFFINITY:
-        return all(h == host.host_id for h in hosts)
-    return host.host_id not in hosts
+        return all(h == host.id for h in hosts)
+    return host.id not in hosts
 
 
 #: The filters a :class:`Scheduler` runs by default, in this order.
@@ -524,7 +524,7 @@ class Scheduler:
         claim_id = request.claim_id
         for host_id, status in statuses:
             for held in status.claims:
-                if held.claim_id == claim_id:
+                if held.id == claim_id:
                     self._record(request, host_id)
                     return Placement(host_id, held)
 

@@ -178,21 +178,21 @@ async def _check_fleet(fleet: Fleet, ids: Sequence[str]) -> None:
     placed: Counter[str] = Counter()
     for name in ids:
         status = await fleet.instances.get(name)
-        if status.vm_state != "active" or status.task_state is not None or status.host is None:
+        if status.vm_state != "active" or status.task_state is not None or status.host_id is None:
             raise AssertionError(
-                f"{name} ended {status.state} on {status.host}, expected active on a host"
+                f"{name} ended {status.state} on {status.host_id}, expected active on a host"
             )
-        placed[status.host] += 1
+        placed[status.host_id] += 1
     _, vcpus, ram_mb, disk_gb = FLAVOR
     total = 0
     for index in range(FLEET_HOSTS):
         host = await fleet.hosts.get(host_id(index))
-        count = placed[host.host_id]
+        count = placed[host.id]
         expected = (vcpus * count, ram_mb * count, disk_gb * count)
         usage = (host.usage.vcpus, host.usage.ram_mb, host.usage.disk_gb)
         if usage != expected or len(host.claims) != count:
             raise AssertionError(
-                f"{host.host_id} uses {usage} with {len(host.claims)} claims, expected "
+                f"{host.id} uses {usage} with {len(host.claims)} claims, expected "
                 f"{expected} for its {count} instances"
             )
         total += count
@@ -544,9 +544,9 @@ async def build_fleet_database(path: Path, instances: int) -> Path:
             record = await fleet.instances.boot(instance_id(index), flavor=FLAVOR[0], image=IMAGE)
             record = await fleet.tasks.wait(record.id)
             status = await fleet.instances.get(instance_id(index))
-            if record.status is not TaskStatus.SUCCEEDED or status.host != host_id(index):
+            if record.status is not TaskStatus.SUCCEEDED or status.host_id != host_id(index):
                 raise AssertionError(
-                    f"template boot {index} ended {record.status} on {status.host}, expected "
+                    f"template boot {index} ended {record.status} on {status.host_id}, expected "
                     f"succeeded on {host_id(index)}"
                 )
     db = sqlite3.connect(path, isolation_level=None)
@@ -616,8 +616,8 @@ async def _check_some(fleet: Fleet, ids: Sequence[str], instances: int) -> None:
     for name in ids:
         status = await fleet.instances.get(name)
         expected = host_id(int(name.split("-")[1]) % FLEET_HOSTS)
-        if status.vm_state != "active" or status.host != expected:
-            raise AssertionError(f"{name} restored {status.state} on {status.host}")
+        if status.vm_state != "active" or status.host_id != expected:
+            raise AssertionError(f"{name} restored {status.state} on {status.host_id}")
         last = await fleet.tasks.last_fault(name)
         if last is not None:
             raise AssertionError(f"{name} restored with fault {last.id}")
@@ -627,9 +627,7 @@ async def _check_some(fleet: Fleet, ids: Sequence[str], instances: int) -> None:
         host = await fleet.hosts.get(host_id(index))
         count = len(range(index, instances, FLEET_HOSTS))
         if len(host.claims) != count or host.usage.vcpus != vcpus * count:
-            raise AssertionError(
-                f"{host.host_id} restored {len(host.claims)} claims, expected {count}"
-            )
+            raise AssertionError(f"{host.id} restored {len(host.claims)} claims, expected {count}")
         total += len(host.claims)
     if total != instances:
         raise AssertionError(f"hosts restored {total} claims, expected {instances}")

@@ -147,7 +147,7 @@ class TaskRecord(msgspec.Struct, omit_defaults=True):
 class Action(msgspec.Struct, frozen=True):
     """One line per task, as Nova's ``instance-action-list`` shows them."""
 
-    task_id: str
+    id: str
     kind: str
     status: TaskStatus
     created: float
@@ -159,13 +159,13 @@ class QuarantinedTask(msgspec.Struct, frozen=True):
     """A task whose stored record could not be decoded, as the store indexed it.
 
     Attributes:
-        task_id: the record's key.
+        id: the task's id (the record's key).
         resource_id: the resource it runs for, per the store's index (None if not indexed).
         status: its status per the store's index (what it was when last written).
         reason: why it could not be decoded.
     """
 
-    task_id: str
+    id: str
     resource_id: str | None
     status: str | None
     reason: str

@@ -95,7 +95,7 @@ async def test_a_deleted_name_boots_again_after_a_reopen(tmp_path: Path) -> None
         assert (status.state, status.image, status.task_id) == ("active", "ubuntu", None)
         assert (await fleet.tasks.get(old_boot)).status is TaskStatus.SUCCEEDED
         assert (await fleet.tasks.get(new_boot)).status is TaskStatus.SUCCEEDED
-    assert [i.instance_id for i in (await driver.describe()).instances] == ["web-1"]
+    assert [i.id for i in (await driver.describe()).instances] == ["web-1"]
 
 
 async def test_reconcile_repairs_the_old_generation_before_the_new_one(tmp_path: Path) -> None:

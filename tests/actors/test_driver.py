@@ -23,7 +23,7 @@ async def test_spawn_power_and_describe() -> None:
     port = await driver.allocate_port("op-3", "i-1", network="net")
     await driver.attach_volume("op-4", "i-1", volume_id="vol-1")
     view = await driver.describe()
-    assert [(i.instance_id, i.host, i.image, i.power) for i in view.instances] == [
+    assert [(i.id, i.host_id, i.image, i.power) for i in view.instances] == [
         ("i-1", "h-1", "cirros", Power.RUNNING)
     ]
     assert view.instances[0].ports == (port,)
@@ -97,7 +97,7 @@ def test_failures_are_seeded_and_change_nothing() -> None:
                 outcome.append(True)
             except DriverError:
                 outcome.append(False)
-                assert f"i-{n}" not in {i.instance_id for i in (await driver.describe()).instances}
+                assert f"i-{n}" not in {i.id for i in (await driver.describe()).instances}
         return outcome
 
     first = asyncio.run(run(7))

@@ -69,7 +69,7 @@ async def run(fleet: Fleet, action: str, name: str = "web-1", **options: Any) ->
 
 async def usages(fleet: Fleet) -> dict[str, Capacity]:
     """Every host's usage."""
-    return {h.host_id: h.usage for h in await fleet.hosts.list()}
+    return {h.id: h.usage for h in await fleet.hosts.list()}
 
 
 async def claims(fleet: Fleet) -> list[str]:
@@ -88,7 +88,7 @@ def topics(subscription: Subscription) -> list[str]:
 async def assert_nothing_left(fleet: Fleet, driver: FakeDriver, name: str = "web-1") -> None:
     """No instance, port or volume of ``name`` on the driver, and no claim on any host."""
     view = await driver.describe()
-    assert name not in [i.instance_id for i in view.instances]
+    assert name not in [i.id for i in view.instances]
     assert name not in view.ports.values()
     assert name not in view.volumes.values()
     assert name not in await claims(fleet)
@@ -117,16 +117,16 @@ async def test_boot_reaches_active(db: Path | None) -> None:
         status = await fleet.instances.get("web-1")
         assert (status.state, status.vm_state, status.task_state) == ("active", "active", None)
         assert status.power == "running"
-        assert status.host in HOSTS
+        assert status.host_id in HOSTS
         assert status.task_id is None
         assert status.fault is None
         assert len(status.ports) == 1
 
         view = await driver.describe()
         [spawned] = view.instances
-        assert (spawned.instance_id, spawned.host, spawned.image, spawned.power) == (
+        assert (spawned.id, spawned.host_id, spawned.image, spawned.power) == (
             "web-1",
-            status.host,
+            status.host_id,
             "cirros",
             Power.RUNNING,
         )
@@ -134,11 +134,11 @@ async def test_boot_reaches_active(db: Path | None) -> None:
         assert dict(view.ports) == {status.ports[0]: "web-1"}
         assert dict(view.volumes) == {"vol-1": "web-1"}
 
-        host = await fleet.hosts.get(status.host)
+        host = await fleet.hosts.get(status.host_id)
         [claim] = host.claims
         assert (claim.instance_id, claim.task_id) == ("web-1", record.id)
         assert claim.amount == host.usage == Capacity(1, 2048, 20)
-        others = {h: u for h, u in (await usages(fleet)).items() if h != status.host}
+        others = {h: u for h, u in (await usages(fleet)).items() if h != status.host_id}
         assert set(others.values()) == {Capacity()}
 
 
@@ -179,7 +179,7 @@ async def test_each_command_moves_the_instance_and_the_driver(action: str) -> No
         view = await driver.describe()
         if on_driver is None:
             await assert_nothing_left(fleet, driver)
-            assert status.host is None
+            assert status.host_id is None
             assert status.ports == ()
         else:
             assert [i.power for i in view.instances] == [on_driver]
@@ -335,8 +335,8 @@ async def test_bad_input_gets_typed_errors() -> None:
         assert (await fleet.instances.get("web-1")).state == "active"  # the actor is fine
         with pytest.raises(InvalidArgument, match="event"):
             await fleet.hosts.command("h-0", "explode")
-        assert [h.host_id for h in await fleet.hosts.list()] == ["h-0"]
-        assert [i.instance_id for i in await fleet.instances.list()] == ["web-1"]
+        assert [h.id for h in await fleet.hosts.list()] == ["h-0"]
+        assert [i.id for i in await fleet.instances.list()] == ["web-1"]
 
 
 async def test_no_valid_host_fails_the_boot_and_holds_nothing(db: Path | None) -> None:
@@ -354,7 +354,7 @@ async def test_no_valid_host_fails_the_boot_and_holds_nothing(db: Path | None) -
             "schedule: no valid host for big among 3 hosts: capacity eliminated 3"
         )
         status = await fleet.instances.get("big")
-        assert (status.state, status.fault, status.host) == ("error", record.id, None)
+        assert (status.state, status.fault, status.host_id) == ("error", record.id, None)
         fault = await fleet.tasks.last_fault("big")
         assert fault is not None
         assert fault.id == record.id
@@ -578,11 +578,11 @@ async def test_boots_avoid_disabled_and_maintenance_hosts() -> None:
         assert (await fleet.hosts.command("h-1", "start_maintenance")).state == "maintenance"
         for n in range(4):
             await boot(fleet, f"web-{n}")
-        placed = {(await fleet.instances.get(f"web-{n}")).host for n in range(4)}
+        placed = {(await fleet.instances.get(f"web-{n}")).host_id for n in range(4)}
         assert placed == {"h-2"}
         await fleet.hosts.command("h-1", "end_maintenance")
         await boot(fleet, "web-4")
-        assert (await fleet.instances.get("web-4")).host == "h-1"
+        assert (await fleet.instances.get("web-4")).host_id == "h-1"
         with pytest.raises(
             InvalidTransition, match="h-2 cannot `end_maintenance` in state `enabled`"
         ):
@@ -600,13 +600,13 @@ async def test_a_host_whose_agent_stops_goes_down_and_is_not_scheduled() -> None
         await env.clock.sleep(59.0)
         assert (await fleet.hosts.get("h-0")).up
         await env.clock.sleep(2.0)
-        assert [(h.host_id, h.up) for h in await fleet.hosts.list()] == [
+        assert [(h.id, h.up) for h in await fleet.hosts.list()] == [
             ("h-0", False),
             ("h-1", True),
         ]
         for n in range(3):
             await boot(fleet, f"web-{n}")
-            assert (await fleet.instances.get(f"web-{n}")).host == "h-1"
+            assert (await fleet.instances.get(f"web-{n}")).host_id == "h-1"
         fleet.hosts.set_agent("h-1", alive=False)
         await env.clock.sleep(120.0)
         record = await boot(fleet, "web-9")
@@ -625,7 +625,7 @@ async def test_anti_affinity_spreads_and_affinity_packs() -> None:
         await setup(fleet)
         for n in range(3):
             await boot(fleet, f"a-{n}", group="web", group_policy=GroupPolicy.ANTI_AFFINITY)
-        hosts = [(await fleet.instances.get(f"a-{n}")).host for n in range(3)]
+        hosts = [(await fleet.instances.get(f"a-{n}")).host_id for n in range(3)]
         assert sorted(h or "" for h in hosts) == list(HOSTS)
         extra = await boot(fleet, "a-3", group="web", group_policy=GroupPolicy.ANTI_AFFINITY)
         assert extra.error_message == (
@@ -633,13 +633,13 @@ async def test_anti_affinity_spreads_and_affinity_packs() -> None:
         )
         for n in range(4):
             await boot(fleet, f"p-{n}", group="db", group_policy=GroupPolicy.AFFINITY)
-        assert {(await fleet.instances.get(f"p-{n}")).host for n in range(4)} == {
-            (await fleet.instances.get("p-0")).host
+        assert {(await fleet.instances.get(f"p-{n}")).host_id for n in range(4)} == {
+            (await fleet.instances.get("p-0")).host_id
         }
         await run(fleet, "delete", "a-1")
         again = await boot(fleet, "a-4", group="web", group_policy=GroupPolicy.ANTI_AFFINITY)
         assert again.status is TaskStatus.SUCCEEDED
-        assert (await fleet.instances.get("a-4")).host == hosts[1]
+        assert (await fleet.instances.get("a-4")).host_id == hosts[1]
 
 
 # -- restart and reconciliation -------------------------------------------------------------
@@ -656,26 +656,26 @@ async def test_reopening_with_the_same_driver_restores_everything(tmp_path: Path
             await boot(fleet, f"a-{n}", group="web", group_policy=GroupPolicy.ANTI_AFFINITY)
         await run(fleet, "stop", "a-0")
         await run(fleet, "pause", "a-1")
-        before = {i.instance_id: i for i in await fleet.instances.list()}
+        before = {i.id: i for i in await fleet.instances.list()}
         ledgers = await usages(fleet)
     async with Fleet.open(db, driver=driver) as fleet:
         await setup(fleet, hosts=())
         assert fleet.last_reconcile is not None
         assert fleet.last_reconcile.tasks == ()
-        after = {i.instance_id: i for i in await fleet.instances.list()}
-        assert {k: (v.state, v.host, v.ports, v.power) for k, v in after.items()} == {
-            k: (v.state, v.host, v.ports, v.power) for k, v in before.items()
+        after = {i.id: i for i in await fleet.instances.list()}
+        assert {k: (v.state, v.host_id, v.ports, v.power) for k, v in after.items()} == {
+            k: (v.state, v.host_id, v.ports, v.power) for k, v in before.items()
         }
         assert [after[f"a-{n}"].state for n in range(3)] == ["stopped", "paused", "active"]
         assert await usages(fleet) == ledgers
         assert fleet.scheduler.membership == {
-            "web": {f"a-{n}": before[f"a-{n}"].host for n in range(3)}
+            "web": {f"a-{n}": before[f"a-{n}"].host_id for n in range(3)}
         }
         extra = await boot(fleet, "a-3", group="web", group_policy=GroupPolicy.ANTI_AFFINITY)
         assert extra.error_type == "NoValidHost"
         assert (await run(fleet, "start", "a-0")).status is TaskStatus.SUCCEEDED
         assert (await run(fleet, "delete", "a-2")).status is TaskStatus.SUCCEEDED
-        assert "a-2" not in [i.instance_id for i in (await driver.describe()).instances]
+        assert "a-2" not in [i.id for i in (await driver.describe()).instances]
 
 
 async def test_reopening_with_an_empty_driver_reports_ghosts(tmp_path: Path) -> None:
@@ -744,7 +744,7 @@ async def test_orphans_on_the_driver_are_destroyed_with_a_task_record(tmp_path: 
             ("repair.volume", "vol-9", TaskStatus.SUCCEEDED),
         ]
         view = await driver.describe()
-        assert [i.instance_id for i in view.instances] == ["web-1"]
+        assert [i.id for i in view.instances] == ["web-1"]
         assert set(view.ports.values()) == {"web-1"}
         assert dict(view.volumes) == {}
         assert (await fleet.instances.get("web-1")).state == "active"
@@ -795,7 +795,7 @@ async def test_a_ghost_can_be_rebuilt_where_its_claim_holds_room() -> None:
     async with Fleet.open(None, driver=driver) as fleet:
         await setup(fleet)
         await boot(fleet)
-        host = (await fleet.instances.get("web-1")).host
+        host = (await fleet.instances.get("web-1")).host_id
         assert host is not None
         driver.lose_host(host)
         report = await fleet.reconcile()
@@ -803,9 +803,9 @@ async def test_a_ghost_can_be_rebuilt_where_its_claim_holds_room() -> None:
         record = await run(fleet, "rebuild", image="ubuntu")
         assert record.status is TaskStatus.SUCCEEDED
         status = await fleet.instances.get("web-1")
-        assert (status.state, status.power, status.host) == ("active", "running", host)
+        assert (status.state, status.power, status.host_id) == ("active", "running", host)
         (on_driver,) = (await driver.describe()).instances
-        assert (on_driver.instance_id, on_driver.host, on_driver.image) == ("web-1", host, "ubuntu")
+        assert (on_driver.id, on_driver.host_id, on_driver.image) == ("web-1", host, "ubuntu")
         assert (await fleet.reconcile()).ghosts == ()
 
 

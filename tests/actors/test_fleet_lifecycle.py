@@ -139,7 +139,7 @@ async def test_reopening_a_healthy_fleet_logs_no_warning(
         await fleet.tasks.wait(record.id)
     caplog.set_level(logging.DEBUG, logger="stateward")
     async with Fleet.open(path, driver=driver) as fleet:
-        assert [s.host_id for s in await fleet.hosts.list()] == ["h-1"]
+        assert [s.id for s in await fleet.hosts.list()] == ["h-1"]
         assert (await fleet.instances.get("web-1")).state == "active"
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert warnings == []

@@ -119,7 +119,7 @@ async def test_ledger_survives_restart_and_reload() -> None:
     async with open_actor_system(store=store) as system:
         await system.restore({"host": HostActor})
         status = await system.lookup("h-1").ask(GetHost())
-        assert [c.claim_id for c in status.claims] == ["claim-2"]
+        assert [c.id for c in status.claims] == ["claim-2"]
         assert status.capacity == SMALL.capacity
     await store.aclose()
 

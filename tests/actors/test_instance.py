@@ -208,10 +208,10 @@ async def test_a_failed_boot_reports_no_host_and_no_ports(
         assert record.step("schedule").status is StepStatus.REVERTED
         assert record.step("allocate_ports").status is StepStatus.REVERTED
         status = await fleet.instances.get("web-1")
-        assert (status.state, status.host, status.ports) == ("error", None, ())
+        assert (status.state, status.host_id, status.ports) == ("error", None, ())
         assert status.fault == record.id
         assert [c for h in await fleet.hosts.list() for c in h.claims] == []
         assert dict((await driver.describe()).ports) == {}
     async with Fleet.open(db, driver=driver) as fleet:
         status = await fleet.instances.get("web-1")
-        assert (status.state, status.host, status.ports) == ("error", None, ())
+        assert (status.state, status.host_id, status.ports) == ("error", None, ())

@@ -45,7 +45,7 @@ async def test_driver_state_survives_a_new_driver_on_the_same_file(tmp_path: Pat
     second = FakeDriver(state_path=str(path))
     assert await second.describe() == await first.describe()
     [instance] = (await second.describe()).instances
-    assert (instance.host, instance.power, instance.ports, instance.volumes) == (
+    assert (instance.host_id, instance.power, instance.ports, instance.volumes) == (
         "h-1",
         Power.RUNNING,
         (port,),
@@ -154,19 +154,19 @@ async def check(db: Path, state: Path, acks: Acks) -> ReconcileReport:
             left = await fleet.store.find_documents(TASKS, status=status.value, limit=5)
             assert not left, f"tasks still {status.value}: {[d.key for d in left]}"
 
-        instances = {i.instance_id: i for i in await fleet.instances.list()}
+        instances = {i.id: i for i in await fleet.instances.list()}
         for instance in instances.values():
             assert "/" not in instance.state, instance
         live = {k: v for k, v in instances.items() if v.state != "deleted"}
 
         view = await driver.describe()
-        on_driver = {i.instance_id: i for i in view.instances}
+        on_driver = {i.id: i for i in view.instances}
         assert set(on_driver) <= set(live), set(on_driver) - set(live)
         assert set(view.ports.values()) <= set(live)
         assert set(view.volumes.values()) <= set(live)
         for name, seen in on_driver.items():
             if live[name].state != "error":  # see below: an error may not know its host
-                assert seen.host == live[name].host, (name, seen, live[name])
+                assert seen.host_id == live[name].host_id, (name, seen, live[name])
 
         for host in await fleet.hosts.list():
             total = [0, 0, 0]
@@ -175,14 +175,14 @@ async def check(db: Path, state: Path, acks: Acks) -> ReconcileReport:
                 total[1] += claim.amount.ram_mb
                 total[2] += claim.amount.disk_gb
                 owner = live.get(claim.instance_id)
-                assert owner is not None, f"{host.host_id} holds {claim} of a deleted instance"
+                assert owner is not None, f"{host.id} holds {claim} of a deleted instance"
                 if owner.state != "error":
-                    assert owner.host == host.host_id, (claim, owner)
+                    assert owner.host_id == host.id, (claim, owner)
             assert [host.usage.vcpus, host.usage.ram_mb, host.usage.disk_gb] == total
         claimed = {c.instance_id for h in await fleet.hosts.list() for c in h.claims}
         for name, instance in live.items():
-            if instance.host is not None and instance.state != "error":
-                assert name in claimed, f"{name} on {instance.host} holds no claim"
+            if instance.host_id is not None and instance.state != "error":
+                assert name in claimed, f"{name} on {instance.host_id} holds no claim"
 
         for name in sorted(acks.must_live):
             if name in acks.lines["ghost"]:
@@ -201,7 +201,7 @@ async def check(db: Path, state: Path, acks: Acks) -> ReconcileReport:
             record = await fleet.tasks.wait((await fleet.instances.delete(name)).id)
             assert record.status is TaskStatus.SUCCEEDED, record
         view = await driver.describe()
-        remaining = {i.instance_id for i in view.instances} | set(view.ports.values())
+        remaining = {i.id for i in view.instances} | set(view.ports.values())
         assert not remaining & set(broken), remaining & set(broken)
         held = {c.instance_id for h in await fleet.hosts.list() for c in h.claims}
         assert not held & set(broken), held & set(broken)

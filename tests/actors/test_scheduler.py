@@ -96,7 +96,7 @@ def racing(system: ActorSystem, host: ActorRef, races: int = 1) -> ActorRef:
 async def claim_ids(host: ActorRef) -> list[str]:
     """The ids of the claims a host holds."""
     status = await host.ask(GetHost())
-    return [c.claim_id for c in status.claims]
+    return [c.id for c in status.claims]
 
 
 # --------------------------------------------------------------------------------------------
@@ -152,7 +152,7 @@ async def test_capacity_filter_eliminates_hosts_without_room() -> None:
         scheduler = Scheduler(hosts)
         placement = await scheduler.place(request(1, LARGE))
         assert placement.host_id == "h-3"
-        assert placement.claim.claim_id == "t-1:i-1"
+        assert placement.claim.id == "t-1:i-1"
         assert placement.claim.amount == LARGE.amount
         with pytest.raises(NoValidHost) as caught:
             await scheduler.place(request(2, LARGE))
@@ -294,7 +294,7 @@ async def test_anti_affinity_spreads_members_and_runs_out_of_hosts() -> None:
             await scheduler.place(request(3, group=group))
         # A deleted member gives its claim back and leaves the group; membership follows
         # the ledgers, so the host is free for the group again.
-        assert await scheduler.release(placed[1].host_id, placed[1].claim.claim_id) is True
+        assert await scheduler.release(placed[1].host_id, placed[1].claim.id) is True
         assert scheduler.forget("i-1") is True
         assert scheduler.forget("i-1") is False
         assert (await scheduler.place(request(3, group=group))).host_id == "h-2"
@@ -342,7 +342,7 @@ async def test_free_vcpus_break_ram_ties() -> None:
         }
         pack = await Scheduler(hosts, weigher=Weigher.PACK).place(request(1))
         assert pack.host_id == "h-1"
-        assert await Scheduler(hosts).release(pack.host_id, pack.claim.claim_id) is True
+        assert await Scheduler(hosts).release(pack.host_id, pack.claim.id) is True
         assert (await Scheduler(hosts, weigher=Weigher.SPREAD).place(request(2))).host_id == "h-2"
 
 
@@ -430,8 +430,8 @@ async def test_release_gives_the_room_back() -> None:
         placement = await scheduler.place(request(1))
         with pytest.raises(NoValidHost):
             await scheduler.place(request(2))
-        assert await scheduler.release(placement.host_id, placement.claim.claim_id) is True
-        assert await scheduler.release(placement.host_id, placement.claim.claim_id) is False
+        assert await scheduler.release(placement.host_id, placement.claim.id) is True
+        assert await scheduler.release(placement.host_id, placement.claim.id) is False
         assert (await scheduler.place(request(2))).host_id == "h-1"
         with pytest.raises(InvalidArgument, match=r"host_id: expected one of \['h-1'\]"):
             await scheduler.release("h-9", "t-1:i-1")
@@ -478,10 +478,10 @@ def test_concurrent_placements_never_over_commit(
                 assert used.vcpus <= 8
                 assert used.ram_mb <= 8192
                 assert used.disk_gb <= 80
-                held[host_id] = {c.claim_id for c in status.claims}
+                held[host_id] = {c.id for c in status.claims}
             assert sum(len(ids) for ids in held.values()) == len(placed)
             for placement in placed:
-                assert placement.claim.claim_id in held[placement.host_id]
+                assert placement.claim.id in held[placement.host_id]
             members = scheduler.membership.get("g", {})
             assert len(set(members.values())) == len(members)
 

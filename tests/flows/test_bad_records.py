@@ -159,7 +159,7 @@ async def check_resume(
         assert [h.task_id for h in resumed] == [in_flight]
         assert (await resumed[0].wait()).status is TaskStatus.SUCCEEDED
         [quarantined] = engine.quarantined()
-        assert quarantined.task_id == "bad"
+        assert quarantined.id == "bad"
         assert (quarantined.resource_id, quarantined.status) == ("web-1", "running")
         assert engine.statistics().quarantined == 1
         assert [r.getMessage().split(" task_id=")[0] for r in errors] == ["task quarantined"]
@@ -177,7 +177,7 @@ async def check_resume(
 
         listed = await engine.tasks("web-1")
         assert {r.id for r in listed} == {in_flight, done}
-        assert [a.task_id for a in await engine.actions("web-1")] == [r.id for r in listed]
+        assert [a.id for a in await engine.actions("web-1")] == [r.id for r in listed]
         assert await engine.last_fault("web-1") is None
         assert await engine.parked() == ()
         assert await engine.resume() == ()  # still left alone
@@ -210,7 +210,7 @@ async def test_paging_skips_undecodable_records_without_ending_early(
             before = (page[-1].created, page[-1].id)
         assert sorted(seen) == sorted(r.id for r in good)
         assert await engine.parked(limit=1) == ()
-        assert [q.task_id for q in engine.quarantined()] == [f"bad-{n}" for n in range(4)]
+        assert [q.id for q in engine.quarantined()] == [f"bad-{n}" for n in range(4)]
 
 
 @pytest.mark.parametrize("kind", STORES)
@@ -240,7 +240,7 @@ async def test_idempotent_submit_refuses_to_replace_a_quarantined_task(
 def test_quarantined_task_is_a_record() -> None:
     """QuarantinedTask is a frozen record with the indexed fields and the reason."""
     entry = QuarantinedTask("t", "r", "running", "why")
-    assert (entry.task_id, entry.resource_id, entry.status, entry.reason) == (
+    assert (entry.id, entry.resource_id, entry.status, entry.reason) == (
         "t",
         "r",
         "running",

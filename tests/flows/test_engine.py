@@ -150,7 +150,7 @@ async def test_failed_step_reverts_earlier_steps_in_reverse_order(
         assert await engine.get(record.id) == record
         assert await engine.last_fault("vm-1") == record
         [action] = await engine.actions("vm-1")
-        assert (action.task_id, action.kind, action.status, action.error) == (
+        assert (action.id, action.kind, action.status, action.error) == (
             record.id,
             "create",
             TaskStatus.REVERTED,
