@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stateward.actors import (
     Capacity,
+    Claim,
     ClaimCapacity,
     ClaimRefused,
     Configure,
@@ -186,3 +188,14 @@ def test_usage_is_the_sum_of_live_claims_and_never_over_capacity(
             assert total.ram_mb <= 4096
 
     asyncio.run(scenario())
+
+
+def test_a_claim_is_stored_under_the_names_ledgers_always_had() -> None:
+    """Claim.id is encoded as ``claim_id``: ledgers and journals written before the field
+    was renamed decode, and new ones read the same."""
+    claim = Claim("c-1", "t-1", "web-1", Capacity(1, 512, 10))
+    plain = msgspec.to_builtins(claim)
+    assert plain["claim_id"] == "c-1"
+    assert "id" not in plain
+    stored = {"claim_id": "c-1", "task_id": "t-1", "instance_id": "web-1", "amount": {}}
+    assert msgspec.convert(stored, Claim).id == "c-1"
