@@ -272,8 +272,6 @@ def _power_on(services: FleetServices) -> Callable[..., Awaitable[str]]:
 def _release_claim(services: FleetServices) -> Callable[..., Awaitable[str]]:
     async def release_claim(instance_id: str, host: str | None, claim_id: str | None) -> str:
         scheduler = services.scheduler
-        if "leak-claim" in services.env.planted_bugs:
-            return "nostate"  # a deliberate bug, for the simulator to find
         if host is not None and claim_id is not None:
             await scheduler.release(host, claim_id)
         else:

@@ -39,7 +39,7 @@ class FleetServices(Protocol):
 
     @property
     def env(self) -> Environment:
-        """Clock, randomness, ids (and the simulator's planted bugs)."""
+        """Clock, randomness and ids."""
         ...
 
     async def submit(

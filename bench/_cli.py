@@ -405,9 +405,9 @@ def _is_utf8(text: str) -> bool:
 
 
 def _add_simulate(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from stateward.runtime import PLANTED_BUGS
+    from stateward.sim.fleet import PLANTED_BUGS
 
-    from ._sim import FAULTS
+    from ._simulate import FAULTS
 
     parser = subparsers.add_parser(
         "simulate",

@@ -4,7 +4,7 @@ Both rows come from the same simulations: :data:`SIM_HOSTS` hosts and :data:`SIM
 instances under every fault site (each still switched on or off by the seed, as on the
 command line), seed :data:`SIM_SEED` every round, so every round does exactly the same work
 (the event logs are identical) and only the wall time varies. A round is one whole
-:func:`~stateward.bench._sim.simulate` run: opening the fleet, the chaos phase of
+:func:`~stateward.sim.fleet.simulate_fleet` run: opening the fleet, the chaos phase of
 ``sizes.sim_duration`` simulated seconds, the heal and the liveness check, with every
 invariant checked.
 
@@ -31,10 +31,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from stateward.sim.fleet import FleetConfig, FleetScenario, simulate_fleet
+
 from ._fleet_rows import fleet_boot_round
 from ._flow_rows import quiet_logs
 from ._harness import FULL_SIZES, Comparison, Goal, Round, Row, Side, Sizes, compare
-from ._sim import FAULTS, SimConfig, simulate
 
 __all__ = (
     "SIM_ROWS",
@@ -75,18 +76,18 @@ class _Run:
     violations: tuple[str, ...]
 
 
-def _config(sizes: Sizes, duration: float | None = None) -> SimConfig:
-    return SimConfig(
+def _config(sizes: Sizes, duration: float | None = None) -> FleetConfig:
+    return FleetConfig(
         seed=SIM_SEED,
         hosts=SIM_HOSTS,
         instances=SIM_INSTANCES,
         duration=sizes.sim_duration if duration is None else duration,
-        faults=frozenset(FAULTS),
+        faults=frozenset(FleetScenario.sites()),
     )
 
 
-def _simulate(config: SimConfig) -> _Run:
-    result = simulate(config)
+def _simulate(config: FleetConfig) -> _Run:
+    result = simulate_fleet(config)
     wall = result.wall
     return _Run(
         speed=result.simulated / wall,

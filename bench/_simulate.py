@@ -1,6 +1,6 @@
 """``stateward simulate``: run the chaos simulator from the command line and report on it.
 
-One seed (``--seed S``) runs one simulation (:func:`stateward.bench._sim.simulate`) and
+One seed (``--seed S``) runs one fleet simulation (:func:`stateward.sim.fleet.simulate_fleet`) and
 prints a summary: operations by kind and outcome, faults by kind and which fault sites the
 seed switched on, simulated and wall time, their ratio, events per second and process
 incarnations. A sweep (``--seeds A..B``, both ends included) runs every seed in turn under a
@@ -24,11 +24,10 @@ agreed), 1 on a violation or a divergence, 2 on bad usage.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -47,11 +46,12 @@ from rich.table import Table
 from rich.text import Text
 
 from stateward.actors import ACTIONS
-from stateward.runtime import PLANTED_BUGS, InvalidArgument
+from stateward.runtime import InvalidArgument
+from stateward.sim import Divergence, SimResult, Violation, first_divergence, sweep_digest
+from stateward.sim.fleet import PLANTED_BUGS, FleetConfig, FleetScenario, simulate_fleet
 
 from ._flow_rows import quiet_logs
 from ._report import format_quantity, write_json_document
-from ._sim import FAULTS, SimConfig, SimResult, Violation, simulate
 
 __all__ = (
     "DEFAULTS",
@@ -79,9 +79,10 @@ __all__ = (
 DIGEST_PREFIX = "event-log sha256: "
 #: How the last line of a sweep starts: its digest is over the seeds' digests, not an event log.
 SWEEP_DIGEST_PREFIX = "sweep sha256: "
-#: ``SimConfig``'s defaults, which are also the command's: an option left at its default is
-#: left out of the reproduce command.
-DEFAULTS = SimConfig(seed=0)
+#: ``FleetConfig``'s defaults, which are also the command's.
+DEFAULTS = FleetConfig(seed=0)
+#: The fleet scenario's fault sites, in order.
+FAULTS = tuple(FleetScenario.sites())
 #: The largest values the command accepts: beyond them a run would not finish in any
 #: useful time (or at all), so they are refused as bad usage instead. Simulated seconds of
 #: chaos (about 116 days):
@@ -138,13 +139,13 @@ class SimulateOptions:
     json_path: Path | TextIO | None = None
     trace_path: Path | None = None
 
-    def config(self, seed: int) -> SimConfig:
+    def config(self, seed: int) -> FleetConfig:
         """The simulator's configuration for ``seed``.
 
         Raises:
             InvalidArgument: a value the simulator does not accept (e.g. ``hosts=0``).
         """
-        return SimConfig(
+        return FleetConfig(
             seed=seed,
             hosts=self.hosts,
             instances=self.instances,
@@ -155,26 +156,11 @@ class SimulateOptions:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Divergence:
-    """Where two runs of one seed first disagreed.
-
-    Attributes:
-        index: the position of the first differing event in the event log.
-        first: that event in the first run (None when the first log ended earlier).
-        second: that event in the second run (None when the second log ended earlier).
-    """
-
-    index: int
-    first: dict[str, Any] | None
-    second: dict[str, Any] | None
-
-
 @dataclass(slots=True)
 class _SeedOutcome:
     """What a sweep keeps of one seed (the event log itself is dropped)."""
 
-    config: SimConfig
+    config: FleetConfig
     ok: bool
     digest: str
     violations: list[Violation]
@@ -243,51 +229,9 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
-def reproduce_command(config: SimConfig, *, check_determinism: bool = False) -> str:
-    """The one-line ``stateward simulate`` command that runs ``config`` again.
-
-    Every option that differs from the default is spelled out, so the line reproduces the
-    run exactly whatever the command's defaults become.
-    """
-    parts = ["stateward", "simulate", "--seed", str(config.seed)]
-    if config.hosts != DEFAULTS.hosts:
-        parts += ["--hosts", str(config.hosts)]
-    if config.instances != DEFAULTS.instances:
-        parts += ["--instances", str(config.instances)]
-    if config.duration != DEFAULTS.duration:
-        parts += ["--duration", _number(config.duration)]
-    if config.faults != DEFAULTS.faults:
-        chosen = [name for name in FAULTS if name in config.faults]
-        parts += ["--faults", ",".join(chosen) if chosen else "none"]
-    if config.clients != DEFAULTS.clients:
-        parts += ["--clients", str(config.clients)]
-    for bug in sorted(config.planted_bugs):
-        parts += ["--planted-bug", bug]
-    if check_determinism:
-        parts.append("--check-determinism")
-    return " ".join(parts)
-
-
-def first_divergence(
-    first: Sequence[dict[str, Any]], second: Sequence[dict[str, Any]]
-) -> Divergence | None:
-    """The first event where two event logs differ, compared as their encoded bytes."""
-    for index, (one, two) in enumerate(zip(first, second, strict=False)):
-        if _encode(one) != _encode(two):
-            return Divergence(index, one, two)
-    if len(first) != len(second):
-        index = min(len(first), len(second))
-        return Divergence(
-            index,
-            first[index] if index < len(first) else None,
-            second[index] if index < len(second) else None,
-        )
-    return None
-
-
-def sweep_digest(digests: Iterable[str]) -> str:
-    """The digest of a sweep: sha256 over the seeds' hex digests, one per line, in order."""
-    return hashlib.sha256("\n".join(digests).encode()).hexdigest()
+def reproduce_command(config: FleetConfig, *, check_determinism: bool = False) -> str:
+    """The one-line ``stateward simulate`` command that runs ``config`` again."""
+    return config.command(check_determinism=check_determinism)
 
 
 def _ratio(numerator: float, denominator: float) -> float:
@@ -310,10 +254,13 @@ def _operations_json(operations: Counter[tuple[str, str]]) -> dict[str, dict[str
 
 
 def result_json(
-    result: SimResult, *, divergence: Divergence | None = None, checked: bool = False
+    config: FleetConfig,
+    result: SimResult,
+    *,
+    divergence: Divergence | None = None,
+    checked: bool = False,
 ) -> dict[str, Any]:
     """The summary of one run as JSON-ready data (the same figures as the table)."""
-    config = result.config
     return {
         "seed": config.seed,
         "ok": result.ok and divergence is None,
@@ -401,8 +348,7 @@ def _faults_table(
     return table
 
 
-def _run_table(result: SimResult) -> Table:
-    config = result.config
+def _run_table(config: FleetConfig, result: SimResult) -> Table:
     table = Table(title=f"stateward simulate — seed {config.seed}", show_header=False)
     table.add_column("what", no_wrap=True)
     table.add_column("value")
@@ -466,7 +412,9 @@ def _history(result: SimResult) -> list[dict[str, Any]]:
     return [event for event in events if event.get("kind") != "violation"][-SHOWN_HISTORY:]
 
 
-def _print_violations(console: Console, config: SimConfig, violations: Sequence[Violation]) -> None:
+def _print_violations(
+    console: Console, config: FleetConfig, violations: Sequence[Violation]
+) -> None:
     console.print(
         Text(f"seed {config.seed}: {len(violations)} invariant violation(s)", style="bold red")
     )
@@ -524,15 +472,15 @@ def _progress(console: Console, *, transient: bool) -> Progress:
 
 
 def _simulate_checked(
-    config: SimConfig, *, check_determinism: bool, on_run: Callable[[], None] | None = None
+    config: FleetConfig, *, check_determinism: bool, on_run: Callable[[], None] | None = None
 ) -> tuple[SimResult, Divergence | None]:
     """Run ``config`` (twice when checking determinism); ``on_run`` is called after each run."""
-    result = simulate(config)
+    result = simulate_fleet(config)
     if on_run is not None:
         on_run()
     if not check_determinism:
         return result, None
-    again = simulate(config)
+    again = simulate_fleet(config)
     if on_run is not None:
         on_run()
     return result, first_divergence(result.trace, again.trace)
@@ -553,7 +501,7 @@ def _write_trace(path: Path, trace: Sequence[dict[str, Any]]) -> None:
 
 
 def _run_single(
-    options: SimulateOptions, config: SimConfig, console: Console, progress_console: Console
+    options: SimulateOptions, config: FleetConfig, console: Console, progress_console: Console
 ) -> int:
     runs = 2 if options.check_determinism else 1
     with quiet_logs(), _progress(progress_console, transient=True) as progress:
@@ -567,7 +515,7 @@ def _run_single(
             check_determinism=options.check_determinism,
             on_run=lambda: progress.advance(task),
         )
-    console.print(_run_table(result))
+    console.print(_run_table(config, result))
     console.print(_operations_table(result.operations, "operations by kind and outcome"))
     enabled = Counter(result.enabled_faults)
     console.print(_faults_table(result.faults, allowed=config.faults, enabled=enabled, runs=1))
@@ -575,7 +523,7 @@ def _run_single(
         _write_trace(options.trace_path, result.trace)
         console.print(Text(f"event log written to {options.trace_path}"), soft_wrap=True)
     if options.json_path is not None:
-        data = result_json(result, divergence=divergence, checked=options.check_determinism)
+        data = result_json(config, result, divergence=divergence, checked=options.check_determinism)
         _write_json(console, options.json_path, data)
     if options.check_determinism and divergence is None:
         console.print(f"determinism: both runs of seed {config.seed} logged the same events")
@@ -596,16 +544,16 @@ def _run_single(
 
 
 def _seed_outcome(
-    result: SimResult, divergence: Divergence | None, *, checked: bool
+    config: FleetConfig, result: SimResult, divergence: Divergence | None, *, checked: bool
 ) -> _SeedOutcome:
     return _SeedOutcome(
-        config=result.config,
+        config=config,
         ok=result.ok,
         digest=result.digest,
         violations=list(result.violations),
         history=_history(result),
         divergence=divergence,
-        summary=result_json(result, divergence=divergence, checked=checked),
+        summary=result_json(config, result, divergence=divergence, checked=checked),
         operations=Counter(result.operations),
         faults=Counter(result.faults),
         simulated=result.simulated,
@@ -683,7 +631,7 @@ def _run_sweep(options: SimulateOptions, console: Console, progress_console: Con
             result, divergence = _simulate_checked(
                 config, check_determinism=options.check_determinism
             )
-            outcome = _seed_outcome(result, divergence, checked=options.check_determinism)
+            outcome = _seed_outcome(config, result, divergence, checked=options.check_determinism)
             del result
             outcomes.append(outcome)
             if outcome.failed:

@@ -12,7 +12,6 @@ from ._bus import Event as Event
 from ._bus import EventBus as EventBus
 from ._bus import Overflow as Overflow
 from ._bus import Subscription as Subscription
-from ._env import PLANTED_BUGS as PLANTED_BUGS
 from ._env import VIRTUAL_EPOCH as VIRTUAL_EPOCH
 from ._env import Clock as Clock
 from ._env import Environment as Environment
@@ -108,7 +107,6 @@ __all__ = (
     "VirtualClock",
     "VirtualEventLoop",
     "VIRTUAL_EPOCH",
-    "PLANTED_BUGS",
     "IdGenerator",
     # logging
     "get_logger",

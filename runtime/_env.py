@@ -28,7 +28,6 @@ __all__ = (
     "VirtualClock",
     "VirtualEventLoop",
     "VIRTUAL_EPOCH",
-    "PLANTED_BUGS",
     "IdGenerator",
     "Environment",
 )
@@ -200,15 +199,6 @@ class VirtualClock:
         return f"VirtualClock(monotonic={self._now:g})"
 
 
-#: The deliberate bugs an Environment can switch on (see ``Environment.planted_bugs``):
-#: ``skip-journal-tail`` makes recovery ignore the journal after the last snapshot;
-#: ``leak-claim`` makes a deleted instance keep its claim on its host.
-PLANTED_BUGS = {
-    "skip-journal-tail": "recovery ignores the journal rows after the last snapshot",
-    "leak-claim": "a deleted instance keeps its claim on its host",
-}
-
-
 def _derive_seed(seed: int, name: str) -> int:
     # sha256 rather than hash(): str hashes are salted per process, and replay must not be.
     digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
@@ -238,27 +228,18 @@ class Environment:
             can still be replayed.
     """
 
-    __slots__ = ("_streams", "clock", "ids", "planted_bugs", "seed")
+    __slots__ = ("_streams", "clock", "ids", "seed")
 
     def __init__(
         self,
         *,
         clock: Clock | None = None,
         seed: int | None = None,
-        planted_bugs: frozenset[str] = frozenset(),
     ) -> None:
         if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
             raise InvalidArgument("seed", expected="an int", got=seed)
         if clock is not None and not isinstance(clock, Clock):
             raise InvalidArgument("clock", expected="a Clock (monotonic, now, sleep)", got=clock)
-        unknown = set(planted_bugs) - set(PLANTED_BUGS)
-        if unknown:
-            raise InvalidArgument(
-                "planted_bugs", expected=f"names from {sorted(PLANTED_BUGS)}", got=sorted(unknown)
-            )
-        #: Deliberate bugs switched on, for proving that the simulator finds bugs; never set
-        #: outside tests of the simulator.
-        self.planted_bugs = frozenset(planted_bugs)
         self.clock: Clock = clock if clock is not None else RealClock()
         self.seed: int = seed if seed is not None else int.from_bytes(os.urandom(8), "big")
         self._streams: dict[str, random.Random] = {}
@@ -270,13 +251,11 @@ class Environment:
         seed: int,
         *,
         clock: VirtualClock | None = None,
-        planted_bugs: frozenset[str] = frozenset(),
     ) -> Environment:
         """A fully deterministic environment: virtual clock and the given seed."""
         return cls(
             clock=clock if clock is not None else VirtualClock(),
             seed=seed,
-            planted_bugs=planted_bugs,
         )
 
     def random(self, stream: str) -> random.Random:

@@ -805,7 +805,10 @@ class MemoryStore(GroupCommitter):
     """A store in memory with the same behaviour as the SQLite store, for fast tests.
 
     Rows are kept encoded (payloads as msgpack bytes), so decoding failures and
-    quarantine behave as they do on disk. :meth:`fail_writes` injects disk failures.
+    quarantine behave as they do on disk. :meth:`fail_writes` injects disk failures;
+    :attr:`commits` counts the transactions committed and :attr:`on_commit` is called after
+    each, before anyone learns of it, which is where a test crashes the process
+    (``stateward.testing.crash_at_every_commit``).
 
     Args:
         clock: for retry backoff; the real clock by default.
@@ -835,6 +838,11 @@ class MemoryStore(GroupCommitter):
         self._journal: dict[str, list[tuple[TransitionRecord, bytes | None]]] = {}
         self._fault: tuple[int, StoreUnavailable, bool, bool] | None = None
         self._documents: dict[tuple[str, str], Document] = {}
+        #: Transactions committed since this store (or the image it was taken from) was new.
+        self.commits = 0
+        #: Called with the store after each committed transaction, before its writers are
+        #: answered; None for nothing.
+        self.on_commit: Callable[[MemoryStore], None] | None = None
 
     def fail_writes(
         self,
@@ -875,6 +883,7 @@ class MemoryStore(GroupCommitter):
         copy._journal = {k: list(entries) for k, entries in self._journal.items()}
         copy._documents = dict(self._documents)
         copy._quarantined = dict(self._quarantined)
+        copy.commits = self.commits
         return copy
 
     async def _revisions(self, resource_ids: list[str]) -> dict[str, int]:
@@ -929,6 +938,9 @@ class MemoryStore(GroupCommitter):
                 raise _Transient(error) if transient else error
             after = error
         pruned = self._apply(writes)
+        self.commits += 1
+        if self.on_commit is not None:
+            self.on_commit(self)
         if after is not None:
             raise after
         return pruned

@@ -11,8 +11,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 #: The folders installed as the library (the command line's is ``bench``).
-LIBRARY = ("stateward", "runtime", "flows", "actors")
+LIBRARY = ("stateward", "runtime", "flows", "actors", "sim", "testing")
 COMMAND_LINE = ("bench",)
+#: The pytest plugin, which only pytest loads: what it imports is the ``testing`` extra.
+PLUGIN = Path("testing") / "plugin.py"
 
 
 def _imported(folders: tuple[str, ...]) -> dict[str, set[Path]]:
@@ -20,6 +22,8 @@ def _imported(folders: tuple[str, ...]) -> dict[str, set[Path]]:
     found: dict[str, set[Path]] = {}
     for folder in folders:
         for path in sorted((ROOT / folder).rglob("*.py")):
+            if path == ROOT / PLUGIN:
+                continue
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
                 if isinstance(node, ast.Import):
                     names = [alias.name for alias in node.names]
@@ -32,12 +36,27 @@ def _imported(folders: tuple[str, ...]) -> dict[str, set[Path]]:
     return found
 
 
-def _dependencies() -> set[str]:
-    """The import names of the declared dependencies (distribution names, normalized)."""
+def _dependencies(extra: str | None = None) -> set[str]:
+    """The import names of the declared dependencies (distribution names, normalized), or
+    of an extra's."""
+    project = PYPROJECT["project"]
+    specs = project["dependencies"] if extra is None else project["optional-dependencies"][extra]
     return {
-        re.split(r"[<>=!~ \[;]", spec, maxsplit=1)[0].lower().replace("-", "_")
-        for spec in PYPROJECT["project"]["dependencies"]
+        re.split(r"[<>=!~ \[;]", spec, maxsplit=1)[0].lower().replace("-", "_") for spec in specs
     }
+
+
+def test_the_pytest_plugin_imports_only_its_extra() -> None:
+    """``stateward[testing]`` installs what the pytest plugin imports."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse((ROOT / PLUGIN).read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.partition(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module.partition(".")[0])
+    foreign = {n for n in found if n not in sys.stdlib_module_names and n != "stateward"}
+    assert foreign == {"pytest"}
+    assert foreign <= _dependencies("testing")
 
 
 def test_every_dependency_is_imported() -> None:

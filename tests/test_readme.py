@@ -46,7 +46,7 @@ def run_example(source: str, where: Path, name: str = "example.py") -> list[str]
 def python_blocks() -> list[str]:
     """The README's ```python blocks, in order."""
     found = blocks("python")
-    assert len(found) == 4
+    assert len(found) == 5
     return found
 
 
@@ -84,6 +84,22 @@ def test_fleet_example_boots_and_deletes(tmp_path: Path, python_blocks: list[str
         "suspend, rebuild, delete",
         "deleted Capacity(vcpus=0, ram_mb=0, disk_gb=0) ()",
     ]
+
+
+def test_simulator_example_finds_the_bug_planted_in_its_own_code(
+    tmp_path: Path, python_blocks: list[str]
+) -> None:
+    """The simulator example runs alone: the careful bank holds under crashes, the careless
+    one loses or makes money, and the failing seed comes with the line that reruns it."""
+    lines = run_example(python_blocks[4], tmp_path)
+    assert lines[0] == "careful=True: 0 of 10 seeds failed"
+    failed = re.fullmatch(r"careful=False: (\d+) of 10 seeds failed", lines[1])
+    assert failed is not None
+    assert int(failed[1]) > 0
+    assert lines[2].startswith("Violation(invariant='money is conserved', detail='after ")
+    assert "the wallets hold" in lines[2]
+    assert lines[3].startswith("stateward.sim.simulate(Bank, SimConfig(seed=")
+    assert len(lines) == 4
 
 
 def test_readme_install_commands_are_what_ci_runs() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stateward.bench._sim import SimConfig, simulate
+from stateward.sim.fleet import FleetConfig, simulate_fleet
 
 
 @pytest.mark.parametrize(
@@ -22,7 +22,7 @@ from stateward.bench._sim import SimConfig, simulate
 def test_pinned_seed_holds_every_invariant(seed: int) -> None:
     """The small fleet under every fault site, for the seed's 10,000 s of chaos: every
     invariant holds and every instance has settled."""
-    result = simulate(SimConfig(seed=seed, hosts=5, instances=30, duration=10_000.0))
+    result = simulate_fleet(FleetConfig(seed=seed, hosts=5, instances=30, duration=10_000.0))
     assert [(v.invariant, v.detail) for v in result.violations] == []
     assert "store_false_failure" in result.enabled_faults
     assert result.incarnations > 1  # process crashes happened

@@ -16,7 +16,8 @@ import pytest
 from stateward.bench import ROWS, TINY_SIZES, main, run_rows
 from stateward.bench import _simulate as simulate_cli
 from stateward.bench._cli import build_parser
-from stateward.bench._sim import SimConfig, SimResult, simulate
+from stateward.sim import SimResult
+from stateward.sim.fleet import FleetConfig, simulate_fleet
 
 #: A fleet small enough for a run of a fraction of a second.
 SMALL = ["--hosts", "5", "--instances", "30", "--duration", "3000"]
@@ -105,14 +106,14 @@ def test_check_determinism_reports_the_first_divergence(
     """A second run that logs a different event is reported at its index, exit 1."""
     calls: list[int] = []
 
-    def flaky(config: SimConfig) -> SimResult:
-        result = simulate(config)
+    def flaky(config: FleetConfig) -> SimResult:
+        result = simulate_fleet(config)
         calls.append(1)
         if len(calls) == 2:
             result.trace[7] = {**result.trace[7], "at": -1.0}
         return result
 
-    monkeypatch.setattr(simulate_cli, "simulate", flaky)
+    monkeypatch.setattr(simulate_cli, "simulate_fleet", flaky)
     code, out, _ = _run(capsys, "--seed", "2", *SMALL, "--check-determinism")
     assert code == 1
     assert "seed 2: NOT deterministic: the two runs diverge at event 7" in out
@@ -297,7 +298,7 @@ def test_a_sweep_names_its_digest_as_the_sweep_s(
 
 def test_reproduce_command_parses_back_to_the_same_run() -> None:
     """The reproduce command names every non-default option and parses back to the config."""
-    config = SimConfig(
+    config = FleetConfig(
         seed=12,
         hosts=7,
         instances=99,
@@ -316,8 +317,8 @@ def test_reproduce_command_parses_back_to_the_same_run() -> None:
     assert (args.hosts, args.instances, args.duration, args.clients) == (7, 99, 1234.5, 3)
     assert simulate_cli.parse_faults(args.faults) == config.faults
     assert args.planted_bug == ["leak-claim"]
-    assert simulate_cli.reproduce_command(SimConfig(seed=4)) == "stateward simulate --seed 4"
-    none = SimConfig(seed=4, faults=frozenset())
+    assert simulate_cli.reproduce_command(FleetConfig(seed=4)) == "stateward simulate --seed 4"
+    none = FleetConfig(seed=4, faults=frozenset())
     assert simulate_cli.reproduce_command(none) == "stateward simulate --seed 4 --faults none"
 
 

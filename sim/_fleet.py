@@ -1,0 +1,505 @@
+"""The fleet scenario: a whole stateward fleet under chaos, as one user of the simulator.
+
+The real runtime, flows and cloud domain run unchanged on the world's store and clock, with
+the seeded :class:`~stateward.actors.FakeDriver` as the outside world (it survives process
+crashes, as hypervisors do). Clients boot instances and act on them, each operation retried
+with its idempotency key; the fleet's own fault sites crash instance actors, take host
+agents down, lose hosts and make driver calls fail or hang.
+
+Planted bugs prove the simulator finds bugs. Each is injected through a seam the scenario
+owns, never through the code under test: ``leak-claim`` runs the hosts as an actor subclass
+that acknowledges a release and keeps the claim; ``skip-journal-tail`` opens the fleet on a
+store wrapper whose loads drop the journal after the last snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import random
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import msgspec
+
+from stateward.actors import (
+    ACTIONS,
+    Capacity,
+    FakeDriver,
+    Flavor,
+    Fleet,
+    HostActor,
+    InstanceActor,
+    Operation,
+    ReleaseClaim,
+)
+from stateward.flows import TaskRecord, TaskStatus
+from stateward.runtime import (
+    ActorError,
+    AskTimeout,
+    CommitFailed,
+    Environment,
+    InvalidArgument,
+    Loaded,
+    StatewardError,
+    Store,
+    StoreUnavailable,
+)
+
+from ._faults import FaultSite, MessageLost
+from ._fleet_checks import FLEET_INVARIANTS
+from ._world import Scenario, SimConfig, SimResult, World, derive_seed, simulate
+
+__all__ = (
+    "FleetScenario",
+    "FleetConfig",
+    "FLEET_FAULTS",
+    "PLANTED_BUGS",
+    "simulate_fleet",
+)
+
+_FLAVORS = (
+    Flavor("m1.tiny", vcpus=1, ram_mb=512, disk_gb=1),
+    Flavor("m1.small", vcpus=1, ram_mb=2048, disk_gb=20),
+    Flavor("m1.medium", vcpus=2, ram_mb=4096, disk_gb=40),
+)
+_IMAGES = ("cirros", "ubuntu", "fedora")
+#: How long one client operation may take, request and task included.
+_OPERATION_TIMEOUT = 900.0
+#: Attempts of a client operation (the same idempotency key each time).
+_ATTEMPTS = 4
+#: Errors a client retries with the same key: the fleet was busy, down or unreachable.
+_RETRYABLE = (AskTimeout, CommitFailed, StoreUnavailable, ActorError)
+
+
+# -- planted bugs: seams the scenario owns --------------------------------------------------
+
+
+class _LeakyHost(HostActor):
+    """A host that says it released a claim and keeps it."""
+
+    async def receive(self, message: Any) -> Any:
+        if isinstance(message, ReleaseClaim):
+            return message.claim_id in self.ledger.claims
+        return await super().receive(message)
+
+
+class _ForgetfulStore:
+    """A store whose loads drop the journal after the last snapshot."""
+
+    def __init__(self, inner: Store) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def load(self, resource_id: str) -> Loaded | None:
+        loaded = await self._inner.load(resource_id)
+        return None if loaded is None else msgspec.structs.replace(loaded, tail=())
+
+    async def load_many(self, resource_ids: Sequence[str]) -> dict[str, Loaded]:
+        found = await self._inner.load_many(resource_ids)
+        return {k: msgspec.structs.replace(v, tail=()) for k, v in found.items()}
+
+
+#: The deliberate bugs the fleet scenario can switch on, each with what it does.
+PLANTED_BUGS: Mapping[str, str] = {
+    "skip-journal-tail": "recovery ignores the journal rows after the last snapshot",
+    "leak-claim": "a deleted instance keeps its claim on its host",
+}
+
+
+# -- the fleet's own fault sites ------------------------------------------------------------
+
+
+class _Crash:
+    """A message that makes a simulated instance actor's handler raise."""
+
+
+class _SimInstance(InstanceActor):
+    async def receive(self, message: Any) -> Any:
+        if isinstance(message, _Crash):
+            raise RuntimeError("injected actor crash")
+        return await super().receive(message)
+
+
+def _actor_crash(scenario: FleetScenario, fleet: Fleet) -> None:
+    world = scenario.world
+    live = sorted(i for i, s in scenario.known.items() if s == "live" and i in fleet.system)
+    if not live:
+        return
+    target = world.random("faults").choice(live)
+    with contextlib.suppress(StatewardError):
+        fleet.system.lookup(target).tell_nowait(_Crash())
+    world.fault("actor_crash", resource=target)
+
+
+def _host_down(scenario: FleetScenario, fleet: Fleet) -> None:
+    world = scenario.world
+    hosts = [h for h in fleet.hosts.ids() if h not in scenario.lost_hosts]
+    if not hosts:
+        return
+    rng = world.random("faults")
+    host = rng.choice(hosts)
+    fleet.hosts.set_agent(host, alive=False)
+    scenario.down_until[host] = world.clock.monotonic() + rng.uniform(60, 900)
+    world.background(scenario.host_back(fleet, host))
+    world.fault("host_down", resource=host)
+
+
+def _host_lost(scenario: FleetScenario, fleet: Fleet) -> None:
+    world = scenario.world
+    hosts = [h for h in fleet.hosts.ids() if h not in scenario.lost_hosts]
+    if not hosts or len(scenario.lost_hosts) >= max(1, scenario.hosts // 10):
+        return
+    host = world.random("faults").choice(hosts)
+    scenario.lost_hosts.add(host)
+    fleet.hosts.set_agent(host, alive=False)
+    lost = scenario.driver.lose_host(host)
+    world.fault("host_lost", resource=host, instances=len(lost))
+
+
+#: The fleet's fault sites, besides the core ones (process, store, network).
+FLEET_FAULTS = (
+    FaultSite("actor_crash", "an instance actor's handler raises", _actor_crash),
+    FaultSite("host_down", "a host agent stops heartbeating for 1-15 min", _host_down),
+    FaultSite("host_lost", "a host and every instance on it are gone", _host_lost),
+    FaultSite("driver_failure", "a driver call fails"),
+    FaultSite("driver_timeout", "a driver call hangs for an hour"),
+)
+
+
+# -- the scenario ---------------------------------------------------------------------------
+
+
+class FleetScenario(Scenario[Fleet]):
+    """Clients booting, acting on and deleting instances of a fleet of ``hosts`` hosts.
+
+    Args:
+        world: the run's world.
+        hosts: hosts in the fleet.
+        instances: how many instances the workload keeps around (it boots up to this).
+        planted_bugs: names from :data:`PLANTED_BUGS` to switch on.
+    """
+
+    faults: ClassVar[Sequence[FaultSite]] = FLEET_FAULTS
+    invariants = FLEET_INVARIANTS
+
+    def __init__(
+        self,
+        world: World,
+        *,
+        hosts: int = 50,
+        instances: int = 500,
+        planted_bugs: frozenset[str] = frozenset(),
+    ) -> None:
+        super().__init__(world)
+        self.hosts = hosts
+        self.instances = instances
+        self.planted_bugs = planted_bugs
+        seed = world.config.seed
+        self.driver = FakeDriver(
+            env=Environment(clock=world.clock, seed=derive_seed(seed, "driver")),
+            hang_seconds=3600.0,
+        )
+        self.known: dict[str, str] = {}  # instance id -> "booting" / "live" / "deleted"
+        self.next_instance = 0
+        self.acknowledged: dict[str, TaskRecord] = {}  # task id -> the record a client saw
+        self.lost_hosts: set[str] = set()
+        self.down_until: dict[str, float] = {}
+        self.fleet: Fleet | None = None
+
+    # -- incarnations ---------------------------------------------------------------------
+
+    async def open(self) -> Fleet:
+        world = self.world
+        store: Store = world.store
+        if "skip-journal-tail" in self.planted_bugs:
+            store = _ForgetfulStore(store)
+        fleet = Fleet.open(
+            None,
+            driver=self.driver,
+            env=world.env(),
+            store=store,
+            instance_actor=_SimInstance,
+            host_actor=_LeakyHost if "leak-claim" in self.planted_bugs else HostActor,
+            heartbeat_interval=20.0,
+        )
+        await fleet.__aenter__()
+        self.fleet = fleet
+        for flavor in _FLAVORS:
+            await fleet.flavors.add(flavor)
+        for image in _IMAGES:
+            await fleet.images.add(image)
+        existing = {h.id for h in await fleet.hosts.list()}
+        for n in range(self.hosts):
+            host = f"h-{n:03d}"
+            if host not in existing:
+                await fleet.hosts.add(
+                    host, capacity=Capacity(vcpus=16, ram_mb=65536, disk_gb=1000), zone=f"az{n % 3}"
+                )
+            if host in self.lost_hosts or self.down_until.get(host, 0) > world.clock.monotonic():
+                fleet.hosts.set_agent(host, alive=False)
+        await self.resolve(fleet)
+        self._driver_faults()
+        world.background(self._janitor(fleet))
+        return fleet
+
+    async def heal(self, fleet: Fleet) -> None:
+        world = self.world
+        self._driver_faults()
+        for host in sorted(self.down_until):
+            if host not in self.lost_hosts:
+                fleet.hosts.set_agent(host, alive=True)
+        await fleet.hosts.list()
+        await fleet.hosts.heartbeat_all()
+        report = await fleet.recover()
+        world.log("recovered", orphans=len(report.orphans), ghosts=len(report.ghosts))
+        await self.resolve(fleet)
+        if self.driver.injected_failures:
+            world.faults["driver_failure"] = self.driver.injected_failures
+        if self.driver.injected_hangs:
+            world.faults["driver_timeout"] = self.driver.injected_hangs
+
+    async def close(self, fleet: Fleet) -> None:
+        await fleet.__aexit__(None, None, None)
+
+    def reproduce(self, config: SimConfig) -> str:
+        return FleetConfig.of(self, config).command()
+
+    async def _janitor(self, fleet: Fleet) -> None:
+        """What an operator's cron would do: resume flows a store failure interrupted."""
+        while True:
+            await self.world.clock.sleep(300.0)
+            with contextlib.suppress(StatewardError):
+                await fleet.resume()
+
+    def _driver_faults(self) -> None:
+        world = self.world
+        self.driver.failures = dict.fromkeys(Operation, world.rate("driver_failure") * 0.03)
+        self.driver.hangs = dict.fromkeys(Operation, world.rate("driver_timeout") * 0.005)
+
+    async def host_back(self, fleet: Fleet, host: str) -> None:
+        """A host that went down comes back when its time is up."""
+        clock = self.world.clock
+        await clock.sleep(max(0.0, self.down_until[host] - clock.monotonic()))
+        if host not in self.lost_hosts and self.fleet is fleet:
+            fleet.hosts.set_agent(host, alive=True)
+            self.world.log("recovered", resource=host)
+
+    # -- the workload ---------------------------------------------------------------------
+
+    async def operate(self, fleet: Fleet, rng: random.Random) -> None:
+        live = sorted(i for i, s in self.known.items() if s == "live")
+        if len(live) < self.instances and (not live or rng.random() < 0.5):
+            await self._boot(fleet, rng)
+        elif live:
+            await self._act(fleet, rng, rng.choice(live))
+
+    async def _boot(self, fleet: Fleet, rng: random.Random) -> None:
+        self.next_instance += 1
+        instance = f"i-{self.world.config.seed % 1000:03d}-{self.next_instance:05d}"
+        flavor = rng.choice(_FLAVORS).name
+        image = rng.choice(_IMAGES)
+        self.known[instance] = "booting"
+        key = f"{instance}:boot"
+
+        async def call() -> TaskRecord:
+            return await fleet.instances.boot(
+                instance, flavor=flavor, image=image, idempotency_key=key
+            )
+
+        record = await self._operation(fleet, "boot", instance, key, call)
+        if record is not None:
+            self.known[instance] = "live"  # when in error, a later delete cleans it up
+
+    async def _act(self, fleet: Fleet, rng: random.Random, instance: str) -> None:
+        # Clients mostly ask for what the instance allows, as a UI offering its buttons
+        # would; now and then for anything, as a script with a stale view would.
+        try:
+            allowed = (await fleet.instances.get(instance)).allowed
+        except StatewardError:
+            allowed = ()
+        choices = [a for a in allowed if a in ACTIONS] or list(ACTIONS)
+        action = rng.choice(choices) if rng.random() < 0.9 else rng.choice(ACTIONS)
+        image = rng.choice(_IMAGES) if action == "rebuild" else None
+        key = f"{instance}:{action}:{self.world.clock.monotonic():.6f}"
+
+        async def call() -> TaskRecord:
+            return await fleet.instances.act(instance, action, image=image, idempotency_key=key)
+
+        record = await self._operation(fleet, action, instance, key, call)
+        if action == "delete" and record is not None and record.status is TaskStatus.SUCCEEDED:
+            self.known[instance] = "deleted"
+
+    async def _operation(
+        self,
+        fleet: Fleet,
+        kind: str,
+        instance: str,
+        key: str,
+        call: Callable[[], Awaitable[TaskRecord]],
+    ) -> TaskRecord | None:
+        """Invoke, retry with the same key, wait for the task; record the outcome."""
+        world = self.world
+        history = world.history
+        history.invoke(kind, instance, key)
+        for _ in range(_ATTEMPTS):
+            try:
+                await world.network("request")
+                submitted = await call()
+                await world.network("reply")
+                record = await asyncio.wait_for(
+                    fleet.tasks.wait(submitted.id), timeout=_OPERATION_TIMEOUT
+                )
+            except MessageLost:
+                continue  # the request or the reply was lost: try again, same key
+            except StatewardError as error:
+                if isinstance(error, _RETRYABLE):
+                    await world.clock.sleep(5.0)
+                    continue
+                history.complete(key, "failed", type(error).__name__)
+                return None
+            except TimeoutError:
+                continue
+            if not record.status.is_terminal:
+                await world.clock.sleep(60.0)  # interrupted: a recovery will resume it
+                continue
+            self._settled(record, key)
+            return record
+        # Indeterminate: it may or may not have happened. It stays open; a recovery asks
+        # again with the same key and counts its outcome then.
+        history.indeterminate(key)
+        return None
+
+    def _settled(self, record: TaskRecord, key: str) -> None:
+        self.acknowledged[record.id] = record
+        outcome = "ok" if record.status is TaskStatus.SUCCEEDED else "failed"
+        self.world.history.complete(key, outcome, record.status.value)
+
+    async def resolve(self, fleet: Fleet) -> None:
+        """Operations left open by a crash or a give-up: look them up by their key."""
+        history = self.world.history
+        for key in sorted(history.open):
+            operation = history.open[key]
+            instance = operation.resource
+            found = await fleet.engine.find(instance, key) if instance in fleet.system else None
+            if found is None:
+                history.complete(key, "not-started")
+                continue
+            record = await fleet.tasks.wait(found.id) if not self.world.in_chaos else found
+            if not record.status.is_terminal:
+                continue  # still in flight: settled by a later recovery
+            self._settled(record, key)
+            if record.status is TaskStatus.SUCCEEDED:
+                self.known[instance] = "deleted" if operation.op == "delete" else "live"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FleetConfig:
+    """One fleet simulation, as ``stateward simulate`` takes it.
+
+    Attributes:
+        seed: everything follows from it.
+        hosts: hosts in the fleet.
+        instances: how many instances the workload keeps around.
+        duration: simulated seconds of chaos.
+        faults: the fault sites allowed (each still switched on or off by the seed).
+        clients: concurrent clients.
+        think: mean simulated seconds between a client's operations.
+        planted_bugs: deliberate bugs switched on (names from :data:`PLANTED_BUGS`).
+    """
+
+    seed: int
+    hosts: int = 50
+    instances: int = 500
+    duration: float = 86_400.0
+    faults: frozenset[str] = frozenset(FleetScenario.sites())
+    clients: int = 20
+    think: float = 300.0
+    planted_bugs: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        for name in ("hosts", "instances", "clients"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidArgument(name, expected="an int >= 1", got=value)
+        FleetScenario.sites().check(self.faults)
+        unknown = set(self.planted_bugs) - set(PLANTED_BUGS)
+        if unknown:
+            raise InvalidArgument(
+                "planted_bugs",
+                expected=f"names from {', '.join(PLANTED_BUGS)}",
+                got=sorted(unknown),
+            )
+        self.sim_config()  # the world's own checks (duration > 0, ...)
+
+    def sim_config(self) -> SimConfig:
+        """The world's part of the configuration."""
+        return SimConfig(
+            seed=self.seed,
+            duration=self.duration,
+            faults=self.faults,
+            clients=self.clients,
+            think=self.think,
+        )
+
+    def scenario(self) -> Callable[[World], FleetScenario]:
+        """The scenario factory for :func:`~stateward.sim.simulate`."""
+        return functools.partial(
+            FleetScenario,
+            hosts=self.hosts,
+            instances=self.instances,
+            planted_bugs=self.planted_bugs,
+        )
+
+    @classmethod
+    def of(cls, scenario: FleetScenario, config: SimConfig) -> FleetConfig:
+        """The configuration that made ``scenario`` run under ``config``."""
+        return cls(
+            seed=config.seed,
+            hosts=scenario.hosts,
+            instances=scenario.instances,
+            duration=config.duration,
+            faults=config.faults if config.faults is not None else frozenset(FleetScenario.sites()),
+            clients=config.clients,
+            think=config.think,
+            planted_bugs=scenario.planted_bugs,
+        )
+
+    def command(self, *, check_determinism: bool = False) -> str:
+        """The one-line ``stateward simulate`` command that runs this again.
+
+        Every option that differs from the default is spelled out, so the line reproduces
+        the run exactly whatever the command's defaults become.
+        """
+        defaults = FleetConfig(seed=0)
+        parts = ["stateward", "simulate", "--seed", str(self.seed)]
+        if self.hosts != defaults.hosts:
+            parts += ["--hosts", str(self.hosts)]
+        if self.instances != defaults.instances:
+            parts += ["--instances", str(self.instances)]
+        if self.duration != defaults.duration:
+            parts += ["--duration", _number(self.duration)]
+        if self.faults != defaults.faults:
+            chosen = [name for name in FleetScenario.sites() if name in self.faults]
+            parts += ["--faults", ",".join(chosen) if chosen else "none"]
+        if self.clients != defaults.clients:
+            parts += ["--clients", str(self.clients)]
+        for bug in sorted(self.planted_bugs):
+            parts += ["--planted-bug", bug]
+        if check_determinism:
+            parts.append("--check-determinism")
+        return " ".join(parts)
+
+
+def _number(value: float) -> str:
+    """A float the way a person types it, and as ``float()`` reads it back."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def simulate_fleet(config: FleetConfig) -> SimResult:
+    """Run one fleet simulation to the end."""
+    return simulate(config.scenario(), config.sim_config())
