@@ -539,48 +539,54 @@ class FlowEngine:
         running: dict[asyncio.Task[None], str] = {}
         order = {t.name: n for n, t in enumerate(flow.tasks)}
         loop = asyncio.get_running_loop()
-        while True:
-            if failure is None and not run.cancel_requested:
-                ready = [
-                    t
-                    for t in flow.tasks
-                    if t.name not in started
-                    and t.name not in completed
-                    and flow.depends[t.name] <= completed
-                ]
-                if len(ready) == 1 and not running:
-                    # A lone step (every step of a linear flow) runs right here: a task and
-                    # a wait per step would cost more than the step itself often does.
-                    lone = ready[0]
-                    started.add(lone.name)
-                    failure = await self._inline(run, lone)
-                    if failure is None and not run.cancel_requested:
-                        completed.add(lone.name)
-                    continue
-                for t in ready:
-                    started.add(t.name)
-                    step_task = loop.create_task(self._step(run, t))
-                    run.steps[step_task] = None
-                    running[step_task] = t.name
-            if not running:
-                break
-            done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-            # A set's order follows object addresses: handle steps in flow order instead,
-            # so which failure counts never depends on the process.
-            for finished in sorted(done, key=lambda t: order[running[t]]):
-                name = running.pop(finished)
-                run.steps.pop(finished, None)
-                if finished.cancelled():
-                    continue  # cancelled on request: the step did not complete
-                error = finished.exception()
-                if error is None:
-                    completed.add(name)
-                elif isinstance(error, _StepFailed):
-                    failure = failure or error.failure
-                else:
-                    for other in running:
-                        other.cancel()
-                    raise error
+        try:
+            while True:
+                if failure is None and not run.cancel_requested:
+                    ready = [
+                        t
+                        for t in flow.tasks
+                        if t.name not in started
+                        and t.name not in completed
+                        and flow.depends[t.name] <= completed
+                    ]
+                    if len(ready) == 1 and not running:
+                        # A lone step (every step of a linear flow) runs right here: a task
+                        # and a wait per step would cost more than the step itself often does.
+                        lone = ready[0]
+                        started.add(lone.name)
+                        failure = await self._inline(run, lone)
+                        if failure is None and not run.cancel_requested:
+                            completed.add(lone.name)
+                        continue
+                    for t in ready:
+                        started.add(t.name)
+                        step_task = loop.create_task(self._step(run, t))
+                        run.steps[step_task] = None
+                        running[step_task] = t.name
+                if not running:
+                    break
+                done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                # A set's order follows object addresses: handle steps in flow order
+                # instead, so which failure counts never depends on the process.
+                for finished in sorted(done, key=lambda t: order[running[t]]):
+                    name = running.pop(finished)
+                    run.steps.pop(finished, None)
+                    if finished.cancelled():
+                        continue  # cancelled on request: the step did not complete
+                    error = finished.exception()
+                    if error is None:
+                        completed.add(name)
+                    elif isinstance(error, _StepFailed):
+                        failure = failure or error.failure
+                    else:
+                        raise error  # the others are cancelled on the way out
+        finally:
+            # However the flow leaves (a step's crash, the engine closing), its steps have
+            # ended, cleanup included, before it has: none outlives the engine's aclose().
+            if running:
+                for other in running:
+                    other.cancel()
+                await asyncio.wait(running)
         # A deferred result is recorded by the status change that follows (end or revert).
         if failure is not None:
             raise _StepFailed(failure)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -10,12 +11,23 @@ from typing import Any
 
 import pytest
 
-from stateward.actors import Capacity, Configure, FakeDriver, Flavor, Fleet, FleetNotOpen, HostActor
+from stateward.actors import (
+    Capacity,
+    Configure,
+    FakeDriver,
+    Flavor,
+    Fleet,
+    FleetNotOpen,
+    HostActor,
+    Operation,
+)
 from stateward.runtime import (
+    Environment,
     LifecycleError,
     MemoryStore,
     StatewardError,
     TransitionRecord,
+    VirtualClock,
     Write,
     open_actor_system,
 )
@@ -197,3 +209,26 @@ async def test_the_fleet_logs_through_the_standard_logger(
     assert record.levelno == logging.WARNING
     assert "reconciled with the driver" in record.getMessage()
     assert capsys.readouterr() == ("", "")
+
+
+@pytest.mark.virtual_time
+async def test_no_task_outlives_a_closed_fleet() -> None:
+    """A fleet closed with builds in flight, a delete cancelling one of them and heartbeats
+    due leaves no task running: every watcher, canceller, flow and the heartbeat loop has
+    ended when its ``async with`` block has."""
+    env = Environment(clock=VirtualClock.current(), seed=5)
+    driver = FakeDriver(env=env, latency={Operation.SPAWN: 30.0})
+    before = asyncio.all_tasks()
+    async with Fleet.open(driver=driver, env=env, heartbeat_interval=1.0) as fleet:
+        await fleet.flavors.add(SMALL)
+        await fleet.images.add("cirros")
+        await fleet.hosts.add("h-1", capacity=HOST_SIZE)
+        builds = [
+            await fleet.instances.boot(f"web-{n}", flavor="m1.small", image="cirros")
+            for n in range(3)
+        ]
+        await fleet.instances.delete("web-0")  # cancels web-0's build, off its actor
+        await env.clock.sleep(2.5)  # the builds spawn, heartbeats are sent
+        running = asyncio.all_tasks() - before
+        assert len(running) > len(builds), running  # watchers, flows and heartbeats at least
+    assert asyncio.all_tasks() - before == set()

@@ -665,3 +665,39 @@ async def test_cancel_of_an_unknown_task_raises_task_not_found() -> None:
     async with MemoryStore() as store, FlowEngine(store) as engine:
         with pytest.raises(TaskNotFound, match=r"^no task 'task-x'; list a resource's tasks"):
             await engine.cancel("task-x")
+
+
+async def test_no_step_outlives_the_engine_s_close() -> None:
+    """Closing an engine while two concurrent steps run cancels both and waits for their
+    cleanup: when aclose() returns, no step of the engine is running."""
+    cleaned: list[str] = []
+    holding: list[str] = []
+    both = asyncio.Event()
+
+    async def hold(name: str) -> None:
+        holding.append(name)
+        if len(holding) == 2:
+            both.set()
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            for _ in range(3):
+                await asyncio.sleep(0)  # cleanup that takes a few turns of the loop
+            cleaned.append(name)
+
+    async def left() -> None:
+        await hold("left")
+
+    async def right() -> None:
+        await hold("right")
+
+    flow = Flow("hold", unordered(task(left), task(right)))
+    async with MemoryStore() as store:
+        before = asyncio.all_tasks()
+        engine = FlowEngine(store, flows=[flow])
+        await engine.submit(flow, resource_id="r-1")
+        await both.wait()
+        await engine.aclose()
+        assert sorted(cleaned) == ["left", "right"]
+        running = [repr(t.get_coro()) for t in asyncio.all_tasks() - before]
+        assert [r for r in running if "FlowEngine" in r] == []
