@@ -442,11 +442,13 @@ def _bury(abandoned: list[asyncio.AbstractEventLoop]) -> None:
             tasks = asyncio.all_tasks(loop)
             for task in tasks:
                 task.cancel()
-            if tasks:
-                ending = asyncio.gather(*tasks, return_exceptions=True)
-                with contextlib.suppress(BaseException):
-                    loop.run_until_complete(asyncio.wait_for(ending, timeout=60.0))
-            loop.run_until_complete(loop.shutdown_asyncgens())
+            # ``asyncio.wait`` returns at its (virtual) deadline even if a task refuses to end,
+            # as one may when Ctrl-C interrupted the loop mid-callback; ``wait_for`` would wait
+            # for the cancellation to finish, with no timer left to wake the loop: forever.
+            with contextlib.suppress(BaseException):
+                if tasks:
+                    loop.run_until_complete(asyncio.wait(tasks, timeout=60.0))
+                loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
         abandoned.clear()
         gc.collect()

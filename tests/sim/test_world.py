@@ -4,9 +4,11 @@ history, with no cloud in sight."""
 from __future__ import annotations
 
 import ast
+import asyncio
 import dataclasses
 import functools
 import random
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -172,3 +174,37 @@ def test_the_core_knows_no_cloud() -> None:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom) and node.module:
                 assert not node.module.startswith(("stateward.actors", "stateward.flows")), path
+
+
+def test_a_task_that_refuses_to_end_does_not_hang_the_end_of_a_run() -> None:
+    """An abandoned incarnation's task that answers cancellation by waiting on something no
+    one will ever resolve (as one may when Ctrl-C interrupts a loop mid-callback) is left
+    behind at the end of the run, not waited for forever."""
+    stubborn: list[asyncio.Task[None]] = []
+
+    async def refuse() -> None:
+        while True:
+            try:
+                await asyncio.get_running_loop().create_future()  # never resolved
+            except asyncio.CancelledError:
+                continue
+
+    class Stubborn(Tally):
+        async def operate(self, app: ActorSystem, rng: random.Random) -> None:
+            if not stubborn:
+                stubborn.append(asyncio.get_running_loop().create_task(refuse()))
+            await super().operate(app, rng)
+
+    results: list[Any] = []
+    run = threading.Thread(
+        target=lambda: results.append(
+            simulate(Stubborn, dataclasses.replace(CONFIG, duration=600.0))
+        ),
+        daemon=True,
+    )
+    run.start()
+    run.join(timeout=30.0)  # a hang detector, not a speed test: the run takes well under 1 s
+    assert not run.is_alive(), "the run waited forever for a task that refuses to end"
+    [result] = results
+    assert result.ok, result.violations
+    assert stubborn and not stubborn[0].done()
