@@ -207,4 +207,5 @@ def test_a_task_that_refuses_to_end_does_not_hang_the_end_of_a_run() -> None:
     assert not run.is_alive(), "the run waited forever for a task that refuses to end"
     [result] = results
     assert result.ok, result.violations
-    assert stubborn and not stubborn[0].done()
+    [task] = stubborn
+    assert not task.done()
