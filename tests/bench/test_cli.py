@@ -422,7 +422,12 @@ def _interrupted(argv: list[str]) -> tuple[int, str]:
     with pytest.raises(subprocess.TimeoutExpired):
         process.wait(timeout=RUNNING_FOR)  # still running: it is interrupted mid-command
     process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=ENDING_WITHIN)
+    try:
+        _, err = process.communicate(timeout=ENDING_WITHIN)
+    finally:
+        if process.poll() is None:  # it did not end: fail this test, not the next one
+            process.kill()
+            process.communicate()
     return process.returncode, err
 
 
