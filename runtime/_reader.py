@@ -586,6 +586,28 @@ def _schema_version(db: sqlite3.Connection, path: str) -> int:
     return found
 
 
+#: Failures of a read-only open of a WAL database whose -shm file cannot be created.
+_NO_SHM = frozenset({sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN})
+
+
+def _begin(uri: str, name: str, busy_timeout: float) -> tuple[sqlite3.Connection, int]:
+    """A read-only connection to ``uri`` inside a read transaction, and its schema version."""
+    try:
+        db = sqlite3.connect(uri, uri=True, timeout=busy_timeout, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise _failure(ReadFailure.CANNOT_OPEN, name, exc) from exc
+    try:
+        db.execute("PRAGMA query_only = ON")
+        db.execute("BEGIN")
+        return db, _schema_version(db, name)
+    except sqlite3.Error as exc:
+        db.close()
+        raise _translate(name, exc) from exc
+    except BaseException:
+        db.close()
+        raise
+
+
 def open_store_reader(
     path: str | os.PathLike[str], *, text_bytes: int = TEXT_BYTES, busy_timeout: float = 2.0
 ) -> StoreReader:
@@ -609,17 +631,15 @@ def open_store_reader(
     _check_file(name)
     uri = f"{PurePath(os.path.abspath(name)).as_uri()}?mode=ro"
     try:
-        db = sqlite3.connect(uri, uri=True, timeout=busy_timeout, isolation_level=None)
-    except sqlite3.Error as exc:
-        raise _failure(ReadFailure.CANNOT_OPEN, name, exc) from exc
-    try:
-        db.execute("PRAGMA query_only = ON")
-        db.execute("BEGIN")
-        version = _schema_version(db, name)
-    except sqlite3.Error as exc:
-        db.close()
-        raise _translate(name, exc) from exc
-    except BaseException:
-        db.close()
-        raise
+        db, version = _begin(uri, name, busy_timeout)
+    except StoreUnavailable as error:
+        cause = error.__cause__
+        code = getattr(cause, "sqlite_errorcode", 0)
+        primary = code & 0xFF if isinstance(code, int) else 0
+        if primary not in _NO_SHM or os.path.exists(name + "-wal"):
+            raise
+        # A WAL database in a folder this process cannot write, closed cleanly: SQLite
+        # cannot create the -shm file a reader needs. Without a -wal file there is no writer
+        # (one would have made it) and the file alone is the database: read it immutable.
+        db, version = _begin(f"{uri}&immutable=1", name, busy_timeout)
     return StoreReader(name, db, version, text_bytes)
