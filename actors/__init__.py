@@ -5,11 +5,14 @@ from stateward.runtime import set_public_module as _set_public_module
 
 from ._driver import Driver as Driver
 from ._driver import DriverError as DriverError
+from ._driver import DriverGuest as DriverGuest
 from ._driver import DriverInstance as DriverInstance
 from ._driver import DriverView as DriverView
 from ._driver import FakeDriver as FakeDriver
+from ._driver import GuestRole as GuestRole
 from ._driver import Operation as Operation
 from ._driver import Power as Power
+from ._driver import StaleEpoch as StaleEpoch
 from ._errors import DuplicateName as DuplicateName
 from ._errors import FleetNotOpen as FleetNotOpen
 from ._errors import UnknownName as UnknownName
@@ -18,6 +21,7 @@ from ._fleet import Catalog as Catalog
 from ._fleet import Fleet as Fleet
 from ._fleet import Hosts as Hosts
 from ._fleet import Instances as Instances
+from ._fleet import Migrations as Migrations
 from ._fleet import ReconcileReport as ReconcileReport
 from ._fleet import Tasks as Tasks
 from ._host import HOST as HOST
@@ -37,6 +41,8 @@ from ._instance import BootSpec as BootSpec
 from ._instance import InstanceActor as InstanceActor
 from ._instance import InstanceData as InstanceData
 from ._instance import InstanceStatus as InstanceStatus
+from ._instance import Move as Move
+from ._instance import Switch as Switch
 from ._instance_machine import COMMANDS as COMMANDS
 from ._instance_machine import INSTANCE as INSTANCE
 from ._instance_machine import Command as Command
@@ -44,6 +50,17 @@ from ._instance_machine import InstanceAction as InstanceAction
 from ._instance_machine import task_running as task_running
 from ._instance_machine import task_state as task_state
 from ._instance_machine import vm_state as vm_state
+from ._migration import Advance as Advance
+from ._migration import GetMigration as GetMigration
+from ._migration import MigrationActor as MigrationActor
+from ._migration import MigrationData as MigrationData
+from ._migration import MigrationStatus as MigrationStatus
+from ._migration_machine import EVACUATE as EVACUATE
+from ._migration_machine import LIVE_MIGRATE as LIVE_MIGRATE
+from ._migration_machine import MIGRATE as MIGRATE
+from ._migration_machine import MIGRATION_TERMINALS as MIGRATION_TERMINALS
+from ._migration_machine import RESIZE as RESIZE
+from ._migration_machine import MoveKind as MoveKind
 from ._scheduler import DEFAULT_FILTERS as DEFAULT_FILTERS
 from ._scheduler import Filter as Filter
 from ._scheduler import FilterContext as FilterContext
@@ -68,6 +85,7 @@ __all__ = (
     "Hosts",
     "Instances",
     "Tasks",
+    "Migrations",
     "Catalog",
     "ReconcileReport",
     "UnknownName",
@@ -90,11 +108,28 @@ __all__ = (
     "task_state",
     "Driver",
     "DriverError",
+    "DriverGuest",
+    "GuestRole",
+    "StaleEpoch",
     "DriverInstance",
     "DriverView",
     "FakeDriver",
     "Operation",
     "Power",
+    # moves
+    "MoveKind",
+    "MIGRATE",
+    "RESIZE",
+    "LIVE_MIGRATE",
+    "EVACUATE",
+    "MIGRATION_TERMINALS",
+    "MigrationActor",
+    "MigrationData",
+    "MigrationStatus",
+    "Move",
+    "Switch",
+    "Advance",
+    "GetMigration",
     # hosts
     "HOST",
     "HostActor",

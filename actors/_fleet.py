@@ -105,11 +105,14 @@ from ._instance import (
     InstanceActor,
     InstanceStatus,
     Lost,
+    Move,
     Progress,
     Settle,
     TaskEnded,
 )
 from ._instance_machine import InstanceAction, task_running, vm_state
+from ._migration import MIGRATION_ACTORS, GetMigration, MigrationActor, MigrationStatus
+from ._moves import build_move_flows
 from ._operations import build_flows
 from ._scheduler import Flavor, GroupPolicy, Scheduler, Weigher
 
@@ -345,6 +348,7 @@ class Fleet:
         self.hosts = Hosts(self)
         self.instances = Instances(self)
         self.tasks = Tasks(self)
+        self.migrations = Migrations(self)
         self._host_refs: dict[str, ActorRef] = {}
         self._agents: dict[str, bool] = {}
         #: The fleet's task group: the heartbeat loop and the keeper of the watchers run in
@@ -468,13 +472,21 @@ class Fleet:
         stack.callback(self._stop_background)
         self._group.start_soon(self._keep_watchers, name="fleet watchers")
         # Built once: command flows and repair flows, all by name.
-        self._flows = {**build_flows(self._services), **self._repair_flows()}
+        self._flows = {
+            **build_flows(self._services),
+            **build_move_flows(self._services),
+            **self._repair_flows(),
+        }
         for flow in self._flows.values():
             self.engine.register(flow)
         self.scheduler = Scheduler(lambda: self._host_refs, weigher=self._weigher, refresh=1.0)
         # One call for both kinds: each would count the other's resources as unrestored.
         await self.system.restore(
-            {"instance": self._instance_factory, "host": self._host_actor},
+            {
+                "instance": self._instance_factory,
+                "host": self._host_actor,
+                **{cls.machine.name: cls for cls in MIGRATION_ACTORS.values()},
+            },
             idle_after={"instance": self._idle_after},
         )
         for summary in await self._summaries("host"):
@@ -711,7 +723,9 @@ class Fleet:
         driver = self.driver
 
         async def destroy_orphan(instance_id: str, task_id: str) -> None:
-            await driver.destroy(f"{task_id}:destroy", instance_id)
+            guest = driver.where(instance_id)
+            epoch = guest.epoch if guest is not None else 0
+            await driver.destroy(f"{task_id}:destroy", instance_id, epoch=epoch)
 
         async def gone(instance_id: str) -> Reconciled:
             view = await driver.describe()
@@ -882,6 +896,22 @@ class _Services:
 
     def settle_later(self, instance_id: str) -> None:
         self._fleet._settle_later(instance_id)
+
+    def instance(self, instance_id: str) -> ActorRef:
+        return self._fleet.system.lookup(instance_id)
+
+    def migration(self, migration_id: str) -> ActorRef:
+        return self._fleet.system.lookup(migration_id)
+
+    def find_migration(self, migration_id: str) -> ActorRef | None:
+        system = self._fleet.system
+        return system.lookup(migration_id) if migration_id in system else None
+
+    def spawn_migration(self, migration_id: str, actor: type[MigrationActor]) -> ActorRef:
+        system = self._fleet.system
+        if migration_id in system:
+            return system.lookup(migration_id)
+        return system.spawn(actor, address=migration_id, idle_after=self._fleet._idle_after)
 
 
 class Hosts:
@@ -1151,6 +1181,99 @@ class Instances:
         self._fleet._check_open("instances.delete")
         return await self.act(instance_id, "delete", idempotency_key=idempotency_key)
 
+    # -- moves ---------------------------------------------------------------------------
+
+    async def move(
+        self,
+        instance_id: str,
+        *,
+        host: str | None = None,
+        flavor: str | None = None,
+        live: bool = False,
+        idempotency_key: str | None = None,
+    ) -> TaskRecord:
+        """Move an instance to ``host`` (or where the scheduler finds room): a cold
+        migration, a resize when ``flavor`` is given, a live migration when ``live``.
+
+        The move is a task (``fleet.tasks.wait``) and a migration resource
+        (``fleet.migrations.get(status.migration_id)``). Its destination is claimed before
+        anything is copied, and the instance changes owner in one journaled switch: a move
+        that fails before it leaves the instance where it was.
+
+        Raises:
+            InvalidArgument: a live resize, an unknown flavor or host, the host it runs on.
+            InvalidTransition: the instance's state allows no such move (a task running).
+        """
+        self._fleet._check_open("instances.move")
+        check_name("instance", instance_id)
+        check_flag("live", live)
+        check_optional_text("idempotency_key", idempotency_key)
+        if host is not None:
+            check_name("host", host)
+            if host not in self._fleet._host_refs:
+                raise UnknownName("host", host)
+        chosen = None
+        if flavor is not None:
+            if live:
+                raise InvalidArgument(
+                    "flavor", expected="no flavor for a live migration (resize is cold)", got=flavor
+                )
+            chosen = self._fleet.flavors.get(check_text("flavor", flavor))
+        kind = (
+            InstanceAction.LIVE_MIGRATE
+            if live
+            else InstanceAction.RESIZE
+            if chosen is not None
+            else InstanceAction.MIGRATE
+        )
+        ref = self._ref(instance_id)
+        return await ref.ask(Move(kind, chosen, host, idempotency_key))
+
+    async def migrate(
+        self, instance_id: str, *, host: str | None = None, idempotency_key: str | None = None
+    ) -> TaskRecord:
+        """Cold-migrate: stopped, copied to another host, started there if it ran."""
+        return await self.move(instance_id, host=host, idempotency_key=idempotency_key)
+
+    async def resize(
+        self,
+        instance_id: str,
+        flavor: str,
+        *,
+        host: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> TaskRecord:
+        """Resize to ``flavor``: a cold move, then ``resized`` until confirmed or reverted."""
+        return await self.move(
+            instance_id, host=host, flavor=flavor, idempotency_key=idempotency_key
+        )
+
+    async def live_migrate(
+        self, instance_id: str, *, host: str | None = None, idempotency_key: str | None = None
+    ) -> TaskRecord:
+        """Live-migrate: the guest keeps running while it is copied to another host."""
+        return await self.move(instance_id, host=host, live=True, idempotency_key=idempotency_key)
+
+    async def confirm_resize(
+        self, instance_id: str, *, idempotency_key: str | None = None
+    ) -> TaskRecord:
+        """Keep a resize: its source is given up."""
+        self._fleet._check_open("instances.confirm_resize")
+        check_optional_text("idempotency_key", idempotency_key)
+        return await self._ref(instance_id).ask(
+            Act(InstanceAction.CONFIRM_RESIZE, idempotency_key=idempotency_key)
+        )
+
+    async def revert_resize(
+        self, instance_id: str, *, idempotency_key: str | None = None
+    ) -> TaskRecord:
+        """Undo a resize: back on its source, with its old flavor."""
+        self._fleet._check_open("instances.revert_resize")
+        check_optional_text("idempotency_key", idempotency_key)
+        return await self._ref(instance_id).ask(
+            Act(InstanceAction.REVERT_RESIZE, idempotency_key=idempotency_key)
+        )
+
     async def get(self, instance_id: str) -> InstanceStatus:
         """An instance's status: vm_state, task_state, power, host, fault, allowed actions."""
         self._fleet._check_open("instances.get")
@@ -1168,6 +1291,38 @@ class Instances:
         fleet = self._fleet
         summaries = await fleet._summaries("instance")
         return tuple([await self.get(s.resource_id) for s in summaries])
+
+
+class Migrations:
+    """The fleet's moves, each a resource of its own: ``fleet.migrations``."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        self._fleet = fleet
+
+    async def get(self, migration_id: str) -> MigrationStatus:
+        """One migration: kind, instance, source, destination, flavors, state, reason.
+
+        Raises:
+            UnknownName: no migration has that id.
+        """
+        self._fleet._check_open("migrations.get")
+        check_name("migration", migration_id)
+        system = self._fleet.system
+        if migration_id not in system or not migration_id.startswith("migration-"):
+            raise UnknownName("migration", migration_id)
+        return await system.lookup(migration_id).ask(GetMigration())
+
+    async def list(self, instance_id: str | None = None) -> tuple[MigrationStatus, ...]:
+        """Every migration (of one instance, when given), oldest first."""
+        self._fleet._check_open("migrations.list")
+        fleet = self._fleet
+        found = []
+        for cls in MIGRATION_ACTORS.values():
+            for summary in await fleet._summaries(cls.machine.name):
+                status = await fleet.system.lookup(summary.resource_id).ask(GetMigration())
+                if instance_id is None or status.instance_id == instance_id:
+                    found.append(status)
+        return tuple(sorted(found, key=lambda m: (m.started, m.id)))
 
 
 class Tasks:

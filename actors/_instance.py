@@ -45,7 +45,16 @@ from stateward.runtime import (
 
 from ._driver import Power
 from ._errors import DuplicateName
-from ._instance_machine import COMMANDS, INSTANCE, InstanceAction, task_state, vm_state
+from ._instance_machine import (
+    COMMANDS,
+    INSTANCE,
+    MOVES,
+    VERIFICATIONS,
+    InstanceAction,
+    task_state,
+    vm_state,
+)
+from ._migration import Advance
 from ._scheduler import GroupPolicy
 from ._services import FleetServices
 
@@ -61,11 +70,17 @@ __all__ = (
     "Lost",
     "Settle",
     "GetInstance",
+    "Move",
+    "Switch",
     "ACTIONS",
 )
 
-#: Every command an instance takes, besides ``boot``.
-ACTIONS: tuple[InstanceAction, ...] = tuple(InstanceAction)
+#: Every command an instance takes besides ``boot`` and the moves (``Act`` carries them).
+ACTIONS: tuple[InstanceAction, ...] = tuple(
+    a for a in InstanceAction if a not in MOVES and a not in VERIFICATIONS
+)
+#: Every command, in the order ``allowed`` lists them.
+_ALL_COMMANDS = ("boot", *InstanceAction)
 
 
 class BootSpec(msgspec.Struct, frozen=True):
@@ -124,6 +139,16 @@ class InstanceData(msgspec.Struct):
     #: The idempotency key of the command behind ``task_id``, so that a task submitted
     #: again after a crash keeps the key its client retries with.
     task_key: str | None = None
+    #: The owner's generation: every switch of host raises it, and every driver call
+    #: carries it, so a stale owner cannot act on the instance.
+    epoch: int = 0
+    #: The running (or, for a resize being verified, the last) move's flow inputs.
+    move: dict[str, Any] | None = None
+    #: Where the last switch moved the instance from (host, claim and flavor), while a
+    #: resize is verified.
+    moved_from: dict[str, Any] | None = None
+    #: A delete asked for during a move: its task, which runs once the move ends.
+    delete_pending: str | None = None
 
     def boot_spec(self) -> BootSpec:
         """What the instance was built from."""
@@ -150,6 +175,10 @@ class InstanceStatus:
     fault: str | None
     revision: int
     allowed: tuple[str, ...]
+    #: The owner's generation (raised by every switch of host).
+    epoch: int = 0
+    #: The running or last move's migration.
+    migration_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +197,33 @@ class Act(Request[TaskRecord]):
     action: InstanceAction
     image: str | None = None
     idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Move(Request[TaskRecord]):
+    """Move the instance: ``migrate``, ``resize`` (to ``flavor``), ``live_migrate``; to
+    ``host``, or where the scheduler finds room."""
+
+    kind: InstanceAction
+    flavor: Any = None  # a Flavor, for a resize
+    host: str | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Switch(Request[bool]):
+    """The move's switch: the instance is owned by ``host`` (under ``claim_id``) from now
+    on, at ``epoch``, with the given flavor. Refused when a delete is pending or the move is
+    not the running task; True again for a repeat of the switch that happened."""
+
+    task_id: str
+    host: str
+    claim_id: str
+    epoch: int
+    flavor: str
+    vcpus: int
+    ram_mb: int
+    disk_gb: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +269,13 @@ class GetInstance(Request[InstanceStatus]):
 
 
 _POWER_STATES = frozenset(Power)
+#: The task_states of moves and of a resize's verification.
+_VERIFYING_TASKS: dict[str, tuple[str, str]] = {
+    task: (to_active, to_stopped) for task, to_active, to_stopped in VERIFICATIONS.values()
+}
+_MOVE_TASKS = frozenset({task for _, task in MOVES.values()} | set(_VERIFYING_TASKS))
+#: The events that end a verification.
+_VERIFIED = frozenset(e for _, a, b in VERIFICATIONS.values() for e in (a, b))
 #: The command behind each task_state (``deleting`` is the delete).
 _COMMAND_OF_TASK: dict[str, str] = {c.task_state: a for a, c in COMMANDS.items()}
 _COMMAND_OF_TASK["deleting"] = "delete"
@@ -261,7 +324,10 @@ class InstanceActor(FSMActor):
             # A new generation (after ``deleted``) keeps nothing of the one before.
             spec = msgspec.convert({f: payload[f] for f in _SPEC_FIELDS if f in payload}, BootSpec)
             return InstanceData(
-                **_data_of(spec), task_id=record.task_id, task_key=payload.get("idempotency_key")
+                **_data_of(spec),
+                task_id=record.task_id,
+                task_key=payload.get("idempotency_key"),
+                epoch=old.epoch,  # epochs only grow, across generations too
             )
         if event == "scheduled":
             return replace(old, host=payload.get("host"), claim_id=payload.get("claim_id"))
@@ -281,8 +347,44 @@ class InstanceActor(FSMActor):
             return replace(old, **ended)
         if event == "deleted":
             return replace(
-                old, host=None, claim_id=None, ports=[], power=Power.NOSTATE, task_id=None
+                old,
+                host=None,
+                claim_id=None,
+                ports=[],
+                power=Power.NOSTATE,
+                task_id=None,
+                move=None,
+                moved_from=None,
+                delete_pending=None,
             )
+        if event in MOVES or event in VERIFICATIONS:
+            return replace(
+                old,
+                task_id=record.task_id,
+                task_key=payload.get("idempotency_key"),
+                move=payload.get("move", old.move),
+            )
+        if event == "switched":
+            return replace(
+                old,
+                host=payload["host"],
+                claim_id=payload["claim_id"],
+                epoch=payload["epoch"],
+                flavor=payload["flavor"],
+                vcpus=payload["vcpus"],
+                ram_mb=payload["ram_mb"],
+                disk_gb=payload["disk_gb"],
+                moved_from=payload.get("moved_from"),
+            )
+        if event == "delete_requested":
+            return replace(old, delete_pending=payload.get("task_id"))
+        if event in ("moved", *_VERIFIED):
+            ended = {"task_id": None, "power": Power(payload.get("power", old.power))}
+            if "fault" in payload:
+                ended["fault"] = payload["fault"]
+            if event != "moved":
+                ended["moved_from"] = None  # verified: nothing to go back to
+            return replace(old, **ended)
         if event in COMMANDS or event == "delete":
             changes: dict[str, Any] = {
                 "task_id": record.task_id,
@@ -300,6 +402,8 @@ class InstanceActor(FSMActor):
         info, state = self.info, self.state
         return InstanceStatus(
             id=self.context.resource_id,
+            epoch=info.epoch,
+            migration_id=(info.move or {}).get("migration_id"),
             state=state,
             vm_state=vm_state(state),
             task_state=task_state(state),
@@ -320,7 +424,10 @@ class InstanceActor(FSMActor):
     def actions(self) -> tuple[str, ...]:
         """The commands the current state allows."""
         allowed = self.instance.allowed()
-        return tuple(a for a in ("boot", *ACTIONS) if a in allowed)
+        found = [a for a in _ALL_COMMANDS if a in allowed]
+        if self.info.task_id is not None and task_state(self.state) in _MOVE_TASKS:
+            found.append("delete")  # waits for the move, then deletes
+        return tuple(found)
 
     # -- messages ------------------------------------------------------------------------
 
@@ -408,7 +515,15 @@ class InstanceActor(FSMActor):
         if isinstance(message, Boot):
             return await self._boot(message)
         if isinstance(message, Act):
+            if message.action in VERIFICATIONS:
+                return await self._verify(message)
+            if message.action == "delete" and task_state(self.state) in _MOVE_TASKS:
+                return await self._delete_after_move(message)
             return await self._act(message)
+        if isinstance(message, Move):
+            return await self._move(message)
+        if isinstance(message, Switch):
+            return await self._switch(message)
         if isinstance(message, Progress):
             return await self._progress(message)
         if isinstance(message, TaskEnded):
@@ -460,7 +575,12 @@ class InstanceActor(FSMActor):
         key = command.idempotency_key
         journaled = payload if key is None else {**payload, "idempotency_key": key}
         await self.transition("boot", payload=journaled, task_id=task_id)
-        inputs = {**payload, "instance_id": self.context.resource_id, "task_id": task_id}
+        inputs = {
+            **payload,
+            "instance_id": self.context.resource_id,
+            "task_id": task_id,
+            "epoch": self.info.epoch,
+        }
         return await self._submit("boot", task_id, inputs, command.idempotency_key)
 
     async def _act(self, command: Act) -> TaskRecord:
@@ -488,6 +608,7 @@ class InstanceActor(FSMActor):
             "ports": list(self.info.ports),
             "volumes": list(self.info.volumes),
             "image": command.image or self.info.image,
+            "epoch": self.info.epoch,
         }
         record = await self._submit(action, task_id, inputs, command.idempotency_key)
         if action == "delete" and running is not None:
@@ -511,6 +632,233 @@ class InstanceActor(FSMActor):
             raise
         return handle.record
 
+    # -- moves ---------------------------------------------------------------------------
+
+    async def _move(self, command: Move) -> TaskRecord:
+        kind = InstanceAction(command.kind)
+        resource_id = self.context.resource_id
+        if kind not in MOVES:
+            raise InvalidCommand(resource_id, expected=f"a move: {', '.join(MOVES)}", got=kind)
+        existing = await self._existing(command.idempotency_key)
+        if existing is not None:
+            return existing
+        if not self.instance.can(kind):
+            raise self._refuse(kind)
+        info = self.info
+        if command.host is not None and command.host == info.host:
+            raise InvalidCommand(
+                resource_id,
+                expected=f"a destination other than {info.host}, where it runs",
+                got=f"host {command.host!r}",
+            )
+        flavor = command.flavor
+        if kind is InstanceAction.RESIZE:
+            if flavor is None or flavor.name == info.flavor:
+                raise InvalidCommand(
+                    resource_id,
+                    expected=f"a flavor other than {info.flavor} for a resize",
+                    got=f"flavor {flavor.name if flavor else None!r}",
+                )
+            sizes = {"flavor": flavor.name, "vcpus": flavor.vcpus, "ram_mb": flavor.ram_mb}
+            sizes["disk_gb"] = flavor.disk_gb
+        else:
+            sizes = {
+                "flavor": info.flavor,
+                "vcpus": info.vcpus,
+                "ram_mb": info.ram_mb,
+                "disk_gb": info.disk_gb,
+            }
+        task_id = self.context.env.ids.next("task")
+        move = {
+            "instance_id": self.context.resource_id,
+            "task_id": task_id,
+            "migration_id": self.context.env.ids.next("migration"),
+            "kind": kind.value,
+            "source": info.host,
+            "source_claim": info.claim_id,
+            "requested_host": command.host,
+            "epoch": info.epoch,
+            "power": info.power.value,
+            "old_flavor": info.flavor,
+            **sizes,
+            "image": info.image,
+            "zone": info.zone,
+            "group": info.group,
+            "group_policy": info.group_policy,
+        }
+        payload: dict[str, Any] = {"move": move}
+        if command.idempotency_key is not None:
+            payload["idempotency_key"] = command.idempotency_key
+        await self.transition(kind, payload=payload, task_id=task_id)
+        return await self._submit(f"move.{kind.value}", task_id, move, command.idempotency_key)
+
+    async def _switch(self, switch: Switch) -> bool:
+        info = self.info
+        if (info.epoch, info.host) == (switch.epoch, switch.host):
+            return True  # the switch happened: a step run again after a crash
+        if (
+            switch.task_id != info.task_id
+            or info.delete_pending is not None
+            or not self.instance.can("switched")
+            or switch.epoch != info.epoch + 1
+        ):
+            raise InvalidCommand(
+                self.context.resource_id,
+                expected=f"the switch of its running move to epoch {info.epoch + 1}, with no "
+                "delete pending",
+                got=f"task {switch.task_id} to epoch {switch.epoch}"
+                + (" (a delete is pending)" if info.delete_pending else ""),
+            )
+        moved_from = {
+            "host": info.host,
+            "claim_id": info.claim_id,
+            "flavor": info.flavor,
+            "vcpus": info.vcpus,
+            "ram_mb": info.ram_mb,
+            "disk_gb": info.disk_gb,
+        }
+        payload = {
+            "host": switch.host,
+            "claim_id": switch.claim_id,
+            "epoch": switch.epoch,
+            "flavor": switch.flavor,
+            "vcpus": switch.vcpus,
+            "ram_mb": switch.ram_mb,
+            "disk_gb": switch.disk_gb,
+            "moved_from": moved_from,
+        }
+        await self.transition("switched", payload=payload, task_id=switch.task_id)
+        return True
+
+    async def _verify(self, command: Act) -> TaskRecord:
+        """``confirm_resize`` or ``revert_resize`` of a resize being verified."""
+        action = InstanceAction(command.action)
+        existing = await self._existing(command.idempotency_key)
+        if existing is not None:
+            return existing
+        if not self.instance.can(action):
+            raise self._refuse(action)
+        info = self.info
+        back = info.moved_from or {}
+        move = info.move or {}
+        task_id = self.context.env.ids.next("task")
+        payload: dict[str, Any] | None = (
+            {"idempotency_key": command.idempotency_key}
+            if command.idempotency_key is not None
+            else None
+        )
+        await self.transition(action, payload=payload, task_id=task_id)
+        common = {
+            "instance_id": self.context.resource_id,
+            "task_id": task_id,
+            "migration_id": move.get("migration_id"),
+            "source": back.get("host"),
+            "source_claim": back.get("claim_id"),
+        }
+        if action is InstanceAction.CONFIRM_RESIZE:
+            inputs = {**common, "epoch": info.epoch - 1}
+            flow = "move.confirm"
+        else:
+            inputs = {
+                **common,
+                "destination": info.host,
+                "destination_claim": info.claim_id,
+                "epoch": info.epoch,
+                "power": info.power.value,
+                "old_flavor": back.get("flavor"),
+                "vcpus": back.get("vcpus"),
+                "ram_mb": back.get("ram_mb"),
+                "disk_gb": back.get("disk_gb"),
+            }
+            flow = "move.revert"
+        return await self._submit(flow, task_id, inputs, command.idempotency_key)
+
+    async def _delete_after_move(self, command: Act) -> TaskRecord:
+        """A delete during a move: cancelled (rolled back) if it has not switched yet, left
+        to finish if it has; the delete's task is queued behind it and runs then."""
+        existing = await self._existing(command.idempotency_key)
+        if existing is not None:
+            return existing
+        info = self.info
+        if info.delete_pending is not None:
+            return await self.services.engine.get(info.delete_pending)
+        task_id = self.context.env.ids.next("task")
+        payload: dict[str, Any] = {"task_id": task_id}
+        if command.idempotency_key is not None:
+            payload["idempotency_key"] = command.idempotency_key
+        running = info.task_id
+        await self.transition("delete_requested", payload=payload, task_id=task_id)
+        inputs = {
+            "instance_id": self.context.resource_id,
+            "task_id": task_id,
+            "host": None,  # wherever the move leaves it: the delete looks
+            "claim_id": None,
+            "ports": list(info.ports),
+            "volumes": list(info.volumes),
+            "image": info.image,
+            "epoch": None,
+        }
+        handle = await self.services.submit(
+            "delete", self.context.resource_id, task_id, inputs, command.idempotency_key
+        )
+        if running is not None and not self._switched():
+            self.services.cancel_later(running)
+        return handle.record
+
+    def _switched(self) -> bool:
+        """Whether the running move (or the resize being verified) has switched."""
+        move = self.info.move
+        return move is not None and self.info.epoch > move.get("epoch", self.info.epoch)
+
+    async def _move_ended(self, ended: TaskEnded) -> bool:
+        """The end of a move's task (or of a resize's confirmation or revert)."""
+        info = self.info
+        move = info.move or {}
+        migration_id = move.get("migration_id")
+        status = ended.status
+        record = ended.record
+        if record is None and status.is_terminal and not ended.missing:
+            record = await self.services.engine.get(ended.task_id)
+        state = self.state
+        verifying = task_state(state) in _VERIFYING_TASKS
+        if status is TaskStatus.SUCCEEDED:
+            power = (_final_power(record) if record is not None else None) or info.power
+            if verifying:
+                to_active, to_stopped = _VERIFYING_TASKS[task_state(state) or ""]
+                event = to_active if power is Power.RUNNING else to_stopped
+            else:
+                event = "moved"
+            await self.transition(event, payload={"power": power}, task_id=ended.task_id)
+        elif not status.is_terminal:
+            return False
+        elif self._switched() and not verifying:
+            # After the switch a move only rolls forward: it lives on its destination.
+            await self.transition("moved", payload={"fault": ended.task_id}, task_id=ended.task_id)
+            await self._migration(migration_id, "park", {"reason": ended.cause or status.value})
+        else:
+            damaged = status in (TaskStatus.REVERT_FAILED, TaskStatus.PARKED) or verifying
+            await self.transition(
+                "damaged" if damaged else "failed",
+                task_id=ended.task_id,
+                cause=ended.cause or status.value,
+            )
+            if damaged:
+                event = "park"
+            else:
+                event = "cancelled" if status is TaskStatus.CANCELLED else "failed"
+            await self._migration(migration_id, event, {"reason": ended.cause or status.value})
+        pending = self.info.delete_pending
+        if pending is not None and self.instance.can("delete"):
+            await self.transition("delete", task_id=pending)
+        return True
+
+    async def _migration(self, migration_id: str | None, event: str, payload: Any) -> None:
+        if migration_id is None:
+            return
+        ref = self.services.find_migration(migration_id)
+        if ref is not None:
+            await ref.ask(Advance(event, payload))
+
     async def _progress(self, progress: Progress) -> bool:
         if progress.task_id != self.info.task_id or not self.instance.can(progress.event):
             return False  # a repeat after a resume, or a task that is no longer ours
@@ -520,6 +868,8 @@ class InstanceActor(FSMActor):
     async def _task_ended(self, ended: TaskEnded) -> bool:
         if ended.task_id != self.info.task_id or self.instance.is_stable:
             return False  # stale: a cancelled build, or already handled
+        if task_state(self.state) in _MOVE_TASKS and not ended.missing:
+            return await self._move_ended(ended)
         if ended.missing:
             try:
                 recorded = await self._recorded(ended.task_id)
@@ -583,9 +933,17 @@ class InstanceActor(FSMActor):
         state = self.state
         info = self.info
         common = {"instance_id": self.context.resource_id, "task_id": task_id}
-        if vm_state(state) == "building" and task_state(state) != "deleting":
+        if task_state(state) in _VERIFYING_TASKS:
+            # A confirmation or revert whose task was lost: back to verification, where
+            # the owner (or the deadline) asks again.
+            await self.transition("failed", task_id=task_id, cause="the task was lost")
+            return
+        if task_state(state) in _MOVE_TASKS and info.move is not None:
+            flow = f"move.{info.move['kind']}"
+            inputs = dict(info.move)
+        elif vm_state(state) == "building" and task_state(state) != "deleting":
             flow = "boot"
-            inputs = {**common, **info.boot_spec().inputs()}
+            inputs = {**common, **info.boot_spec().inputs(), "epoch": info.epoch}
         else:
             flow = _COMMAND_OF_TASK.get(task_state(state) or "", "delete")
             inputs = {
@@ -595,6 +953,7 @@ class InstanceActor(FSMActor):
                 "ports": list(info.ports),
                 "volumes": list(info.volumes),
                 "image": info.image,
+                "epoch": info.epoch,
             }
         self.context.log.warning(
             "task lost before it was recorded; submitting it again", task_id=task_id, flow=flow

@@ -17,6 +17,15 @@ ends with a completion event (``stopped``, ``started``, ``spawned``) or, when it
 ``delete`` is allowed from every state but ``deleted``, including while a build runs: the
 build is cancelled (and reverted) first.
 
+Moves (``migrate``, ``resize``, ``live_migrate``, ``evacuate``) run as tasks like any
+command, each with a migration resource of its own (:mod:`stateward.actors._migration_machine`).
+While one runs the instance is ``<vm_state>/<move task>``; ``switched`` is the one transition
+that hands it to its destination (a new host and a new epoch), a self-loop of that state;
+``moved`` ends the move (a resize ends in ``resized``, verification pending, which
+``confirm_resize`` or ``revert_resize`` leave, or its deadline confirms); ``failed`` is a move
+rolled back before its switch, the instance where it was. A delete during a move waits for
+the move to end (``delete_requested``), then deletes.
+
 ``deleted`` is not the end of the resource: its name is free again, and ``boot`` from it
 starts a new generation of the instance in the same journal (the old one's transitions and
 task records stay, under its task ids). No state is terminal.
@@ -35,12 +44,14 @@ __all__ = (
     "COMMANDS",
     "Command",
     "InstanceAction",
+    "MOVES",
+    "VERIFICATIONS",
     "vm_state",
     "task_state",
     "task_running",
 )
 
-_STABLE = ("active", "stopped", "paused", "suspended", "error")
+_STABLE = ("active", "stopped", "paused", "suspended", "error", "resized")
 
 
 class InstanceAction(enum.StrEnum):
@@ -56,6 +67,12 @@ class InstanceAction(enum.StrEnum):
     RESUME = "resume"
     REBUILD = "rebuild"
     DELETE = "delete"
+    MIGRATE = "migrate"
+    RESIZE = "resize"
+    LIVE_MIGRATE = "live_migrate"
+    EVACUATE = "evacuate"
+    CONFIRM_RESIZE = "confirm_resize"
+    REVERT_RESIZE = "revert_resize"
 
 
 class Command(NamedTuple):
@@ -88,6 +105,24 @@ COMMANDS: dict[InstanceAction, Command] = {
     ),
 }
 
+#: The moves, each with the stable states it starts from, its task_state, and where
+#: ``moved`` takes each source state.
+MOVES: dict[InstanceAction, tuple[dict[str, str], str]] = {
+    InstanceAction.MIGRATE: ({"active": "active", "stopped": "stopped"}, "migrating_cold"),
+    InstanceAction.RESIZE: ({"active": "resized", "stopped": "resized"}, "resize_migrating"),
+    InstanceAction.LIVE_MIGRATE: ({"active": "active"}, "migrating"),
+    InstanceAction.EVACUATE: (
+        {"active": "active", "stopped": "stopped", "error": "active"},
+        "evacuating",
+    ),
+}
+#: What leaves ``resized``: the command, its task_state, and the events that end it (to
+#: ``active`` or to ``stopped``, by the power the resize found).
+VERIFICATIONS: dict[InstanceAction, tuple[str, str, str]] = {
+    InstanceAction.CONFIRM_RESIZE: ("resize_confirming", "confirmed", "confirmed_stopped"),
+    InstanceAction.REVERT_RESIZE: ("resize_reverting", "reverted", "reverted_stopped"),
+}
+
 _BUILD = ("scheduling", "networking", "block_device_mapping", "spawning")
 _BUILD_PROGRESS = ("scheduled", "networked", "volumes_attached")
 
@@ -115,7 +150,25 @@ def _transitions() -> list[Transition]:
                 back = "error" if task == "rebuilding" else source
                 t.append(Transition(busy, "failed", back))
                 t.append(Transition(busy, "damaged", "error"))
-    for vm in ("active", "stopped", "paused", "suspended"):
+    for move, (ends, task) in MOVES.items():
+        for source, end in ends.items():
+            busy = f"{source}/{task}"
+            t.append(Transition(source, move, busy))
+            t.append(Transition(busy, "switched", busy))
+            t.append(Transition(busy, "delete_requested", busy))
+            t.append(Transition(busy, "moved", end))
+            t.append(Transition(busy, "failed", source))
+            t.append(Transition(busy, "damaged", "error"))
+    for command, (task, to_active, to_stopped) in VERIFICATIONS.items():
+        busy = f"resized/{task}"
+        t.append(Transition("resized", command, busy))
+        t.append(Transition(busy, "switched", busy))
+        t.append(Transition(busy, "delete_requested", busy))
+        t.append(Transition(busy, to_active, "active"))
+        t.append(Transition(busy, to_stopped, "stopped"))
+        t.append(Transition(busy, "failed", "resized"))
+        t.append(Transition(busy, "damaged", "error"))
+    for vm in ("active", "stopped", "paused", "suspended", "resized"):
         # Reconciliation found it missing on the hypervisor.
         t.append(Transition(vm, "lost", "error"))
     for vm in (*_STABLE, "building"):

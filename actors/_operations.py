@@ -56,7 +56,7 @@ def build_flows(services: FleetServices) -> dict[str, Flow]:
 
 
 #: The inputs of every flow but the boot's: what the instance holds when the command comes.
-_INPUTS = ("instance_id", "task_id", "host", "claim_id", "ports", "volumes", "image")
+_INPUTS = ("instance_id", "task_id", "host", "claim_id", "ports", "volumes", "image", "epoch")
 #: The inputs of the boot: its :class:`~stateward.actors.BootSpec`, field by field.
 _BOOT_INPUTS = (
     "instance_id",
@@ -71,6 +71,7 @@ _BOOT_INPUTS = (
     "group_policy",
     "networks",
     "volumes",
+    "epoch",
 )
 
 
@@ -97,8 +98,10 @@ def boot_flow(services: FleetServices) -> Flow:
 def power_flow(services: FleetServices, action: str, operation: Operation) -> Flow:
     """A power command (``stop``, ``reboot``, ``pause``, ...): one driver call."""
 
-    async def run(instance_id: str, task_id: str) -> str:
-        power = await services.driver.set_power(f"{task_id}:{action}", instance_id, operation)
+    async def run(instance_id: str, task_id: str, epoch: int) -> str:
+        power = await services.driver.set_power(
+            f"{task_id}:{action}", instance_id, operation, epoch=epoch
+        )
         return power.value
 
     run.__name__ = action
@@ -115,7 +118,12 @@ def rebuild_flow(services: FleetServices) -> Flow:
     driver = services.driver
 
     async def rebuild(
-        instance_id: str, task_id: str, image: str, host: str | None, claim_id: str | None
+        instance_id: str,
+        task_id: str,
+        image: str,
+        host: str | None,
+        claim_id: str | None,
+        epoch: int,
     ) -> str:
         view = await driver.describe()
         if all(i.id != instance_id for i in view.instances) and await _holds(
@@ -123,9 +131,11 @@ def rebuild_flow(services: FleetServices) -> Flow:
         ):
             # The hypervisor lost it (a ghost): build it again where its claim holds room.
             assert host is not None
-            await driver.spawn(f"{task_id}:respawn", instance_id, host=host, image=image)
+            await driver.spawn(
+                f"{task_id}:respawn", instance_id, host=host, image=image, epoch=epoch
+            )
         else:
-            await driver.rebuild(f"{task_id}:rebuild", instance_id, image=image)
+            await driver.rebuild(f"{task_id}:rebuild", instance_id, image=image, epoch=epoch)
         return "shutdown"
 
     return Flow(
@@ -142,8 +152,11 @@ def delete_flow(services: FleetServices) -> Flow:
     """Delete: destroy the instance, free its ports, release its claim."""
     driver = services.driver
 
-    async def destroy_instance(instance_id: str, task_id: str) -> None:
-        await driver.destroy(f"{task_id}:destroy", instance_id)
+    async def destroy_instance(instance_id: str, task_id: str, epoch: int | None) -> None:
+        if epoch is None:  # a delete queued behind a move: whatever the move left
+            guest = driver.where(instance_id)
+            epoch = guest.epoch if guest is not None else 0
+        await driver.destroy(f"{task_id}:destroy", instance_id, epoch=epoch)
 
     async def release_ports(task_id: str, ports: list[str]) -> None:
         for n, port in enumerate(ports):
@@ -235,9 +248,11 @@ def _networking(services: FleetServices) -> tuple[Task, Task]:
 
 
 def _spawn(services: FleetServices) -> Callable[..., Awaitable[None]]:
-    async def spawn(instance_id: str, task_id: str, image: str, placement: dict[str, str]) -> None:
+    async def spawn(
+        instance_id: str, task_id: str, image: str, placement: dict[str, str], epoch: int
+    ) -> None:
         await services.driver.spawn(
-            f"{task_id}:spawn", instance_id, host=placement["host"], image=image
+            f"{task_id}:spawn", instance_id, host=placement["host"], image=image, epoch=epoch
         )
 
     return spawn
@@ -253,15 +268,20 @@ def _spawned_already(services: FleetServices) -> Callable[..., Awaitable[Reconci
 
 def _destroy(services: FleetServices) -> Callable[..., Awaitable[None]]:
     async def destroy(result: Any, failure: Failure, **inputs: Any) -> None:
-        await services.driver.destroy(f"{inputs['task_id']}:undo-spawn", inputs["instance_id"])
+        await services.driver.destroy(
+            f"{inputs['task_id']}:undo-spawn", inputs["instance_id"], epoch=inputs["epoch"]
+        )
 
     return destroy
 
 
 def _power_on(services: FleetServices) -> Callable[..., Awaitable[str]]:
-    async def power_on(instance_id: str, task_id: str) -> str:
+    async def power_on(instance_id: str, task_id: str, epoch: int) -> str:
         operation = Operation.POWER_ON
-        return (await services.driver.set_power(f"{task_id}:power", instance_id, operation)).value
+        power = await services.driver.set_power(
+            f"{task_id}:power", instance_id, operation, epoch=epoch
+        )
+        return power.value
 
     return power_on
 

@@ -116,6 +116,8 @@ class PlacementRequest(msgspec.Struct, frozen=True):
         flavor: how much it needs.
         zone: the availability zone it must land in; any zone when None.
         group: the server group it belongs to, if any.
+        exclude: hosts it must not land on (a move's source).
+        host: the one host it must land on, when the caller chose (a move to a named host).
     """
 
     instance_id: str
@@ -123,6 +125,8 @@ class PlacementRequest(msgspec.Struct, frozen=True):
     flavor: Flavor
     zone: str | None = None
     group: ServerGroup | None = None
+    exclude: tuple[str, ...] = ()
+    host: str | None = None
 
     def __post_init__(self) -> None:
         _require_name("instance_id", self.instance_id)
@@ -217,7 +221,10 @@ def server_group_filter(
     hosts = [h for instance, h in members.items() if instance != request.instance_id]
     if group.policy is GroupPolicy.AFFINITY:
         return all(h == host.id for h in hosts)
-    return host.id not in hosts
+    # The host's own ledger too: a member being moved holds claims on both its hosts, so
+    # neither takes another member until its move is decided.
+    held = any(c.group == group.name and c.instance_id != request.instance_id for c in host.claims)
+    return host.id not in hosts and not held
 
 
 #: The filters a :class:`Scheduler` runs by default, in this order.
@@ -530,7 +537,13 @@ class Scheduler:
 
         context = FilterContext(self.membership)
         eliminated: list[tuple[str, int]] = [("unreachable", unreachable)] if unreachable else []
-        survivors = statuses
+        survivors = [
+            (h, s)
+            for h, s in statuses
+            if h not in request.exclude and (request.host is None or h == request.host)
+        ]
+        if len(survivors) < len(statuses):
+            eliminated.append(("requested", len(statuses) - len(survivors)))
         for host_filter in self._filters:
             kept = [(h, s) for h, s in survivors if host_filter(request, s, context)]
             eliminated.append((host_filter.name, len(survivors) - len(kept)))

@@ -8,13 +8,16 @@ The path of a command is Fleet → instance actor → flow engine → steps → 
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from stateward.flows import FlowEngine, FlowHandle
 from stateward.runtime import ActorRef, Environment
 
 from ._driver import Driver
 from ._scheduler import Scheduler
+
+if TYPE_CHECKING:
+    from ._migration import MigrationActor
 
 __all__ = ("FleetServices",)
 
@@ -73,4 +76,20 @@ class FleetServices(Protocol):
 
     def settle_later(self, instance_id: str) -> None:
         """Ask the instance to catch up with the store, until the store lets it."""
+        ...
+
+    def instance(self, instance_id: str) -> ActorRef:
+        """The instance actor called ``instance_id``."""
+        ...
+
+    def migration(self, migration_id: str) -> ActorRef:
+        """The migration actor called ``migration_id``."""
+        ...
+
+    def find_migration(self, migration_id: str) -> ActorRef | None:
+        """The migration actor called ``migration_id``, if it exists."""
+        ...
+
+    def spawn_migration(self, migration_id: str, actor: type[MigrationActor]) -> ActorRef:
+        """The migration actor called ``migration_id``, created as ``actor`` if missing."""
         ...

@@ -81,7 +81,7 @@ def test_fleet_example_boots_and_deletes(tmp_path: Path, python_blocks: list[str
         "['instance.web-1.boot', 'instance.web-1.scheduled', 'instance.web-1.networked', "
         "'instance.web-1.volumes_attached', 'instance.web-1.spawned']",
         "web-1 cannot `start` in state `active`; allowed: stop, reboot, reboot_hard, pause, "
-        "suspend, rebuild, delete",
+        "suspend, rebuild, delete, migrate, resize, live_migrate, evacuate",
         "deleted Capacity(vcpus=0, ram_mb=0, disk_gb=0) ()",
     ]
 

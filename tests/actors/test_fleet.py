@@ -249,7 +249,8 @@ async def test_command_the_state_does_not_allow_changes_nothing() -> None:
         with pytest.raises(InvalidTransition) as caught:
             await fleet.instances.stop("web-1")
         assert str(caught.value) == (
-            "web-1 cannot `stop` in state `stopped`; allowed: start, reboot_hard, rebuild, delete"
+            "web-1 cannot `stop` in state `stopped`; allowed: start, reboot_hard, rebuild, delete, "
+            "migrate, resize, evacuate"
         )
         with pytest.raises(InvalidTransition, match="cannot `boot` in state `stopped`"):
             await fleet.instances.boot(
@@ -361,7 +362,7 @@ async def test_no_valid_host_fails_the_boot_and_holds_nothing(db: Path | None) -
         assert fault.kind == "boot"
         assert await claims(fleet) == []
         assert (await driver.describe()).instances == ()
-        assert status.allowed == ("reboot_hard", "rebuild", "delete")
+        assert status.allowed == ("reboot_hard", "rebuild", "delete", "evacuate")
         assert (await run(fleet, "delete", "big")).status is TaskStatus.SUCCEEDED
         assert (await fleet.instances.get("big")).state == "deleted"
 
@@ -449,7 +450,7 @@ async def test_a_failed_rebuild_is_damage_and_rebuild_or_delete_gets_out(way_out
         assert failed.status in (TaskStatus.FAILED, TaskStatus.REVERTED)
         status = await fleet.instances.get("web-1")
         assert (status.state, status.fault) == ("error", failed.id)
-        assert status.allowed == ("reboot_hard", "rebuild", "delete")
+        assert status.allowed == ("reboot_hard", "rebuild", "delete", "evacuate")
         # The power it reports is the hypervisor's: the new disk left it shut down.
         (on_driver,) = (await driver.describe()).instances
         assert status.power == on_driver.power.value == "shutdown"
@@ -478,7 +479,7 @@ async def test_a_failed_delete_ends_in_error_and_can_be_retried() -> None:
         assert record.error_message.startswith("destroy_instance: driver destroy of web-1")
         status = await fleet.instances.get("web-1")
         assert (status.state, status.fault) == ("error", record.id)
-        assert status.allowed == ("reboot_hard", "rebuild", "delete")
+        assert status.allowed == ("reboot_hard", "rebuild", "delete", "evacuate")
         driver.failures[Operation.DESTROY] = 0.0
         assert (await run(fleet, "delete")).status is TaskStatus.SUCCEEDED
         assert (await fleet.instances.get("web-1")).state == "deleted"

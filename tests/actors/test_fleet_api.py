@@ -25,6 +25,7 @@ from stateward.actors import (
     WaitTimeout,
     task_running,
 )
+from stateward.actors._instance_machine import MOVES, VERIFICATIONS
 from stateward.flows import TaskStatus
 from stateward.runtime import Environment, InvalidArgument, StateKind, VirtualClock
 
@@ -42,8 +43,10 @@ async def boot_one(fleet: Fleet) -> None:
 
 
 def test_actions_are_the_instance_action_enum() -> None:
-    """ACTIONS is every InstanceAction, in order; each equals its plain name."""
-    assert tuple(InstanceAction) == ACTIONS
+    """ACTIONS is every InstanceAction but the moves, in order; each equals its plain name."""
+    assert tuple(a for a in InstanceAction if a not in MOVES and a not in VERIFICATIONS) == ACTIONS
+    assert "migrate" not in ACTIONS
+    assert "confirm_resize" not in ACTIONS
     assert InstanceAction("reboot_hard") is InstanceAction.REBOOT_HARD
     assert "delete" in ACTIONS
 
@@ -58,7 +61,8 @@ def test_commands_are_named_records() -> None:
         "stopped",
         "stopped",
     )
-    assert set(COMMANDS) == set(InstanceAction) - {InstanceAction.DELETE}
+    assert set(COMMANDS) == set(ACTIONS) - {InstanceAction.DELETE}
+    assert set(COMMANDS) | set(MOVES) | set(VERIFICATIONS) | {"delete"} == set(InstanceAction)
 
 
 def test_task_running_is_asked_of_the_machine() -> None:

@@ -29,12 +29,19 @@ SOURCES = {
     "suspend": {"active"},
     "resume": {"suspended"},
     "rebuild": {"active", "stopped", "error"},
+    "migrate": {"active", "stopped"},
+    "resize": {"active", "stopped"},
+    "live_migrate": {"active"},
+    "evacuate": {"active", "stopped", "error"},
+    "confirm_resize": {"resized"},
+    "revert_resize": {"resized"},
     "delete": {
         "active",
         "stopped",
         "paused",
         "suspended",
         "error",
+        "resized",
         "building/scheduling",
         "building/networking",
         "building/block_device_mapping",
@@ -71,7 +78,17 @@ def test_vm_state_and_task_state_split_a_state() -> None:
 
 def test_vm_states_use_nova_names() -> None:
     """Every vm_state and task_state of the machine is one of Nova's names."""
-    nova_vm = {"new", "building", "active", "stopped", "paused", "suspended", "error", "deleted"}
+    nova_vm = {
+        "new",
+        "building",
+        "active",
+        "stopped",
+        "paused",
+        "suspended",
+        "resized",
+        "error",
+        "deleted",
+    }
     nova_task = {
         "scheduling",
         "networking",
@@ -87,6 +104,14 @@ def test_vm_states_use_nova_names() -> None:
         "resuming",
         "rebuilding",
         "deleting",
+        # Moves: Nova's names where it has one; a cold migration and an evacuation are
+        # told apart from a resize and a rebuild here.
+        "migrating",
+        "migrating_cold",
+        "resize_migrating",
+        "resize_confirming",
+        "resize_reverting",
+        "evacuating",
     }
     assert {vm_state(s) for s in INSTANCE.states} == nova_vm
     assert {task_state(s) for s in INSTANCE.states} - {None} == nova_task
@@ -156,7 +181,8 @@ async def test_command_refused_by_the_state_lists_the_allowed_actions() -> None:
             await fleet.instances.start("web-1")
         assert str(caught.value) == (
             "web-1 cannot `start` in state `active`; allowed: "
-            "stop, reboot, reboot_hard, pause, suspend, rebuild, delete"
+            "stop, reboot, reboot_hard, pause, suspend, rebuild, delete, "
+            "migrate, resize, live_migrate, evacuate"
         )
         assert caught.value.allowed == before.allowed
         assert await fleet.instances.get("web-1") == before
