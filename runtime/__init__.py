@@ -82,6 +82,9 @@ from ._system import ActorSystem as ActorSystem
 from ._system import DeadLetter as DeadLetter
 from ._system import SystemStatistics as SystemStatistics
 from ._system import open_actor_system as open_actor_system
+from ._timers import Timer as Timer
+from ._timers import TimerFired as TimerFired
+from ._timers import Timers as Timers
 
 __all__ = (
     # actors and systems
@@ -98,6 +101,9 @@ __all__ = (
     "DEFAULT",
     # supervision
     "Supervisor",
+    "Timer",
+    "TimerFired",
+    "Timers",
     "Strategy",
     "Restart",
     # environment

@@ -13,6 +13,11 @@ store holds a newer revision than the actor (a stale incarnation), the commit fa
 :class:`~stateward.runtime.RevisionConflict`, which crashes the actor so that its supervisor
 restarts it from the store.
 
+A transition can set and cancel durable timers (:mod:`stateward.runtime._timers`) in its own
+write: ``await self.transition("verify", timers=(self.timer("expire", after=3600),))``. At its
+time the timer's name is fired as an event (override :meth:`FSMActor.on_timer` to do
+otherwise), and that transition marks the timer fired in the same write.
+
 Recovery is event sourcing: :meth:`FSMActor.rehydrate` decodes the last snapshot and applies
 the journal records after it, in order, with the same :meth:`FSMActor.apply` the live path
 uses. Payloads go through msgpack on the live path too, so both see the same plain data.
@@ -20,7 +25,7 @@ uses. Payloads go through msgpack on the live path too, so both see the same pla
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -40,6 +45,7 @@ from ._errors import (
 from ._machine import Machine, MachineInstance, TransitionRecord
 from ._request import Request
 from ._store import Loaded, Store, Write, decode, encode
+from ._timers import Timer, TimerFired
 
 __all__ = ("Fire", "DriveTo", "FSMActor", "NoData")
 
@@ -112,6 +118,8 @@ class FSMActor(Actor):
         self._hot: tuple[Callable[[], float], EventBus, Callable[[Write], Awaitable[None]]]
         self.instance: MachineInstance
         self.data: Any = None
+        #: The timer being handled, marked fired by the first transition its handler makes.
+        self._firing: str | None = None
 
     @property
     def store(self) -> Store:
@@ -181,9 +189,15 @@ class FSMActor(Actor):
             )
         if isinstance(message, DriveTo):
             return await self.drive_to(message.goal, task_id=message.task_id, cause=message.cause)
+        if isinstance(message, TimerFired):
+            self._firing = message.timer.id
+            try:
+                return await self.on_timer(message)
+            finally:
+                self._firing = None
         raise InvalidCommand(
             self.context.resource_id,
-            expected="an event name, Fire or DriveTo",
+            expected="an event name, Fire, DriveTo or TimerFired",
             got=repr(type(message).__name__),
         )
 
@@ -194,8 +208,13 @@ class FSMActor(Actor):
         payload: Any = None,
         task_id: str | None = None,
         cause: str | None = None,
+        timers: Sequence[Timer] = (),
+        cancel: Sequence[str] = (),
     ) -> TransitionRecord:
         """Fire ``event``, commit it, then publish it and call :meth:`on_transition`.
+
+        ``timers`` (from :meth:`timer`) are set and the pending timers ``cancel`` names are
+        cancelled in the same write: they exist exactly when the transition does.
 
         Raises:
             InvalidTransition: the event is not allowed now; nothing changed.
@@ -248,7 +267,10 @@ class FSMActor(Actor):
             snapshot = None
             if record.sequence == 1 or record.sequence % self.snapshot_every == 0:
                 snapshot = msgspec.msgpack.encode(data)
-            await commit(Write(self.machine.name, record, snapshot))
+            if timers or cancel or self._firing is not None:
+                await self._commit_with_timers(record, snapshot, tuple(timers), tuple(cancel))
+            else:
+                await commit(Write(self.machine.name, record, snapshot))
         except InvalidArgument as exc:
             # The store refused this write alone (data it cannot encode); nothing changed.
             self.instance = self.machine.instance(
@@ -282,6 +304,52 @@ class FSMActor(Actor):
         if type(self).on_transition is not FSMActor.on_transition:
             await self.on_transition(record)
         return record
+
+    async def _commit_with_timers(
+        self,
+        record: TransitionRecord,
+        snapshot: bytes | None,
+        timers: tuple[Timer, ...],
+        cancel: tuple[str, ...],
+    ) -> None:
+        for timer in timers:
+            if not isinstance(timer, Timer):
+                raise InvalidArgument("timers", expected="Timers from self.timer()", got=timer)
+        service = self.context.system.timers
+        fired, self._firing = self._firing, None
+        documents = service.documents(added=timers, cancel=cancel, fired=fired)
+        await self.store.commit(Write(self.machine.name, record, snapshot, documents))
+        service.committed(added=timers, cancel=cancel, fired=fired)
+
+    def timer(
+        self,
+        name: str,
+        *,
+        at: float | None = None,
+        after: float | None = None,
+        payload: Any = None,
+        to: str | None = None,
+    ) -> Timer:
+        """A timer of this resource, firing ``name`` at ``at`` (the clock's ``now()`` time)
+        or ``after`` seconds; give it to :meth:`transition` to set it.
+
+        Args:
+            name: the event it fires (or what :meth:`on_timer` reads).
+            payload: plain data delivered with it.
+            to: another actor's address to deliver it to; this actor by default.
+        """
+        return self.context.system.timers.new(
+            self.context.resource_id, name, at=at, after=after, payload=payload, to=to
+        )
+
+    async def on_timer(self, fired: TimerFired) -> Any:
+        """A timer's time came: fire its name as an event with its payload, if the state
+        allows it (a timer the state has moved past is ignored). Override to do otherwise;
+        the first transition made here marks the timer fired in its write."""
+        timer = fired.timer
+        if not self.instance.can(timer.name):
+            return None
+        return await self.transition(timer.name, payload=timer.payload, cause=f"timer {timer.id}")
 
     async def drive_to(
         self, goal: str, *, task_id: str | None = None, cause: str | None = None

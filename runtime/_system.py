@@ -53,6 +53,7 @@ from ._errors import (
 from ._log import get_logger
 from ._store import Loaded, MemoryStore, Store
 from ._supervisor import Strategy, Supervisor
+from ._timers import Timers
 
 __all__ = ("ActorSystem", "DeadLetter", "SystemStatistics", "open_actor_system")
 
@@ -247,6 +248,8 @@ class ActorSystem:
         self._closer: asyncio.Task[None] | None = None
         self._log = get_logger("stateward.system").bind(system=name)
         self.bus = EventBus()
+        #: The system's durable timers.
+        self.timers = Timers(self)
         #: The failure that stopped the system (a root escalation), if any.
         self.failure: BaseException | None = None
         self._root: Supervisor | None = None
@@ -284,6 +287,7 @@ class ActorSystem:
         self._root._start()
         self._sweeper = loop.create_task(self._sweep())
         self._state = _State.RUNNING
+        self.timers._start()
         return self
 
     async def __aexit__(
@@ -310,6 +314,7 @@ class ActorSystem:
             return
         total = self._shutdown_timeout * 2 if timeout is DEFAULT else _positive("timeout", timeout)
         self._state = _State.CLOSING
+        await self.timers._close()
         assert self._root is not None
         reason = "the actor system shut down"
         await self._root._shutdown(reason, self.env.clock.monotonic() + total)

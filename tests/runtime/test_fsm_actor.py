@@ -254,7 +254,7 @@ async def test_unknown_message_type_is_refused_with_a_clear_message() -> None:
         with pytest.raises(StatewardError) as info:
             await ref.ask(42)
         text = f"{info.value} {info.value.__cause__}"
-        assert "expected an event name, Fire or DriveTo, got 'int'" in text
+        assert "expected an event name, Fire, DriveTo or TimerFired, got 'int'" in text
         state, sequence, _ = await ref.ask(Probe())
         assert (state, sequence) == ("starting", 1)
 
