@@ -315,6 +315,11 @@ def _add_inspect(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         action="store_true",
         help="list the tasks parked because their flow's definition changed, newest first",
     )
+    view.add_argument(
+        "--timers",
+        action="store_true",
+        help="list the pending durable timers, soonest first",
+    )
     parser.add_argument(
         "--tasks",
         action="store_true",
@@ -353,10 +358,11 @@ def _inspect(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         if value is not None and not _is_utf8(value):
             return _usage_error(parser, f"{flag}: expected UTF-8 text, got {value!r}")
     if args.kind is not None and (
-        args.resource is not None or args.task is not None or args.parked
+        args.resource is not None or args.task is not None or args.parked or args.timers
     ):
         return _usage_error(
-            parser, "--kind filters the resource list; drop it with --resource, --task, --parked"
+            parser,
+            "--kind filters the resource list; drop it with --resource, --task, --parked, --timers",
         )
     if args.tasks and args.resource is None:
         return _usage_error(parser, "--tasks lists one resource's tasks: add --resource ID")
@@ -372,6 +378,7 @@ def _inspect(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         task=args.task,
         tasks=args.tasks,
         parked=args.parked,
+        timers=args.timers,
     )
     try:
         if isinstance(json_target, Path):

@@ -31,7 +31,8 @@ Views (one per invocation, in :data:`VIEWS`):
 - ``history``: one resource's head and its last transitions, oldest first;
 - ``task``: one task record: its fields, a table of its steps and its history;
 - ``tasks``: one resource's tasks, newest first;
-- ``parked``: the tasks parked because their flow's definition changed, newest first.
+- ``parked``: the tasks parked because their flow's definition changed, newest first;
+- ``timers``: the pending durable timers, soonest first.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ from stateward.runtime import (
     StatewardError,
     StoreReader,
     StoreUnavailable,
+    Timer,
     open_store_reader,
 )
 
@@ -140,6 +142,7 @@ class Options:
         task: show this task record (its steps and history).
         tasks: with ``resource``, list that resource's tasks instead of its history.
         parked: list the parked tasks.
+        timers: list the pending timers.
     """
 
     db: Path
@@ -150,6 +153,7 @@ class Options:
     task: str | None = None
     tasks: bool = False
     parked: bool = False
+    timers: bool = False
 
 
 # --- escaping ----------------------------------------------------------------------------
@@ -1300,6 +1304,69 @@ def _view_parked(reader: StoreReader, options: Options) -> _Rendered:
     return document, Group(*parts)
 
 
+def _timer_row(row: DocumentRow) -> dict[str, Any]:
+    """A pending timer's fields, from its document (the id and due time from the indexed
+    columns, the rest from its body, or why that cannot be read)."""
+    found: dict[str, Any] = {
+        "id": row.key,
+        "at": _iso_or_none(row.created),
+        "owner": row.resource_id,
+        "name": None,
+        "target": None,
+        "error": None,
+    }
+    data = row.body.data
+    if not isinstance(data, bytes) or not row.body.whole:
+        found["error"] = "body not readable in full"
+        return found
+    try:
+        timer = msgspec.msgpack.decode(data, type=Timer)
+    except msgspec.MsgspecError as exc:
+        found["error"] = f"body is not a timer: {exc}"
+        return found
+    found.update(name=timer.name, target=timer.address, owner=timer.owner)
+    return found
+
+
+def _view_timers(reader: StoreReader, options: Options) -> _Rendered:
+    path = str(options.db)
+    total = reader.document_count(TIMER_DOCUMENTS, status="pending")
+    rows = [
+        _timer_row(row)
+        for row in reader.documents(
+            TIMER_DOCUMENTS, status="pending", limit=options.limit, oldest_first=True
+        )
+    ]
+    document = {
+        "database": path,
+        "schema_version": SCHEMA_VERSION,
+        "limit": options.limit,
+        "total": total,
+        "truncated": total > len(rows),
+        "timers": rows,
+    }
+    table = Table(title=_text(f"pending timers in {path}, soonest first"))
+    for column in ("id", "due (UTC)", "name", "owner", "delivered to"):
+        table.add_column(column)
+    for row in rows:
+        cells = [_optional(row[k]) for k in ("id", "at", "name", "owner", "target")]
+        if row["error"] is not None:
+            cells[2] = Text(printable(f"<{row['error']}>"), style="red")
+        table.add_row(*cells)
+    parts: list[RenderableType] = [table]
+    if total > len(rows):
+        parts.append(
+            Text(
+                f"showing the soonest {len(rows)} of {total} pending timers; raise --limit "
+                "for more",
+                style="yellow",
+            )
+        )
+    elif not rows:
+        parts.append(Text("no pending timers"))
+    return document, Group(*parts)
+
+
 #: Each view: whether the options select it, and how it reads and renders.
 VIEWS: tuple[
     tuple[str, Callable[[Options], bool], Callable[[StoreReader, Options], _Rendered]],
@@ -1307,12 +1374,15 @@ VIEWS: tuple[
 ] = (
     ("task", lambda o: o.task is not None, _view_task),
     ("parked", lambda o: o.parked, _view_parked),
+    ("timers", lambda o: o.timers, _view_timers),
     ("tasks", lambda o: o.resource is not None and o.tasks, _view_resource_tasks),
     ("history", lambda o: o.resource is not None, _view_history),
     ("resources", lambda o: True, _view_resources),
 )
 #: The views that read task records (they need the documents table).
-TASK_VIEWS = frozenset({"task", "parked", "tasks"})
+TASK_VIEWS = frozenset({"task", "parked", "tasks", "timers"})
+#: The store collection timers are kept in.
+TIMER_DOCUMENTS = "timer"
 
 
 def run_inspect(options: Options, *, console: Console, out: TextIO | None = None) -> None:

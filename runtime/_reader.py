@@ -494,18 +494,21 @@ class StoreReader:
         status: str | None = None,
         limit: int = 100,
         body_bytes: int = BLOB_BYTES,
+        oldest_first: bool = False,
     ) -> Iterator[DocumentRow]:
         """Documents of a collection matching every field given, newest first (by created,
-        then key), at most ``limit``; bodies read up to ``body_bytes``.
+        then key; oldest first when asked), at most ``limit``; bodies read up to
+        ``body_bytes``.
 
         Rows are read as they are iterated, so that only one body is in memory at a time;
         iterate before the reader closes.
         """
         arguments = self._document_filter(collection, resource_id, status)
         _check_limit(limit)
+        order = "ASC" if oldest_first else "DESC"
         return self._documents(
             "WHERE collection = ? AND (? IS NULL OR resource_id = ?) "
-            "AND (? IS NULL OR status = ?) ORDER BY created DESC, key DESC LIMIT ?",
+            f"AND (? IS NULL OR status = ?) ORDER BY created {order}, key {order} LIMIT ?",
             (*arguments, limit),
             body_bytes,
         )
