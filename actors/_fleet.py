@@ -311,6 +311,7 @@ class Fleet:
         heartbeat_interval: float = 20.0,
         reconcile: bool = True,
         idle_after: float = 300.0,
+        resize_confirm_after: float = 3600.0,
         instance_actor: type[InstanceActor] = InstanceActor,
         host_actor: type[HostActor] = HostActor,
     ) -> None:
@@ -335,6 +336,7 @@ class Fleet:
         self._idle_after = (
             math.inf if idle_after == math.inf else check_seconds("idle_after", idle_after)
         )
+        self.resize_confirm_after = check_seconds("resize_confirm_after", resize_confirm_after)
         if not (isinstance(instance_actor, type) and issubclass(instance_actor, InstanceActor)):
             raise InvalidArgument(
                 "instance_actor", expected="InstanceActor or a subclass", got=instance_actor
@@ -386,6 +388,7 @@ class Fleet:
         heartbeat_interval: float = 20.0,
         reconcile: bool = True,
         idle_after: float = 300.0,
+        resize_confirm_after: float = 3600.0,
         instance_actor: type[InstanceActor] = InstanceActor,
         host_actor: type[HostActor] = HostActor,
     ) -> Fleet:
@@ -404,6 +407,9 @@ class Fleet:
             reconcile: reconcile with the driver when opening.
             idle_after: seconds after which an idle instance leaves memory (it comes back
                 from the store on its next command); ``math.inf`` for never.
+            resize_confirm_after: seconds a resize waits in ``resized`` for a confirmation
+                or a revert; then it confirms itself (a durable timer: it also fires after a
+                restart). No state waits on a person.
             instance_actor: the instance actor class (a subclass can observe or inject).
             host_actor: the host actor class (a subclass can observe or inject).
 
@@ -422,6 +428,7 @@ class Fleet:
             heartbeat_interval=heartbeat_interval,
             reconcile=reconcile,
             idle_after=idle_after,
+            resize_confirm_after=resize_confirm_after,
             instance_actor=instance_actor,
             host_actor=host_actor,
         )
@@ -863,6 +870,10 @@ class _Services:
     @property
     def scheduler(self) -> Scheduler:
         return self._fleet.scheduler
+
+    @property
+    def resize_confirm_after(self) -> float:
+        return self._fleet.resize_confirm_after
 
     @property
     def engine(self) -> FlowEngine:

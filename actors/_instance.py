@@ -22,6 +22,7 @@ instance caught mid-task. No intent the store holds is left without its task.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
@@ -40,6 +41,8 @@ from stateward.runtime import (
     StartReason,
     StatewardError,
     StoreUnavailable,
+    Timer,
+    TimerFired,
     TransitionRecord,
 )
 
@@ -54,7 +57,7 @@ from ._instance_machine import (
     task_state,
     vm_state,
 )
-from ._migration import Advance
+from ._migration import AUTO_CONFIRM, Advance
 from ._scheduler import GroupPolicy
 from ._services import FleetServices
 
@@ -445,6 +448,8 @@ class InstanceActor(FSMActor):
         payload: Any = None,
         task_id: str | None = None,
         cause: str | None = None,
+        timers: Sequence[Timer] = (),
+        cancel: Sequence[str] = (),
     ) -> TransitionRecord:
         """Fire ``event`` and commit it; a commit reported failed is read back.
 
@@ -453,7 +458,9 @@ class InstanceActor(FSMActor):
                 read back to tell); the instance is where it was.
         """
         try:
-            return await super().transition(event, payload=payload, task_id=task_id, cause=cause)
+            return await super().transition(
+                event, payload=payload, task_id=task_id, cause=cause, timers=timers, cancel=cancel
+            )
         except CommitFailed:
             landed = await self._read_back(event, task_id)
             if landed is None:
@@ -772,6 +779,20 @@ class InstanceActor(FSMActor):
             }
             flow = "move.revert"
         return await self._submit(flow, task_id, inputs, command.idempotency_key)
+
+    async def on_timer(self, fired: TimerFired) -> Any:
+        """A resize's verification deadline: confirm it, if it is still being verified."""
+        timer = fired.timer
+        move = self.info.move or {}
+        payload = timer.payload if isinstance(timer.payload, dict) else {}
+        if (
+            timer.name != AUTO_CONFIRM
+            or self.state != "resized"
+            or payload.get("migration_id") != move.get("migration_id")
+        ):
+            return None  # confirmed, reverted or deleted meanwhile: nothing to do
+        key = f"{timer.id}:confirm"
+        return await self._verify(Act(InstanceAction.CONFIRM_RESIZE, idempotency_key=key))
 
     async def _delete_after_move(self, command: Act) -> TaskRecord:
         """A delete during a move: cancelled (rolled back) if it has not switched yet, left

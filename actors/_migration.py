@@ -15,7 +15,7 @@ from typing import Any, ClassVar, cast
 
 import msgspec
 
-from stateward.runtime import FSMActor, Machine, Request, TransitionRecord
+from stateward.runtime import FSMActor, Machine, Request, Timer, TransitionRecord
 
 from ._driver import Power
 from ._migration_machine import (
@@ -34,7 +34,11 @@ __all__ = (
     "MIGRATION_ACTORS",
     "Advance",
     "GetMigration",
+    "AUTO_CONFIRM",
 )
+
+#: The timer a resize's verification sets: at its deadline the instance confirms itself.
+AUTO_CONFIRM = "auto_confirm_resize"
 
 
 class MigrationData(msgspec.Struct):
@@ -105,6 +109,8 @@ class GetMigration(Request[MigrationStatus]):
 
 #: Fields an event's payload may set on the data.
 _FIELDS = frozenset(MigrationData.__struct_fields__)
+#: Events that decide a resize's verification (its deadline timer is cancelled).
+_DECIDED = frozenset({"confirm", "revert"})
 #: Events that end the move and stamp its end time.
 _ENDING = frozenset(
     {"finished", "confirmed", "reverted", "failed", "cancelled", "settle_completed"}
@@ -166,7 +172,26 @@ class MigrationActor(FSMActor):
         if isinstance(message, Advance):
             if not self.instance.can(message.event):
                 return False
-            await self.transition(message.event, payload=message.payload, task_id=message.task_id)
+            payload = message.payload or {}
+            timers: tuple[Timer, ...] = ()
+            if message.event == "switched" and payload.get("confirm_by") is not None:
+                # The deadline of the verification: the instance confirms itself then.
+                timers = (
+                    self.timer(
+                        AUTO_CONFIRM,
+                        at=payload["confirm_by"],
+                        payload={"migration_id": self.context.resource_id},
+                        to=self.info.instance_id,
+                    ),
+                )
+            pending = self.context.system.timers.pending(self.context.resource_id)
+            await self.transition(
+                message.event,
+                payload=message.payload,
+                task_id=message.task_id,
+                timers=timers,
+                cancel=tuple(t.id for t in pending) if message.event in _DECIDED else (),
+            )
             return True
         if isinstance(message, GetMigration):
             return self.status()

@@ -266,6 +266,7 @@ def _switch(services: FleetServices) -> Callable[..., Awaitable[int]]:
         instance_id: str,
         task_id: str,
         migration_id: str,
+        kind: str,
         placement: dict[str, str],
         epoch: int,
         flavor: str,
@@ -285,7 +286,12 @@ def _switch(services: FleetServices) -> Callable[..., Awaitable[int]]:
                 disk_gb=disk_gb,
             )
         )
-        await _advance(services, migration_id, "switched")
+        verify: dict[str, Any] | None = None
+        if kind == MoveKind.RESIZE:
+            # The migration sets its deadline timer with this transition.
+            confirm_by = services.env.clock.now() + services.resize_confirm_after
+            verify = {"confirm_by": confirm_by}
+        await _advance(services, migration_id, "switched", verify)
         return epoch + 1
 
     return switch

@@ -62,6 +62,11 @@ class FleetServices(Protocol):
         """Tell the instance its task did a step: fire ``event`` with ``payload``."""
         ...
 
+    @property
+    def resize_confirm_after(self) -> float:
+        """Seconds a resize waits for a confirmation before it confirms itself."""
+        ...
+
     def host(self, host_id: str) -> ActorRef | None:
         """The host actor called ``host_id``, if there is one."""
         ...

@@ -4,6 +4,7 @@ claims where the owner is, nothing left on the driver but the current guest."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,13 @@ from stateward.actors import (
     UnknownName,
 )
 from stateward.flows import TaskRecord, TaskStatus
-from stateward.runtime import InvalidArgument, InvalidCommand, InvalidTransition
+from stateward.runtime import (
+    Environment,
+    InvalidArgument,
+    InvalidCommand,
+    InvalidTransition,
+    VirtualClock,
+)
 
 SMALL = Flavor("m1.small", vcpus=1, ram_mb=2048, disk_gb=20)
 LARGE = Flavor("m1.large", vcpus=4, ram_mb=8192, disk_gb=40)
@@ -288,3 +295,74 @@ async def test_anti_affinity_holds_across_concurrent_moves() -> None:
         assert hosts[0] != hosts[1]
         claims = await _claims(fleet)
         assert all(len(names) <= 1 for names in claims.values()), claims
+
+
+@pytest.mark.virtual_time
+async def test_a_resize_nobody_confirms_confirms_itself_at_its_deadline() -> None:
+    """No state waits on a person: ``resized`` has a deadline, a durable timer, and at it
+    the resize is confirmed (source copy and claim given up, migration completed)."""
+    clock = VirtualClock.current()
+    driver = FakeDriver(env=Environment(clock=clock))
+    env = Environment(clock=clock, seed=5)
+    async with Fleet.open(None, driver=driver, env=env, resize_confirm_after=600) as fleet:
+        await _fleet(fleet)
+        source = await _boot(fleet)
+        await _done(fleet, await fleet.instances.resize("web-1", "m1.large"))
+        migration = await _migration(fleet, "web-1")
+        assert migration.confirm_by == pytest.approx(clock.now() + 600, abs=1)
+        assert [t.name for t in fleet.system.timers.pending()] == ["auto_confirm_resize"]
+        await clock.sleep(590)
+        assert (await fleet.instances.get("web-1")).state == "resized"
+        await clock.sleep(20)
+        web = await fleet.instances.get("web-1")
+        assert (web.state, web.flavor, web.power) == ("active", "m1.large", Power.RUNNING)
+        assert (await _claims(fleet))[source] == []
+        assert await _guests(driver, "web-1") == [(web.host_id or "", 1, "current")]
+        assert (await _migration(fleet, "web-1")).state == "completed"
+        assert fleet.system.timers.pending() == ()
+
+
+@pytest.mark.virtual_time
+async def test_confirming_or_reverting_early_cancels_the_deadline() -> None:
+    clock = VirtualClock.current()
+    driver = FakeDriver(env=Environment(clock=clock))
+    env = Environment(clock=clock, seed=6)
+    async with Fleet.open(None, driver=driver, env=env, resize_confirm_after=600) as fleet:
+        await _fleet(fleet, hosts=("h-0", "h-1", "h-2"))
+        source = await _boot(fleet)
+        await _done(fleet, await fleet.instances.resize("web-1", "m1.large"))
+        await _done(fleet, await fleet.instances.revert_resize("web-1"))
+        assert fleet.system.timers.pending() == ()
+        await clock.sleep(1200)
+        web = await fleet.instances.get("web-1")
+        assert (web.state, web.host_id, web.flavor) == ("active", source, "m1.small")
+        assert (await _migration(fleet, "web-1")).state == "reverted"
+
+
+async def test_a_resize_deadline_passed_while_down_confirms_on_reopen(tmp_path: Path) -> None:
+    """The deadline is durable: a fleet closed while a resize waits, reopened after its
+    deadline, confirms it then."""
+    db = tmp_path / "cloud.db"
+    state = tmp_path / "driver.state"
+    async with Fleet.open(
+        db, driver=FakeDriver(state_path=state), resize_confirm_after=0.3
+    ) as fleet:
+        await _fleet(fleet)
+        source = await _boot(fleet)
+        await _done(fleet, await fleet.instances.resize("web-1", "m1.large"))
+    await asyncio.sleep(0.5)
+    driver = FakeDriver(state_path=state)
+    async with Fleet.open(db, driver=driver, resize_confirm_after=0.3) as fleet:
+        for _ in range(200):
+            if (await fleet.instances.get("web-1")).state == "active":
+                break
+            await asyncio.sleep(0.02)
+        web = await fleet.instances.get("web-1")
+        assert (web.state, web.flavor) == ("active", "m1.large")
+        assert web.host_id != source
+        for _ in range(200):
+            if (await _migration(fleet, "web-1")).state == "completed":
+                break
+            await asyncio.sleep(0.02)
+        assert (await _migration(fleet, "web-1")).state == "completed"
+        assert (await _claims(fleet))[source] == []
