@@ -46,7 +46,7 @@ def run_example(source: str, where: Path, name: str = "example.py") -> list[str]
 def python_blocks() -> list[str]:
     """The README's ```python blocks, in order."""
     found = blocks("python")
-    assert len(found) == 5
+    assert len(found) == 6
     return found
 
 
@@ -86,12 +86,22 @@ def test_fleet_example_boots_and_deletes(tmp_path: Path, python_blocks: list[str
     ]
 
 
+def test_moves_example_resizes_and_confirms(tmp_path: Path, python_blocks: list[str]) -> None:
+    """The moves example runs alone: a resize to the other host, confirmed, the source claim
+    given up."""
+    assert run_example(python_blocks[4], tmp_path) == [
+        "resized m1.large 1",
+        "resize completed m1.small m1.large",
+        "[('h-1', []), ('h-2', ['web-1'])]",
+    ]
+
+
 def test_simulator_example_finds_the_bug_planted_in_its_own_code(
     tmp_path: Path, python_blocks: list[str]
 ) -> None:
     """The simulator example runs alone: the careful bank holds under crashes, the careless
     one loses or makes money, and the failing seed comes with the line that reruns it."""
-    lines = run_example(python_blocks[4], tmp_path)
+    lines = run_example(python_blocks[5], tmp_path)
     assert lines[0] == "careful=True: 0 of 10 seeds failed"
     failed = re.fullmatch(r"careful=False: (\d+) of 10 seeds failed", lines[1])
     assert failed is not None
