@@ -593,8 +593,11 @@ class FakeDriver:
         """``incoming`` becomes the current guest; the current one becomes stale."""
         old = self._instances[instance_id]
         self._drop(instance_id, incoming)
+        # A guest on a down host was not touched: it keeps its power (and may still run:
+        # the epoch fences it). One that moved away is off.
+        power_left = old.power if old.host in self._down else Power.SHUTDOWN
         self._copies.setdefault(instance_id, []).append(
-            _Copy(old.host, old.image, old.epoch, GuestRole.STALE)
+            _Copy(old.host, old.image, old.epoch, GuestRole.STALE, power_left)
         )
         new = _Instance(incoming.host, incoming.image, incoming.epoch)
         self._instances[instance_id] = new
@@ -855,10 +858,15 @@ class FakeDriver:
                 raise DriverError(
                     operation, op_id=op_id, target=instance_id, reason="its source copy is gone"
                 )
-            self._reachable(operation, op_id, instance_id, source.host)
+            if source.host not in self._down:
+                # A live transfer rolled back runs on its source again. An evacuation's source
+                # is down: its copy there was never touched and stays as it is.
+                self._reachable(operation, op_id, instance_id, source.host)
             self._drop(instance_id, source)
             back = self._instances[instance_id] = _Instance(source.host, source.image, source.epoch)
-            back.power, back.ports, back.volumes = instance.power, instance.ports, instance.volumes
+            # A live guest comes back as it ran; an untouched copy on a down host as it was.
+            back.power = source.power if source.host in self._down else instance.power
+            back.ports, back.volumes = instance.ports, instance.volumes
         else:
             if instance is not None:
                 self._fence(operation, op_id, instance_id, instance, epoch)
@@ -914,7 +922,9 @@ class FakeDriver:
             )
         rebuilt = _Copy(destination, image, epoch, GuestRole.INCOMING)
         self._copies.setdefault(instance_id, []).append(rebuilt)
-        self._promote(instance_id, rebuilt, Power.SHUTDOWN)
+        # Not finished until finish_move: an evacuation abandoned before its switch goes
+        # back to the copy on the down host, untouched.
+        self._promote(instance_id, rebuilt, Power.SHUTDOWN).finished = False
         self._finish(operation, op_id)
 
     def where(self, instance_id: str) -> DriverGuest | None:

@@ -1240,6 +1240,35 @@ class Instances:
         ref = self._ref(instance_id)
         return await ref.ask(Move(kind, chosen, host, idempotency_key))
 
+    async def evacuate(
+        self, instance_id: str, *, host: str | None = None, idempotency_key: str | None = None
+    ) -> TaskRecord:
+        """Rebuild an instance whose host is down on another host (``host`` or where the
+        scheduler finds room), from its image, under a new epoch: the old guest is fenced
+        and can never act again, and the instance is started if it ran.
+
+        Raises:
+            InvalidArgument: its host is up (migrate it instead), or an unknown host.
+            InvalidTransition: the instance's state allows no evacuation.
+        """
+        self._fleet._check_open("instances.evacuate")
+        check_name("instance", instance_id)
+        check_optional_text("idempotency_key", idempotency_key)
+        if host is not None:
+            check_name("host", host)
+            if host not in self._fleet._host_refs:
+                raise UnknownName("host", host)
+        ref = self._ref(instance_id)
+        status = await ref.ask(GetInstance())
+        source = self._fleet._host_refs.get(status.host_id or "")
+        if source is not None and (await source.ask(GetHost())).up:
+            raise InvalidArgument(
+                "instance_id",
+                expected="an instance whose host is down (migrate one whose host is up)",
+                got=f"{instance_id} on {status.host_id}, which is up",
+            )
+        return await ref.ask(Move(InstanceAction.EVACUATE, None, host, idempotency_key))
+
     async def migrate(
         self, instance_id: str, *, host: str | None = None, idempotency_key: str | None = None
     ) -> TaskRecord:

@@ -30,6 +30,7 @@ from typing import Any
 from stateward.flows import Failure, Flow, Reconciled, Retry, Task, linear, task
 
 from ._driver import Operation, Power
+from ._host import GetHost
 from ._instance import GetInstance, Switch
 from ._migration import MIGRATION_ACTORS, Advance
 from ._migration_machine import MoveKind
@@ -335,6 +336,75 @@ def _cleanup_source(services: FleetServices) -> Callable[..., Awaitable[None]]:
     return cleanup_source
 
 
+class SourceUp(Exception):
+    """An evacuation whose source host answers again: move the instance instead."""
+
+
+def _fence(services: FleetServices) -> Callable[..., Awaitable[None]]:
+    """An evacuation goes on only while its source host is down: a host that answers again
+    keeps its instance (nothing was touched yet)."""
+
+    async def fence(migration_id: str, source: str | None) -> None:
+        ref = services.host(source) if source is not None else None
+        if ref is not None and (await ref.ask(GetHost())).up:
+            raise SourceUp(f"host {source} is up again: migrate the instance instead")
+        await _advance(services, migration_id, "fenced")
+
+    return fence
+
+
+def _rebuild_elsewhere(services: FleetServices) -> Callable[..., Awaitable[None]]:
+    async def rebuild_elsewhere(
+        instance_id: str,
+        task_id: str,
+        migration_id: str,
+        placement: dict[str, str],
+        image: str,
+        epoch: int,
+    ) -> None:
+        await services.driver.evacuate(
+            f"{task_id}:evacuate",
+            instance_id,
+            destination=placement["host"],
+            image=image,
+            epoch=epoch + 1,
+        )
+        await _advance(services, migration_id, "rebuilt")
+
+    return rebuild_elsewhere
+
+
+def _release_source(services: FleetServices) -> Callable[..., Awaitable[None]]:
+    """The source claim of an evacuated instance goes; its stale copy on the down host is
+    fenced by the epoch and cleaned when the host is back."""
+
+    async def release_source(source: str | None, source_claim: str | None) -> None:
+        if source is not None and source_claim is not None:
+            await services.scheduler.release(source, source_claim)
+
+    return release_source
+
+
+def evacuate_flow(services: FleetServices) -> Flow:
+    """Evacuate: the source host is down, so the instance is rebuilt from its image on
+    another host under a new epoch; the old guest, fenced, can never act again."""
+    steps = [
+        task(_begin(services)),
+        task(_fence(services)),
+        task(
+            _claim_destination(services),
+            provides="placement",
+            revert=_release_destination(services),
+        ),
+        task(_rebuild_elsewhere(services), revert=_abort(services), timeout=MOVE_TIMEOUT),
+        task(_switch(services), provides="epoch_now", retry=_FORWARD),
+        task(_finish(services), provides="power_now", retry=_FORWARD, timeout=MOVE_TIMEOUT),
+        task(_release_source(services), retry=_FORWARD),
+        task(_end(services, "finished"), retry=_FORWARD),
+    ]
+    return Flow("move.evacuate", linear(*steps), inputs=MOVE_INPUTS)
+
+
 def _end(services: FleetServices, event: str) -> Callable[..., Awaitable[None]]:
     async def end(migration_id: str) -> None:
         await _advance(services, migration_id, event)
@@ -469,6 +539,7 @@ def build_move_flows(services: FleetServices) -> dict[str, Flow]:
         f"move.{kind.value}": move_flow(services, kind)
         for kind in (MoveKind.MIGRATE, MoveKind.RESIZE, MoveKind.LIVE_MIGRATE)
     }
+    flows["move.evacuate"] = evacuate_flow(services)
     flows["move.confirm"] = confirm_flow(services)
     flows["move.revert"] = revert_resize_flow(services)
     return flows

@@ -107,8 +107,8 @@ async def test_a_cold_transfer_needs_a_stopped_guest() -> None:
 
 async def test_evacuation_needs_its_host_down_and_fences_the_old_guest() -> None:
     """Evacuate is refused while the source answers; once it is down, the instance is
-    rebuilt elsewhere under a new epoch and the old guest, back up, is stale and fenced
-    (powered off: it must not serve beside the new one)."""
+    rebuilt elsewhere under a new epoch; the old guest, back up, was never touched (it may
+    still run) and is stale: its epoch fences every call for it."""
     driver = FakeDriver()
     await _running(driver)
     with pytest.raises(DriverError, match="h-0"):
@@ -118,7 +118,7 @@ async def test_evacuation_needs_its_host_down_and_fences_the_old_guest() -> None
     await driver.evacuate("evacuate-2", "i-1", destination="h-1", image="cirros", epoch=1)
     driver.host_up("h-0")
     assert await _guests(driver) == [
-        ("h-0", 0, GuestRole.STALE, Power.SHUTDOWN),
+        ("h-0", 0, GuestRole.STALE, Power.RUNNING),
         ("h-1", 1, GuestRole.CURRENT, Power.SHUTDOWN),
     ]
     with pytest.raises(StaleEpoch):
@@ -172,3 +172,19 @@ async def test_a_state_file_from_before_moves_loads_at_epoch_zero(tmp_path: Path
         GuestRole.CURRENT,
         GuestRole.INCOMING,
     ]
+
+
+async def test_an_evacuation_abandoned_before_its_finish_goes_back_to_the_down_host() -> None:
+    """Aborting an unfinished evacuation drops the rebuilt guest; the copy on the down host,
+    never touched, is the instance again (no trip to the host is needed). Once finished, the
+    evacuation cannot be aborted."""
+    driver = FakeDriver()
+    await _running(driver)
+    driver.host_down("h-0")
+    await driver.evacuate("evacuate", "i-1", destination="h-1", image="cirros", epoch=1)
+    await driver.abort_move("abort", "i-1", destination="h-1", epoch=1)
+    assert await _guests(driver) == [("h-0", 0, GuestRole.CURRENT, Power.RUNNING)]
+    await driver.evacuate("evacuate-2", "i-1", destination="h-1", image="cirros", epoch=1)
+    await driver.finish_move("finish", "i-1", destination="h-1", epoch=1)
+    with pytest.raises(DriverError, match="the move is finished"):
+        await driver.abort_move("abort-2", "i-1", destination="h-1", epoch=1)

@@ -19,6 +19,7 @@ from stateward.actors import (
     MigrationStatus,
     Operation,
     Power,
+    StaleEpoch,
     UnknownName,
 )
 from stateward.flows import TaskRecord, TaskStatus
@@ -366,3 +367,81 @@ async def test_a_resize_deadline_passed_while_down_confirms_on_reopen(tmp_path: 
             await asyncio.sleep(0.02)
         assert (await _migration(fleet, "web-1")).state == "completed"
         assert (await _claims(fleet))[source] == []
+
+
+async def _host_down(fleet: Fleet, driver: FakeDriver, host: str, clock: VirtualClock) -> None:
+    """The host stops answering and its agent stops heartbeating, until the fleet sees it
+    down."""
+    driver.host_down(host)
+    fleet.hosts.set_agent(host, alive=False)
+    for _ in range(120):
+        if not (await fleet.hosts.get(host)).up:
+            return
+        await clock.sleep(10)
+    raise AssertionError(f"{host} never went down")
+
+
+@pytest.mark.virtual_time
+async def test_an_evacuation_rebuilds_elsewhere_and_fences_the_old_guest() -> None:
+    clock = VirtualClock.current()
+    driver = FakeDriver(env=Environment(clock=clock))
+    async with Fleet.open(None, driver=driver, env=Environment(clock=clock, seed=7)) as fleet:
+        await _fleet(fleet)
+        source = await _boot(fleet)
+        other = "h-1" if source == "h-0" else "h-0"
+        with pytest.raises(InvalidArgument, match="which is up"):
+            await fleet.instances.evacuate("web-1")
+        await _host_down(fleet, driver, source, clock)
+        done = await _done(fleet, await fleet.instances.evacuate("web-1"))
+        assert done.status is TaskStatus.SUCCEEDED, done
+        web = await fleet.instances.get("web-1")
+        assert (web.state, web.host_id, web.epoch, web.power) == (
+            "active",
+            other,
+            1,
+            Power.RUNNING,
+        )
+        assert await _claims(fleet) == {source: [], other: ["web-1"]}
+        migration = await _migration(fleet, "web-1")
+        assert (migration.kind.value, migration.state) == ("evacuate", "completed")
+        driver.host_up(source)  # the old host comes back with its old guest
+        assert await _guests(driver, "web-1") == [(source, 0, "stale"), (other, 1, "current")]
+        with pytest.raises(StaleEpoch):
+            await driver.set_power("old-owner", "web-1", Operation.POWER_OFF, epoch=0)
+
+
+@pytest.mark.virtual_time
+async def test_an_evacuation_with_nowhere_to_go_keeps_the_only_copy() -> None:
+    """No room elsewhere: the evacuation fails before anything is touched, and when the
+    host comes back the instance is still there, on it (Nova once destroyed it)."""
+    clock = VirtualClock.current()
+    driver = FakeDriver(env=Environment(clock=clock))
+    async with Fleet.open(None, driver=driver, env=Environment(clock=clock, seed=8)) as fleet:
+        await _fleet(fleet, hosts=("h-0",))
+        await _boot(fleet)
+        await _host_down(fleet, driver, "h-0", clock)
+        done = await _done(fleet, await fleet.instances.evacuate("web-1"))
+        assert done.status is TaskStatus.REVERTED
+        assert done.error_type == "NoValidHost"
+        web = await fleet.instances.get("web-1")
+        assert (web.state, web.host_id, web.epoch) == ("active", "h-0", 0)
+        driver.host_up("h-0")
+        assert await _guests(driver, "web-1") == [("h-0", 0, "current")]
+        assert (await _migration(fleet, "web-1")).state == "failed"
+
+
+@pytest.mark.virtual_time
+async def test_a_failed_rebuild_elsewhere_goes_back_to_the_copy_on_the_down_host() -> None:
+    clock = VirtualClock.current()
+    driver = FakeDriver(env=Environment(clock=clock))
+    async with Fleet.open(None, driver=driver, env=Environment(clock=clock, seed=9)) as fleet:
+        await _fleet(fleet)
+        source = await _boot(fleet)
+        await _host_down(fleet, driver, source, clock)
+        driver.failures = {Operation.EVACUATE: 1.0}
+        done = await _done(fleet, await fleet.instances.evacuate("web-1"))
+        assert done.status is TaskStatus.REVERTED
+        web = await fleet.instances.get("web-1")
+        assert (web.host_id, web.epoch) == (source, 0)
+        assert await _guests(driver, "web-1") == [(source, 0, "current")]
+        assert (await _claims(fleet))[source] == ["web-1"]
