@@ -32,6 +32,7 @@ own copy of what the store writes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import gc
 import itertools
@@ -43,7 +44,7 @@ import tempfile
 import time
 import tracemalloc
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -256,9 +257,10 @@ async def fleet_boot_round(path: Path, *, boots: int, clients: int = FLEET_CLIEN
     return BootOutcome(Round(boots / elapsed, latencies), commits, max(spread))
 
 
-def _measure_boot(sizes: Sizes) -> Comparison:
-    boots = sizes.fleet_boots
-    outcomes: list[BootOutcome] = []
+@contextlib.contextmanager
+def _scratch() -> Iterator[tuple[asyncio.Runner, Callable[[str], Path]]]:
+    """An event loop for the rounds, logs silenced, and fresh database paths in a
+    temporary directory removed afterwards."""
     with (
         tempfile.TemporaryDirectory(prefix="stateward-bench-") as directory,
         quiet_logs(),
@@ -268,6 +270,14 @@ def _measure_boot(sizes: Sizes) -> Comparison:
 
         def fresh(prefix: str) -> Path:
             return Path(directory) / f"{prefix}-{next(numbers)}.db"
+
+        yield runner, fresh
+
+
+def _measure_boot(sizes: Sizes) -> Comparison:
+    boots = sizes.fleet_boots
+    outcomes: list[BootOutcome] = []
+    with _scratch() as (runner, fresh):
 
         def fleet_side(count: int) -> Round:
             path = fresh("fleet")
@@ -681,6 +691,123 @@ def _measure_memory(sizes: Sizes) -> Comparison:
     return Comparison(subject=subject_side, baseline=baseline_side, details=details)
 
 
+# --- fleet.move ----------------------------------------------------------------------------
+
+#: Instances moved per round, as a share of the boots of ``fleet.boot`` at the same size.
+MOVE_SHARE = 4
+#: The baseline of ``fleet.move``: as many boots on the same fleet setup, in the same run.
+MOVE_BASELINE = f"{STATEWARD} fleet.boot of as many instances (same setup)"
+
+
+@dataclass(frozen=True, slots=True)
+class MoveOutcome:
+    """One ``fleet.move`` round: the round and the commits it took."""
+
+    round: Round
+    commits: int
+
+
+async def fleet_move_round(path: Path, *, moves: int, clients: int = FLEET_CLIENTS) -> MoveOutcome:
+    """Cold migrations per second of ``moves`` active instances on a fresh fleet.
+
+    The instances are booted untimed; then ``clients`` tasks each migrate one instance,
+    wait for its task and take the next. After the clock stops every instance is checked
+    active on a host other than its first, with its migration completed and every host's
+    usage equal to its instances' claims (no claim left behind on a source).
+    """
+    from stateward.actors import FakeDriver, Fleet
+    from stateward.flows import TaskStatus
+    from stateward.runtime import Durability
+
+    _check_room(moves, clients)
+    ids = [instance_id(i) for i in range(moves)]
+    latencies = [0.0] * moves
+    failed: list[str] = []
+    clock = time.perf_counter
+    async with Fleet.open(path, driver=FakeDriver(), durability=Durability.FULL) as fleet:
+        await _add_hosts(fleet)
+        workers = max(1, min(clients, moves))
+
+        async def run(act: Callable[[str], Any], measure: bool) -> None:
+            todo = iter(range(moves))
+
+            async def client() -> None:
+                for index in todo:
+                    sent = clock()
+                    record = await fleet.tasks.wait((await act(ids[index])).id)
+                    if measure:
+                        latencies[index] = clock() - sent
+                    if record.status is not TaskStatus.SUCCEEDED:
+                        failed.append(f"{ids[index]}: {record.status.value}")
+
+            await asyncio.gather(*[asyncio.create_task(client()) for _ in range(workers)])
+
+        await run(lambda name: fleet.instances.boot(name, flavor=FLAVOR[0], image=IMAGE), False)
+        first = {name: (await fleet.instances.get(name)).host_id for name in ids}
+        before = fleet.store.statistics().commits
+        start = clock()
+        await run(fleet.instances.migrate, True)
+        elapsed = clock() - start
+        commits = fleet.store.statistics().commits - before
+        if failed:
+            raise AssertionError(f"{len(failed)} boots or moves did not succeed: {failed[:5]}")
+        await _check_fleet(fleet, ids)
+        for name in ids:
+            status = await fleet.instances.get(name)
+            if status.host_id == first[name] or status.migration_id is None:
+                raise AssertionError(f"{name} did not move from {first[name]}")
+            migration = await fleet.migrations.get(status.migration_id)
+            if migration.state != "completed":
+                raise AssertionError(f"{name}'s migration ended {migration.state}")
+    return MoveOutcome(Round(moves / elapsed, latencies), commits)
+
+
+def _measure_move(sizes: Sizes) -> Comparison:
+    moves = max(1, sizes.fleet_boots // MOVE_SHARE)
+    outcomes: list[MoveOutcome] = []
+    with _scratch() as (runner, fresh):
+
+        def move_side() -> Round:
+            path = fresh("move")
+            try:
+                outcome = runner.run(fleet_move_round(path, moves=moves))
+            finally:
+                _discard(path)
+            outcomes.append(outcome)
+            return outcome.round
+
+        def boot_side() -> Round:
+            path = fresh("boot")
+            try:
+                return runner.run(fleet_boot_round(path, boots=moves)).round
+            finally:
+                _discard(path)
+
+        subject_side, baseline_side = compare(
+            (f"{STATEWARD} cold migrations (SqliteStore, FULL, FakeDriver)", move_side),
+            (MOVE_BASELINE, boot_side),
+            rounds=sizes.fleet_rounds,
+            warmup_rounds=sizes.warmup_rounds and 1,
+            higher_is_better=True,
+        )
+    measured = outcomes[-sizes.fleet_rounds :] if sizes.fleet_rounds else outcomes
+    details: dict[str, object] = {
+        "moves": moves,
+        "hosts": FLEET_HOSTS,
+        "clients": max(1, min(FLEET_CLIENTS, moves)),
+        "commits_per_move": sum(o.commits for o in measured) / (moves * max(1, len(measured))),
+        "steps": "begin, claim destination, stop, prepare, transfer, switch, finish, "
+        "clean up source, end (each move also a migration resource)",
+        "durability": "FULL (WAL)",
+        "driver": "FakeDriver, zero latency",
+        "latency": "submit to task succeeded",
+        "checked": "every instance active on another host, its migration completed, every "
+        "host's usage = its instances",
+        "logging": "silenced",
+    }
+    return Comparison(subject=subject_side, baseline=baseline_side, details=details)
+
+
 #: The fleet rows, in report order.
 FLEET_ROWS = (
     Row(
@@ -691,6 +818,14 @@ FLEET_ROWS = (
         summary=f"instances booted to active on {FLEET_HOSTS} hosts (SQLite FULL, FakeDriver) "
         f"vs as many {FLOW_STEPS}-step durable no-op flows",
         goal=Goal.min_ratio(BOOT_GOAL_RATIO),
+    ),
+    Row(
+        name="fleet.move",
+        unit="move/s",
+        higher_is_better=True,
+        measure=_measure_move,
+        summary=f"active instances cold-migrated on {FLEET_HOSTS} hosts (SQLite FULL, "
+        "FakeDriver) vs as many boots on the same setup",
     ),
     Row(
         name="fleet.resident_memory",

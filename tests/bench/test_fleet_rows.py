@@ -12,6 +12,7 @@ from stateward.bench._fleet_rows import (
     build_fleet_database,
     fleet_boot_round,
     fleet_memory_round,
+    fleet_move_round,
     instance_id,
 )
 from stateward.bench._flow_rows import quiet_logs
@@ -28,17 +29,26 @@ CONTRACT_KEYS = {
 
 
 def test_fleet_rows_run_and_produce_the_contract_keys() -> None:
-    """Both fleet rows run at tiny sizes, with their goals, details and size notes."""
+    """The fleet rows run at tiny sizes, with their goals, details and size notes."""
     report = run_rows(ROWS.select(["fleet.*"]), TINY_SIZES)
     assert report.skipped == ()
-    assert tuple(r.name for r in report.results) == ("fleet.boot", "fleet.resident_memory")
+    assert tuple(r.name for r in report.results) == (
+        "fleet.boot",
+        "fleet.move",
+        "fleet.resident_memory",
+    )
     for result in report.results:
         assert set(result.to_json()) >= CONTRACT_KEYS
         assert result.value > 0
         assert result.baseline_value > 0
+    boot, move, memory = report.results
+    for result in (boot, memory):
         assert result.goal is not None
         assert "size_note" in result.details
-    boot, memory = report.results
+    assert move.unit == "move/s"
+    assert move.baseline.startswith("stateward fleet.boot")
+    assert move.details["moves"] == max(1, TINY_SIZES.fleet_boots // 4)
+    assert float(str(move.details["commits_per_move"])) > 0
     assert boot.unit == "boot/s"
     assert boot.higher_is_better
     assert boot.p50 is not None
@@ -66,6 +76,23 @@ def test_fleet_boot_round_boots_every_instance(tmp_path: Path) -> None:
     finally:
         db.close()
     assert states == [("active",)] * 12
+
+
+def test_fleet_move_round_moves_every_instance_off_its_first_host(tmp_path: Path) -> None:
+    """A move round migrates each instance once and checks where it ended."""
+    with quiet_logs():
+        outcome = asyncio.run(fleet_move_round(tmp_path / "m.db", moves=6, clients=3))
+    assert len(outcome.round.latencies) == 6
+    assert all(latency > 0 for latency in outcome.round.latencies)
+    assert outcome.commits >= 6
+    db = sqlite3.connect(tmp_path / "m.db")
+    try:
+        kinds = db.execute(
+            "SELECT kind, state FROM resources WHERE kind LIKE 'migration%'"
+        ).fetchall()
+    finally:
+        db.close()
+    assert kinds == [("migration_migrate", "completed")] * 6
 
 
 def test_fleet_database_replicates_booted_instances(tmp_path: Path) -> None:
