@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import pytest
 
 from stateward.runtime import (
+    Actor,
     Environment,
     FSMActor,
     InvalidArgument,
@@ -297,3 +298,32 @@ def test_the_loop_of_a_virtual_clock_drives_timers_without_real_time() -> None:
             return [r.event for r in await system.store.history("a-1")]
 
     assert VirtualClock().run(main()) == ["arm", "ring"]
+
+
+@pytest.mark.virtual_time
+async def test_any_actor_can_schedule_and_cancel_a_timer_on_its_own_write() -> None:
+    """``system.timers.schedule`` and ``cancel`` need no transition: a plain actor gets
+    ``TimerFired`` at the time, once, and a cancelled timer never comes."""
+    clock = VirtualClock.current()
+    fired: list[str] = []
+
+    class Plain(Actor):
+        async def receive(self, message: Any) -> Any:
+            if isinstance(message, TimerFired):
+                fired.append(message.timer.name)
+            return None
+
+    async with open_actor_system(env=_env()) as system:
+        system.spawn(Plain, address="p-1")
+        timers = system.timers
+        kept = await timers.schedule(timers.new("p-1", "kept", after=10))
+        dropped = await timers.schedule(timers.new("p-1", "dropped", after=10))
+        assert await timers.cancel(dropped.id)
+        assert not await timers.cancel(dropped.id)
+        assert timers.pending() == (kept,)
+        await clock.sleep(11)
+        assert fired == ["kept"]
+        assert timers.pending() == ()
+        assert not await timers.cancel(kept.id)
+        statuses = {d.key: d.status for d in await system.store.find_documents("timer")}
+        assert statuses == {kept.id: "fired", dropped.id: "cancelled"}
