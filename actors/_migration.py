@@ -184,13 +184,16 @@ class MigrationActor(FSMActor):
                         to=self.info.instance_id,
                     ),
                 )
-            pending = self.context.system.timers.pending(self.context.resource_id)
+            cancel: tuple[str, ...] = ()
+            if message.event in _DECIDED:  # the deadline is moot once the owner decides
+                pending = self.context.system.timers.pending(self.context.resource_id)
+                cancel = tuple(t.id for t in pending)
             await self.transition(
                 message.event,
                 payload=message.payload,
                 task_id=message.task_id,
                 timers=timers,
-                cancel=tuple(t.id for t in pending) if message.event in _DECIDED else (),
+                cancel=cancel,
             )
             return True
         if isinstance(message, GetMigration):
