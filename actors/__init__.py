@@ -3,6 +3,7 @@ and the :class:`Fleet` that embeds them all."""
 
 from stateward.runtime import set_public_module as _set_public_module
 
+from ._drain import DrainIncomplete as DrainIncomplete
 from ._driver import Driver as Driver
 from ._driver import DriverError as DriverError
 from ._driver import DriverGuest as DriverGuest
@@ -130,6 +131,7 @@ __all__ = (
     "Switch",
     "Advance",
     "GetMigration",
+    "DrainIncomplete",
     # hosts
     "HOST",
     "HostActor",

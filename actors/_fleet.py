@@ -85,6 +85,7 @@ from ._checks import (
     check_text,
     check_texts,
 )
+from ._drain import DRAIN, drain_flow
 from ._driver import Driver, DriverView
 from ._errors import DuplicateName, FleetNotOpen, UnknownName, WaitTimeout
 from ._errors import a as _a
@@ -482,6 +483,7 @@ class Fleet:
         self._flows = {
             **build_flows(self._services),
             **build_move_flows(self._services),
+            DRAIN: drain_flow(self._services),
             **self._repair_flows(),
         }
         for flow in self._flows.values():
@@ -657,7 +659,8 @@ class Fleet:
         except StatewardError:
             return  # interrupted (the store is down): resume() picks it up
         self.system.bus.publish(f"task.{record.id}.{record.status.value}", record)
-        await self._deliver(handle.resource_id, TaskEnded(record.id, record.status, record))
+        if handle.resource_id not in self._host_refs:  # a host's drain reports to nobody
+            await self._deliver(handle.resource_id, TaskEnded(record.id, record.status, record))
 
     async def _report_stored(self, instance_id: str, task_id: str) -> None:
         pause = _FIRST_PAUSE
@@ -1012,6 +1015,50 @@ class Hosts:
         self._fleet._check_open("hosts.heartbeat")
         status = await self._ref(host_id).ask(Heartbeat())
         return status
+
+    async def drain(
+        self,
+        host_id: str,
+        *,
+        live: bool = True,
+        concurrency: int = 10,
+        idempotency_key: str | None = None,
+    ) -> TaskRecord:
+        """Move every instance off a host, ``concurrency`` moves at a time: live those that
+        run (when ``live``), cold the others. The host is disabled first and stays so.
+
+        Returns:
+            The drain's summary task record, on the host (``fleet.tasks.wait(record.id)``).
+            Each instance's move is a task of its own; the ``move_all`` step's result
+            names them (``tasks``: instance to task id) and what came of each (``moved``,
+            ``gone``, ``failed`` with a reason). The drain fails with
+            :class:`DrainIncomplete` when some instances stay.
+
+        Raises:
+            InvalidArgument: the host is down (evacuate its instances instead), or a
+                concurrency that is not an int from 1 to 1000.
+            UnknownName: no such host.
+        """
+        self._fleet._check_open("hosts.drain")
+        check_flag("live", live)
+        check_int("concurrency", concurrency, low=1, high=1000)
+        check_optional_text("idempotency_key", idempotency_key)
+        ref = self._ref(host_id)
+        fleet = self._fleet
+        if idempotency_key is not None:
+            existing = await fleet.engine.find(host_id, idempotency_key)
+            if existing is not None:
+                return existing
+        if not (await ref.ask(GetHost())).up:
+            raise InvalidArgument(
+                "host_id",
+                expected="a host that is up (evacuate the instances of a down host)",
+                got=f"{host_id}, which is down",
+            )
+        task_id = fleet.env.ids.next("task")
+        inputs = {"host_id": host_id, "task_id": task_id, "live": live, "concurrency": concurrency}
+        handle = await fleet._submit(DRAIN, host_id, task_id, inputs, idempotency_key)
+        return handle.record
 
     def ids(self) -> tuple[str, ...]:
         """Every host's id, sorted."""

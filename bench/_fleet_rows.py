@@ -808,6 +808,109 @@ def _measure_move(sizes: Sizes) -> Comparison:
     return Comparison(subject=subject_side, baseline=baseline_side, details=details)
 
 
+# --- fleet.drain ---------------------------------------------------------------------------
+
+#: Instances on the drained host at full size (the quick sizes drain as many as they boot).
+DRAIN_INSTANCES = 100
+#: Moves in flight at once in ``fleet.drain``.
+DRAIN_CONCURRENCY = 10
+#: Seconds each FakeDriver call takes while the drain is timed.
+DRAIN_LATENCY = 0.01
+DRAIN_GOAL_RATIO = 5.0
+MOVE_GOAL_RATIO = 0.5
+#: The baseline of ``fleet.drain``.
+DRAIN_BASELINE = f"{STATEWARD} the same live migrations, one at a time"
+
+
+async def fleet_drain_round(path: Path, *, instances: int, concurrency: int) -> float:
+    """Seconds to move ``instances`` running instances off one host by live migration.
+
+    The instances are booted untimed onto ``h-0`` (the other hosts are added after them);
+    then the driver's calls take :data:`DRAIN_LATENCY` seconds each and the clock runs
+    while ``fleet.hosts.drain("h-0", concurrency=concurrency)`` runs to its end, or, with
+    ``concurrency=0``, while each instance is live-migrated and waited for in turn. After
+    the clock stops the host is checked empty and every instance active elsewhere with its
+    migration completed.
+    """
+    from stateward.actors import Capacity, FakeDriver, Fleet
+    from stateward.flows import TaskStatus
+    from stateward.runtime import Durability
+
+    ids = [instance_id(i) for i in range(instances)]
+    capacity = Capacity(*HOST_CAPACITY)
+    driver = FakeDriver()
+    async with Fleet.open(path, driver=driver, durability=Durability.FULL) as fleet:
+        await _add_catalog(fleet)
+        await fleet.hosts.add(host_id(0), capacity=capacity)
+        boots = [await fleet.instances.boot(n, flavor=FLAVOR[0], image=IMAGE) for n in ids]
+        for record in boots:
+            await fleet.tasks.wait(record.id)
+        for h in range(1, FLEET_HOSTS):
+            await fleet.hosts.add(host_id(h), capacity=capacity)
+        driver.latency = DRAIN_LATENCY
+        start = time.perf_counter()
+        if concurrency:
+            record = await fleet.hosts.drain(host_id(0), concurrency=concurrency)
+            drain = await fleet.tasks.wait(record.id)
+            if drain.status is not TaskStatus.SUCCEEDED:
+                raise AssertionError(f"the drain ended {drain.status}: {drain.error_message}")
+        else:
+            for name in ids:
+                record = await fleet.tasks.wait((await fleet.instances.live_migrate(name)).id)
+                if record.status is not TaskStatus.SUCCEEDED:
+                    raise AssertionError(f"{name}'s live migration ended {record.status}")
+        elapsed = time.perf_counter() - start
+        driver.latency = 0.0
+        if (await fleet.hosts.get(host_id(0))).claims:
+            raise AssertionError("the drained host still holds claims")
+        for name in ids:
+            status = await fleet.instances.get(name)
+            migration = await fleet.migrations.get(status.migration_id or "")
+            if status.host_id == host_id(0) or status.vm_state != "active":
+                raise AssertionError(f"{name} is {status.vm_state} on {status.host_id}")
+            if (migration.kind, migration.state) != ("live_migrate", "completed"):
+                raise AssertionError(f"{name}'s migration is {migration.kind} {migration.state}")
+    return elapsed
+
+
+def _measure_drain(sizes: Sizes) -> Comparison:
+    instances = min(DRAIN_INSTANCES, sizes.fleet_boots)
+    with _scratch() as (runner, fresh):
+
+        def side(concurrency: int) -> Callable[[], Round]:
+            def run() -> Round:
+                path = fresh("drain")
+                try:
+                    seconds = runner.run(
+                        fleet_drain_round(path, instances=instances, concurrency=concurrency)
+                    )
+                finally:
+                    _discard(path)
+                return Round(seconds)
+
+            return run
+
+        subject_side, baseline_side = compare(
+            (
+                f"{STATEWARD} fleet.hosts.drain, concurrency {DRAIN_CONCURRENCY}",
+                side(DRAIN_CONCURRENCY),
+            ),
+            (DRAIN_BASELINE, side(0)),
+            rounds=sizes.fleet_rounds,
+            warmup_rounds=0,
+            higher_is_better=False,
+        )
+    details: dict[str, object] = {
+        "instances": instances,
+        "hosts": FLEET_HOSTS,
+        "concurrency": DRAIN_CONCURRENCY,
+        "driver": f"FakeDriver, {DRAIN_LATENCY * 1000:g} ms per call",
+        "durability": "FULL (WAL)",
+        "checked": "the host empty, every instance active elsewhere, its live migration completed",
+    }
+    return Comparison(subject=subject_side, baseline=baseline_side, details=details)
+
+
 #: The fleet rows, in report order.
 FLEET_ROWS = (
     Row(
@@ -826,6 +929,16 @@ FLEET_ROWS = (
         measure=_measure_move,
         summary=f"active instances cold-migrated on {FLEET_HOSTS} hosts (SQLite FULL, "
         "FakeDriver) vs as many boots on the same setup",
+        goal=Goal.min_ratio(MOVE_GOAL_RATIO),
+    ),
+    Row(
+        name="fleet.drain",
+        unit="s",
+        higher_is_better=False,
+        measure=_measure_drain,
+        summary=f"seconds to drain a host of live instances {DRAIN_CONCURRENCY} at a time "
+        f"(FakeDriver {DRAIN_LATENCY * 1000:g} ms per call) vs the same moves one at a time",
+        goal=Goal.min_ratio(DRAIN_GOAL_RATIO),
     ),
     Row(
         name="fleet.resident_memory",

@@ -72,3 +72,58 @@ async def _check(store: MemoryStore, env: Environment, crash: Crash) -> None:
 def test_a_migration_survives_a_crash_after_every_commit(live: bool) -> None:
     commits = crash_at_every_commit(functools.partial(_scenario, live=live), _check, seed=11)
     assert commits > 20
+
+
+async def _drain_scenario(store: MemoryStore, env: Environment) -> None:
+    driver = FakeDriver(env=env)
+    _drivers.append(driver)
+    async with Fleet.open(None, store=store, driver=driver, env=env) as fleet:
+        await fleet.flavors.add(Flavor("m1.small", vcpus=1, ram_mb=2048, disk_gb=20))
+        await fleet.images.add("cirros")
+        for host in ("h-0", "h-1", "h-2"):
+            await fleet.hosts.add(host, capacity=Capacity(vcpus=8, ram_mb=16384, disk_gb=200))
+        for host in ("h-1", "h-2"):
+            await fleet.hosts.command(host, "disable")
+        for name in ("vm-0", "vm-1"):
+            await fleet.tasks.wait(
+                (await fleet.instances.boot(name, flavor="m1.small", image="cirros")).id
+            )
+        for host in ("h-1", "h-2"):
+            await fleet.hosts.command(host, "enable")
+        await fleet.tasks.wait((await fleet.hosts.drain("h-0", concurrency=2)).id)
+
+
+async def _check_drain(store: MemoryStore, env: Environment, crash: Crash) -> None:
+    driver = _drivers[-1]
+    where = f"after commit {crash.after} of {crash.of}"
+    async with Fleet.open(None, store=store, driver=driver, env=env) as fleet:
+        await fleet.recover()
+        drains = [t for t in await fleet.tasks.list("h-0") if t.kind == "host.drain"]
+        for drain in drains:
+            await fleet.tasks.wait(drain.id, timeout=3600)
+        for _ in range(600):
+            if all(not i.task_state for i in await fleet.instances.list()):
+                break
+            await env.clock.sleep(1)
+        claims = {h.id: [c.instance_id for c in h.claims] for h in await fleet.hosts.list()}
+        for web in await fleet.instances.list():
+            assert web.task_state is None, (where, web.state)
+            current = driver.where(web.id)
+            assert current is not None, where
+            assert (current.host_id, current.epoch) == (web.host_id, web.epoch), (where, web)
+            holders = sorted(h for h, names in claims.items() if web.id in names)
+            assert holders == [web.host_id], (where, claims)
+            migrations = await fleet.migrations.list(web.id)
+            # Resumed, the drain found the move it had started instead of starting another.
+            assert len(migrations) <= 1, (where, migrations)
+            assert all(m.done for m in migrations), where
+        if crash.finished:
+            (drain,) = [await fleet.tasks.get(d.id) for d in drains]
+            assert drain.status is TaskStatus.SUCCEEDED, (where, drain)
+            assert claims["h-0"] == [], where
+            assert (await fleet.hosts.get("h-0")).state == "disabled", where
+
+
+def test_a_drain_survives_a_crash_after_every_commit() -> None:
+    commits = crash_at_every_commit(_drain_scenario, _check_drain, seed=12)
+    assert commits > 40

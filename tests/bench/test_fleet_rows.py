@@ -11,6 +11,7 @@ from stateward.bench._fleet_rows import (
     FLEET_HOSTS,
     build_fleet_database,
     fleet_boot_round,
+    fleet_drain_round,
     fleet_memory_round,
     fleet_move_round,
     instance_id,
@@ -35,13 +36,18 @@ def test_fleet_rows_run_and_produce_the_contract_keys() -> None:
     assert tuple(r.name for r in report.results) == (
         "fleet.boot",
         "fleet.move",
+        "fleet.drain",
         "fleet.resident_memory",
     )
     for result in report.results:
         assert set(result.to_json()) >= CONTRACT_KEYS
         assert result.value > 0
         assert result.baseline_value > 0
-    boot, move, memory = report.results
+    boot, move, drain, memory = report.results
+    assert drain.unit == "s"
+    assert not drain.higher_is_better
+    assert drain.goal is not None
+    assert drain.details["concurrency"] == 10
     for result in (boot, memory):
         assert result.goal is not None
         assert "size_note" in result.details
@@ -78,6 +84,17 @@ def test_fleet_boot_round_boots_every_instance(tmp_path: Path) -> None:
     assert states == [("active",)] * 12
 
 
+def _migrations(path: Path) -> list[tuple[str, str]]:
+    """Every migration's kind and state in the database at ``path``."""
+    db = sqlite3.connect(path)
+    try:
+        return db.execute(
+            "SELECT kind, state FROM resources WHERE kind LIKE 'migration%'"
+        ).fetchall()
+    finally:
+        db.close()
+
+
 def test_fleet_move_round_moves_every_instance_off_its_first_host(tmp_path: Path) -> None:
     """A move round migrates each instance once and checks where it ended."""
     with quiet_logs():
@@ -85,14 +102,20 @@ def test_fleet_move_round_moves_every_instance_off_its_first_host(tmp_path: Path
     assert len(outcome.round.latencies) == 6
     assert all(latency > 0 for latency in outcome.round.latencies)
     assert outcome.commits >= 6
-    db = sqlite3.connect(tmp_path / "m.db")
-    try:
-        kinds = db.execute(
-            "SELECT kind, state FROM resources WHERE kind LIKE 'migration%'"
-        ).fetchall()
-    finally:
-        db.close()
-    assert kinds == [("migration_migrate", "completed")] * 6
+    assert _migrations(tmp_path / "m.db") == [("migration_migrate", "completed")] * 6
+
+
+def test_fleet_drain_round_times_the_moves_off_one_host(tmp_path: Path) -> None:
+    """A drain round empties the host, whichever way it moves the instances."""
+    with quiet_logs():
+        together = asyncio.run(fleet_drain_round(tmp_path / "d.db", instances=8, concurrency=4))
+        in_turn = asyncio.run(fleet_drain_round(tmp_path / "s.db", instances=8, concurrency=0))
+    # Eight live migrations of at least four 10 ms driver calls each, one after the other;
+    # two waves of four.
+    assert in_turn >= 8 * 4 * 0.01
+    assert together >= 2 * 4 * 0.01
+    for name in ("d.db", "s.db"):
+        assert _migrations(tmp_path / name) == [("migration_live_migrate", "completed")] * 8
 
 
 def test_fleet_database_replicates_booted_instances(tmp_path: Path) -> None:
