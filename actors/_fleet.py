@@ -86,7 +86,7 @@ from ._checks import (
     check_texts,
 )
 from ._drain import DRAIN, drain_flow
-from ._driver import Driver, DriverView
+from ._driver import Driver, DriverView, GuestRole
 from ._errors import DuplicateName, FleetNotOpen, UnknownName, WaitTimeout
 from ._errors import a as _a
 from ._host import (
@@ -112,7 +112,13 @@ from ._instance import (
     TaskEnded,
 )
 from ._instance_machine import InstanceAction, task_running, vm_state
-from ._migration import MIGRATION_ACTORS, GetMigration, MigrationActor, MigrationStatus
+from ._migration import (
+    MIGRATION_ACTORS,
+    Advance,
+    GetMigration,
+    MigrationActor,
+    MigrationStatus,
+)
 from ._moves import build_move_flows
 from ._operations import build_flows
 from ._scheduler import Flavor, GroupPolicy, Scheduler, Weigher
@@ -283,7 +289,12 @@ class ReconcileReport:
             ``error`` with the repair task as their fault.
         orphan_ports, orphan_volumes: ports freed and volumes detached whose owner is not
             a live instance.
-        tasks: the repair task of each, in the order above.
+        tasks: the repair task of each, in the order above (then those below).
+        parked_moves: parked migrations settled: the claims the instance does not live on
+            released, then ``completed`` if it had switched, ``failed`` if not.
+        stale_copies: ``instance@host`` copies of an instance older than its owner (an
+            evacuated instance's old guest on a host that came back, the source of a move
+            that could not clean it up) removed.
     """
 
     orphans: tuple[str, ...]
@@ -291,6 +302,8 @@ class ReconcileReport:
     orphan_ports: tuple[str, ...]
     orphan_volumes: tuple[str, ...]
     tasks: tuple[str, ...]
+    parked_moves: tuple[str, ...] = ()
+    stale_copies: tuple[str, ...] = ()
 
 
 class Fleet:
@@ -750,6 +763,28 @@ class Fleet:
         async def mark_lost(instance_id: str, task_id: str) -> None:
             await self.system.lookup(instance_id).ask(Lost(task_id))
 
+        async def remove_stale_copy(instance_id: str, host: str, epoch: int, task_id: str) -> None:
+            await driver.cleanup(f"{task_id}:cleanup", instance_id, host=host, epoch=epoch)
+
+        async def settle_parked(migration_id: str, task_id: str) -> None:
+            migration = await self.system.lookup(migration_id).ask(GetMigration())
+            if migration.state != "parked":
+                return
+            status = await self.system.lookup(migration.instance_id).ask(GetInstance())
+            if task_running(status.state):
+                return  # its task decides; the next reconciliation looks again
+            here = status.host_id if status.vm_state not in ("deleted", "new") else None
+            for host, claim in (
+                (migration.source, migration.source_claim),
+                (migration.destination, migration.destination_claim),
+            ):
+                if host is not None and claim is not None and host != here:
+                    await self.scheduler.release(host, claim)
+            event = "settle_completed" if status.epoch > migration.epoch else "settle_failed"
+            await self.system.lookup(migration_id).ask(
+                Advance(event, {"reason": f"settled by reconciliation ({task_id})"})
+            )
+
         return {
             "repair.orphan": Flow(
                 "repair.orphan",
@@ -763,6 +798,14 @@ class Fleet:
             "repair.ghost": Flow(
                 "repair.ghost", linear(task(mark_lost)), inputs=("instance_id", "task_id")
             ),
+            "repair.stale_copy": Flow(
+                "repair.stale_copy",
+                task(remove_stale_copy),
+                inputs=("instance_id", "host", "epoch", "task_id"),
+            ),
+            "repair.parked_move": Flow(
+                "repair.parked_move", task(settle_parked), inputs=("migration_id", "task_id")
+            ),
         }
 
     async def reconcile(self) -> ReconcileReport:
@@ -771,8 +814,13 @@ class Fleet:
         Policy: an *orphan* (on the driver, unknown to the database or deleted there) is
         destroyed; a *ghost* (built in the database, missing on the driver) goes to ``error``
         with the repair as its fault, for its owner to rebuild or delete; ports and volumes
-        whose owner is not a live instance are freed and detached. Instances with a task in
-        flight are left to their task. Every repair is a task record.
+        whose owner is not a live instance are freed and detached. A *parked* migration is
+        settled: the claims it holds on hosts the instance does not live on are released,
+        and it ends ``completed`` if the instance had switched, ``failed`` if not. A *stale
+        copy* (an older epoch of an instance, on a host that can be reached again) is
+        removed: the current guest is never touched. Instances with a task in flight are
+        left to their task. Every repair is a task record; one that fails (a host still
+        unreachable) is tried again by the next reconciliation.
         """
         self._check_open("reconcile")
         view: DriverView = await self.driver.describe()
@@ -811,12 +859,36 @@ class Fleet:
             repairs.append(
                 await self._repair("repair.volume", volume, {"volume_id": volume, "owner": owner})
             )
+        parked = [
+            summary.resource_id
+            for cls in MIGRATION_ACTORS.values()
+            for summary in await self._summaries(cls.machine.name)
+            if summary.state == "parked"
+        ]
+        for migration_id in sorted(parked):
+            repairs.append(
+                await self._repair(
+                    "repair.parked_move", migration_id, {"migration_id": migration_id}
+                )
+            )
+        stale = [
+            g
+            for g in view.guests
+            if g.role is GuestRole.STALE and not task_running(states.get(g.instance_id, "new"))
+        ]
+        for guest in stale:
+            current = self.driver.where(guest.instance_id)
+            epoch = max(guest.epoch + 1, current.epoch if current is not None else 0)
+            inputs = {"instance_id": guest.instance_id, "host": guest.host_id, "epoch": epoch}
+            repairs.append(await self._repair("repair.stale_copy", guest.instance_id, inputs))
         report = ReconcileReport(
             tuple(orphans),
             tuple(ghosts),
             tuple(ports),
             tuple(v for v, _ in volumes),
             tuple(repairs),
+            tuple(sorted(parked)),
+            tuple(f"{g.instance_id}@{g.host_id}" for g in stale),
         )
         if repairs:
             self._log.warning(
@@ -825,6 +897,8 @@ class Fleet:
                 ghosts=len(ghosts),
                 ports=len(ports),
                 volumes=len(volumes),
+                parked_moves=len(parked),
+                stale_copies=len(stale),
             )
         self.last_reconcile = report
         return report

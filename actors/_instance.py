@@ -842,6 +842,11 @@ class InstanceActor(FSMActor):
             record = await self.services.engine.get(ended.task_id)
         state = self.state
         verifying = task_state(state) in _VERIFYING_TASKS
+        why = f": {record.error_message}" if record is not None and record.error_message else ""
+        reason = {"reason": ended.cause or f"{status.value}{why}"}
+        # The migration hears the verdict before the instance records it: a crash between
+        # the two leaves the instance in its task, whose end is reported again, and the
+        # migration ignores a verdict it has.
         if status is TaskStatus.SUCCEEDED:
             power = (_final_power(record) if record is not None else None) or info.power
             if verifying:
@@ -852,25 +857,38 @@ class InstanceActor(FSMActor):
             await self.transition(event, payload={"power": power}, task_id=ended.task_id)
         elif not status.is_terminal:
             return False
+        elif verifying and info.epoch > move.get("epoch", info.epoch) + 1:
+            # A revert that moved back and then could not finish: it lives on its source.
+            await self._migration(migration_id, "park", reason)
+            to_active, to_stopped = _VERIFYING_TASKS[task_state(state) or ""]
+            event = to_active if info.power is Power.RUNNING else to_stopped
+            await self.transition(event, payload={"fault": ended.task_id}, task_id=ended.task_id)
+        elif verifying and task_state(state) == "resize_reverting":
+            # A revert that failed before moving back undid its steps: still being verified
+            # (its deadline still set).
+            await self.transition("failed", task_id=ended.task_id, cause=reason["reason"])
         elif self._switched() and not verifying:
             # After the switch a move only rolls forward: it lives on its destination.
+            await self._migration(migration_id, "park", reason)
             await self.transition("moved", payload={"fault": ended.task_id}, task_id=ended.task_id)
-            await self._migration(migration_id, "park", {"reason": ended.cause or status.value})
         else:
             damaged = status in (TaskStatus.REVERT_FAILED, TaskStatus.PARKED) or verifying
-            await self.transition(
-                "damaged" if damaged else "failed",
-                task_id=ended.task_id,
-                cause=ended.cause or status.value,
-            )
             if damaged:
                 event = "park"
             else:
                 event = "cancelled" if status is TaskStatus.CANCELLED else "failed"
-            await self._migration(migration_id, event, {"reason": ended.cause or status.value})
+            await self._migration(migration_id, event, reason)
+            await self.transition(
+                "damaged" if damaged else "failed",
+                task_id=ended.task_id,
+                cause=reason["reason"],
+            )
         pending = self.info.delete_pending
         if pending is not None and self.instance.can("delete"):
             await self.transition("delete", task_id=pending)
+            # The delete ran behind the move and may have ended already, its report then
+            # stale to the move's state: hear it again.
+            self.services.watch_task(self.context.resource_id, pending)
         return True
 
     async def _migration(self, migration_id: str | None, event: str, payload: Any) -> None:

@@ -85,6 +85,10 @@ class MigrationStatus:
     started: float
     ended: float | None
     revision: int
+    #: The claims the move holds: the source's until the move is decided, the
+    #: destination's from ``claimed`` on.
+    source_claim: str | None = None
+    destination_claim: str | None = None
 
     @property
     def done(self) -> bool:
@@ -165,6 +169,8 @@ class MigrationActor(FSMActor):
             started=info.started,
             ended=info.ended,
             revision=self.revision,
+            source_claim=info.source_claim,
+            destination_claim=info.destination_claim,
         )
 
     async def receive(self, message: Any) -> Any:

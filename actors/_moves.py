@@ -32,12 +32,13 @@ from stateward.flows import Failure, Flow, Reconciled, Retry, Task, linear, task
 from ._driver import Operation, Power
 from ._host import GetHost
 from ._instance import GetInstance, Switch
-from ._migration import MIGRATION_ACTORS, Advance
+from ._migration import MIGRATION_ACTORS, Advance, GetMigration
 from ._migration_machine import MoveKind
 from ._scheduler import Flavor, GroupPolicy, PlacementRequest, ServerGroup
 from ._services import FleetServices
 
 __all__ = (
+    "keep_resize_of",
     "move_flow",
     "confirm_flow",
     "revert_resize_flow",
@@ -49,6 +50,9 @@ __all__ = (
 MOVE_TIMEOUT = 900.0
 #: Steps after the switch are retried this way: they must end, and each is idempotent.
 _FORWARD = Retry(attempts=12, backoff=1.0, factor=2.0, max_backoff=60.0)
+#: The reverts before the switch too (a driver or a host that is briefly away must not
+#: leave a destination claimed): each is idempotent.
+_BACK = _FORWARD
 
 #: Every move flow's inputs.
 MOVE_INPUTS = (
@@ -395,8 +399,14 @@ def evacuate_flow(services: FleetServices) -> Flow:
             _claim_destination(services),
             provides="placement",
             revert=_release_destination(services),
+            revert_retry=_BACK,
         ),
-        task(_rebuild_elsewhere(services), revert=_abort(services), timeout=MOVE_TIMEOUT),
+        task(
+            _rebuild_elsewhere(services),
+            revert=_abort(services),
+            revert_retry=_BACK,
+            timeout=MOVE_TIMEOUT,
+        ),
         task(_switch(services), provides="epoch_now", retry=_FORWARD),
         task(_finish(services), provides="power_now", retry=_FORWARD, timeout=MOVE_TIMEOUT),
         task(_release_source(services), retry=_FORWARD),
@@ -420,18 +430,30 @@ def _pre_switch(services: FleetServices, kind: MoveKind) -> list[Task]:
             _claim_destination(services),
             provides="placement",
             revert=_release_destination(services),
+            revert_retry=_BACK,
         ),
     ]
     live = kind is MoveKind.LIVE_MIGRATE
     if not live:
         steps.append(
-            task(_stop_guest(services), revert=_restart_guest(services), timeout=MOVE_TIMEOUT)
+            task(
+                _stop_guest(services),
+                revert=_restart_guest(services),
+                revert_retry=_BACK,
+                timeout=MOVE_TIMEOUT,
+            )
         )
     steps += [
-        task(_prepare(services, live=live), revert=_abort(services), timeout=MOVE_TIMEOUT),
+        task(
+            _prepare(services, live=live),
+            revert=_abort(services),
+            revert_retry=_BACK,
+            timeout=MOVE_TIMEOUT,
+        ),
         task(
             _transfer(services, live=live),
             revert=_abort(services),
+            revert_retry=_BACK,
             reconcile=_transferred_already(services) if live else None,
             timeout=MOVE_TIMEOUT,
         ),
@@ -467,54 +489,94 @@ def confirm_flow(services: FleetServices) -> Flow:
 
 def revert_resize_flow(services: FleetServices) -> Flow:
     """Revert a resize: the instance moved back to its source (still claimed, its copy still
-    there) under a new epoch, with its old flavor; the destination given up."""
+    there) under a new epoch, with its old flavor; the destination given up.
 
-    async def move_back(
+    The same shape as a move: the guest stopped and copied back, each step undone if a later
+    one fails (the instance then stays resized, its deadline still set); then the switch
+    back, after which the revert only rolls forward."""
+    driver = services.driver
+
+    async def stop_here(instance_id: str, task_id: str, epoch: int, power: str) -> None:
+        if power == Power.RUNNING:  # a cold move back: the guest stops first
+            await driver.set_power(f"{task_id}:stop", instance_id, Operation.POWER_OFF, epoch=epoch)
+
+    async def restart_here(result: None, failure: Failure, **inputs: Any) -> None:
+        instance_id, epoch = inputs["instance_id"], inputs["epoch"]
+        if inputs["power"] != Power.RUNNING or await _switched(services, instance_id, epoch):
+            return
+        await driver.set_power(
+            f"{inputs['task_id']}:restart", instance_id, Operation.POWER_ON, epoch=epoch
+        )
+
+    async def prepare_back(instance_id: str, task_id: str, source: str, epoch: int) -> None:
+        await driver.prepare_move(
+            f"{task_id}:prepare", instance_id, destination=source, epoch=epoch + 1
+        )
+
+    async def transfer_back(instance_id: str, task_id: str, source: str, epoch: int) -> None:
+        await driver.transfer(
+            f"{task_id}:transfer", instance_id, destination=source, epoch=epoch + 1, live=False
+        )
+
+    async def abort_back(result: None, failure: Failure, **inputs: Any) -> None:
+        instance_id, epoch = inputs["instance_id"], inputs["epoch"]
+        if await _switched(services, instance_id, epoch):
+            return
+        await driver.abort_move(
+            f"{inputs['task_id']}:abort", instance_id, destination=inputs["source"], epoch=epoch + 1
+        )
+
+    async def switch_back(
         instance_id: str,
         task_id: str,
         migration_id: str,
         source: str,
         source_claim: str,
-        destination: str,
-        destination_claim: str,
         epoch: int,
-        power: str,
         old_flavor: str,
         vcpus: int,
         ram_mb: int,
         disk_gb: int,
     ) -> None:
-        driver = services.driver
-        await _advance(services, migration_id, "revert")
-        back = epoch + 1
-        if power == Power.RUNNING:  # a cold move back: the guest stops first
-            await driver.set_power(f"{task_id}:stop", instance_id, Operation.POWER_OFF, epoch=epoch)
-        await driver.prepare_move(f"{task_id}:prepare", instance_id, destination=source, epoch=back)
-        await driver.transfer(
-            f"{task_id}:transfer", instance_id, destination=source, epoch=back, live=False
-        )
         await services.instance(instance_id).ask(
             Switch(
                 task_id,
                 host=source,
                 claim_id=source_claim,
-                epoch=back,
+                epoch=epoch + 1,
                 flavor=old_flavor,
                 vcpus=vcpus,
                 ram_mb=ram_mb,
                 disk_gb=disk_gb,
             )
         )
+        await _advance(services, migration_id, "revert")  # decided: the deadline goes
+
+    async def finish_back(
+        instance_id: str, task_id: str, source: str, epoch: int, power: str
+    ) -> None:
+        back = epoch + 1
         await driver.finish_move(f"{task_id}:finish", instance_id, destination=source, epoch=back)
         if power == Power.RUNNING:
             await driver.set_power(f"{task_id}:start", instance_id, Operation.POWER_ON, epoch=back)
-        await driver.cleanup(f"{task_id}:cleanup", instance_id, host=destination, epoch=back)
+
+    async def give_up_destination(
+        instance_id: str, task_id: str, destination: str, destination_claim: str, epoch: int
+    ) -> None:
+        await driver.cleanup(f"{task_id}:cleanup", instance_id, host=destination, epoch=epoch + 1)
         await services.scheduler.release(destination, destination_claim)
-        await _advance(services, migration_id, "reverted")
 
     return Flow(
         "move.revert",
-        task(move_back, retry=_FORWARD, timeout=MOVE_TIMEOUT),
+        linear(
+            task(stop_here, revert=restart_here, revert_retry=_BACK, timeout=MOVE_TIMEOUT),
+            task(prepare_back, revert=abort_back, revert_retry=_BACK, timeout=MOVE_TIMEOUT),
+            task(transfer_back, revert=abort_back, revert_retry=_BACK, timeout=MOVE_TIMEOUT),
+            task(switch_back, retry=_FORWARD),
+            task(finish_back, retry=_FORWARD, timeout=MOVE_TIMEOUT),
+            task(give_up_destination, retry=_FORWARD, timeout=MOVE_TIMEOUT),
+            task(_end(services, "reverted"), retry=_FORWARD),
+        ),
         inputs=(
             "instance_id",
             "task_id",
@@ -531,6 +593,34 @@ def revert_resize_flow(services: FleetServices) -> Flow:
             "disk_gb",
         ),
     )
+
+
+def keep_resize_of(services: FleetServices) -> Task:
+    """A delete's first step: a resize of the instance still waiting for its verdict is
+    confirmed (its source copy cleaned up, its source claim released, its migration
+    completed), so that deleting the destination leaves nothing behind on the source, even
+    when the delete then fails."""
+
+    async def keep_resize(instance_id: str, task_id: str) -> None:
+        migration_id = (await services.instance(instance_id).ask(GetInstance())).migration_id
+        ref = services.find_migration(migration_id) if migration_id is not None else None
+        if ref is None:
+            return
+        migration = await ref.ask(GetMigration())
+        if migration.state not in ("verifying", "confirming"):
+            return
+        await _advance(services, migration.id, "confirm")
+        cleanup = _cleanup_source(services)
+        await cleanup(
+            instance_id,
+            f"{task_id}:keep",
+            migration.source,
+            migration.source_claim,
+            migration.epoch,
+        )
+        await _advance(services, migration.id, "confirmed")
+
+    return task(keep_resize, retry=_FORWARD, timeout=MOVE_TIMEOUT)
 
 
 def build_move_flows(services: FleetServices) -> dict[str, Flow]:

@@ -16,6 +16,7 @@ from stateward.flows import Failure, Flow, Reconciled, Task, linear, task
 
 from ._driver import Operation
 from ._host import GetHost, HostStatus
+from ._moves import keep_resize_of
 from ._scheduler import Flavor, GroupPolicy, PlacementRequest, ServerGroup
 from ._services import FleetServices
 
@@ -149,7 +150,8 @@ def rebuild_flow(services: FleetServices) -> Flow:
 
 
 def delete_flow(services: FleetServices) -> Flow:
-    """Delete: destroy the instance, free its ports, release its claim."""
+    """Delete: keep a resize waiting for its verdict (so its source is given up first),
+    destroy the instance, free its ports, release its claim."""
     driver = services.driver
 
     async def destroy_instance(instance_id: str, task_id: str, epoch: int | None) -> None:
@@ -165,6 +167,7 @@ def delete_flow(services: FleetServices) -> Flow:
     return Flow(
         "delete",
         linear(
+            keep_resize_of(services),
             task(destroy_instance, timeout=DRIVER_TIMEOUT),
             task(release_ports, timeout=DRIVER_TIMEOUT),
             task(_release_claim(services)),

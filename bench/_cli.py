@@ -320,6 +320,11 @@ def _add_inspect(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         action="store_true",
         help="list the pending durable timers, soonest first",
     )
+    view.add_argument(
+        "--migrations",
+        action="store_true",
+        help="list the moves: kind, instance, source, destination, state and reason",
+    )
     parser.add_argument(
         "--tasks",
         action="store_true",
@@ -358,11 +363,16 @@ def _inspect(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         if value is not None and not _is_utf8(value):
             return _usage_error(parser, f"{flag}: expected UTF-8 text, got {value!r}")
     if args.kind is not None and (
-        args.resource is not None or args.task is not None or args.parked or args.timers
+        args.resource is not None
+        or args.task is not None
+        or args.parked
+        or args.timers
+        or args.migrations
     ):
         return _usage_error(
             parser,
-            "--kind filters the resource list; drop it with --resource, --task, --parked, --timers",
+            "--kind filters the resource list; drop it with --resource, --task, --parked, "
+            "--timers, --migrations",
         )
     if args.tasks and args.resource is None:
         return _usage_error(parser, "--tasks lists one resource's tasks: add --resource ID")
@@ -379,6 +389,7 @@ def _inspect(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         tasks=args.tasks,
         parked=args.parked,
         timers=args.timers,
+        migrations=args.migrations,
     )
     try:
         if isinstance(json_target, Path):

@@ -32,7 +32,10 @@ Views (one per invocation, in :data:`VIEWS`):
 - ``task``: one task record: its fields, a table of its steps and its history;
 - ``tasks``: one resource's tasks, newest first;
 - ``parked``: the tasks parked because their flow's definition changed, newest first;
-- ``timers``: the pending durable timers, soonest first.
+- ``timers``: the pending durable timers, soonest first;
+- ``migrations``: the moves (migration resources), by id: kind, instance, source,
+  destination, flavors, state and why it failed, was cancelled or is parked, folded from
+  each migration's journal.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from stateward.actors import EVACUATE, LIVE_MIGRATE, MIGRATE, RESIZE
 from stateward.flows import TASKS, StepRecord, TaskRecord, TaskStatus
 from stateward.runtime import (
     SCHEMA_VERSION,
@@ -143,6 +147,7 @@ class Options:
         tasks: with ``resource``, list that resource's tasks instead of its history.
         parked: list the parked tasks.
         timers: list the pending timers.
+        migrations: list the migrations.
     """
 
     db: Path
@@ -154,6 +159,7 @@ class Options:
     tasks: bool = False
     parked: bool = False
     timers: bool = False
+    migrations: bool = False
 
 
 # --- escaping ----------------------------------------------------------------------------
@@ -1367,6 +1373,86 @@ def _view_timers(reader: StoreReader, options: Options) -> _Rendered:
     return document, Group(*parts)
 
 
+#: The resource kinds of migrations, one per kind of move.
+MIGRATION_KINDS = tuple(m.name for m in (MIGRATE, RESIZE, LIVE_MIGRATE, EVACUATE))
+#: What the migrations view folds from a migration's journal: the payload field, by event.
+_MIGRATION_FIELDS = {
+    "start": ("kind", "instance_id", "source", "old_flavor", "new_flavor"),
+    "claimed": ("destination",),
+    "failed": ("reason",),
+    "cancelled": ("reason",),
+    "park": ("reason",),
+}
+
+
+def _migration_row(reader: StoreReader, head: HeadRow) -> dict[str, Any]:
+    found: dict[str, Any] = {
+        "id": head.id,
+        "state": head.state,
+        "kind": None,
+        "instance_id": None,
+        "source": None,
+        "destination": None,
+        "old_flavor": None,
+        "new_flavor": None,
+        "reason": None,
+        "updated": _iso_or_none(head.updated),
+        "error": None,
+    }
+    if head.id is None:
+        found["error"] = "id not readable"
+        return found
+    for row in reversed(reader.journal(head.id, limit=MAX_LIMIT)):
+        fields = _MIGRATION_FIELDS.get(row.event or "", ())
+        payload = _payload(row.payload) if fields else None
+        if payload is None or payload.json is None:
+            if payload is not None:
+                found["error"] = payload.error
+            continue
+        data = msgspec.json.decode(payload.json)
+        if isinstance(data, dict):
+            found.update({k: data[k] for k in fields if k in data})
+    return found
+
+
+def _view_migrations(reader: StoreReader, options: Options) -> _Rendered:
+    path = str(options.db)
+    heads = sorted(
+        (h for kind in MIGRATION_KINDS for h in reader.heads(kind=kind, limit=options.limit + 1)),
+        key=lambda h: h.id or "",
+    )
+    rows = [_migration_row(reader, h) for h in heads[: options.limit]]
+    more = len(heads) > options.limit
+    document = {
+        "database": path,
+        "schema_version": SCHEMA_VERSION,
+        "limit": options.limit,
+        "truncated": more,
+        "migrations": rows,
+    }
+    table = Table(title=_text(f"migrations in {path}, by id"))
+    columns = ("id", "kind", "instance_id", "source", "destination", "state", "reason")
+    for column in ("id", "kind", "instance", "from", "to", "state", "reason"):
+        table.add_column(column)
+    for row in rows:
+        cells = [_optional(row[k]) for k in columns]
+        if row["old_flavor"] != row["new_flavor"] and row["new_flavor"] is not None:
+            cells[1] = _text(f"{row['kind']} {row['old_flavor']}→{row['new_flavor']}")
+        if row["error"] is not None:
+            cells[6] = Text(printable(f"<{row['error']}>"), style="red")
+        table.add_row(*cells)
+    parts: list[RenderableType] = [table]
+    if more:
+        parts.append(
+            Text(
+                f"showing the first {len(rows)} migrations; raise --limit for more", style="yellow"
+            )
+        )
+    elif not rows:
+        parts.append(Text("no migrations"))
+    return document, Group(*parts)
+
+
 #: Each view: whether the options select it, and how it reads and renders.
 VIEWS: tuple[
     tuple[str, Callable[[Options], bool], Callable[[StoreReader, Options], _Rendered]],
@@ -1375,6 +1461,7 @@ VIEWS: tuple[
     ("task", lambda o: o.task is not None, _view_task),
     ("parked", lambda o: o.parked, _view_parked),
     ("timers", lambda o: o.timers, _view_timers),
+    ("migrations", lambda o: o.migrations, _view_migrations),
     ("tasks", lambda o: o.resource is not None and o.tasks, _view_resource_tasks),
     ("history", lambda o: o.resource is not None, _view_history),
     ("resources", lambda o: True, _view_resources),

@@ -630,17 +630,8 @@ class FlowEngine:
                 if tries < task.retry.attempts and isinstance(exc, task.retry.on):
                     delay = task.retry.delay(tries, self._rng)
                     step.delays.append(delay)
-                    record.history.append(
-                        HistoryEvent(
-                            clock.now(),
-                            "retry",
-                            task.name,
-                            f"attempt {tries} failed ({step.error_type}: {step.error_message});"
-                            f" retrying in {delay:.3f}s",
-                        )
-                    )
-                    await self._checkpoint(run)
-                    await clock.sleep(delay)
+                    what = f"attempt {tries} failed ({step.error_type}: {step.error_message})"
+                    await self._retry_after(run, task.name, what, delay)
                     continue
                 step.status = StepStatus.FAILED
                 step.finished = clock.now()
@@ -716,7 +707,7 @@ class FlowEngine:
             await self._checkpoint(run)
             inputs = {name: run.values.get(name) for name in t.requires}
             try:
-                await t.revert(step.result, cause, **inputs)
+                await self._revert(run, t, cause, inputs)
             except Exception as exc:
                 step.status = StepStatus.REVERT_FAILED
                 step.error_type, step.error_message = type(exc).__name__, str(exc)
@@ -728,6 +719,30 @@ class FlowEngine:
             await self._checkpoint(run)
         final = TaskStatus.CANCELLED if failure is None else TaskStatus.REVERTED
         await self._finish(run, final, None)
+
+    async def _revert(self, run: _Run, t: Task, cause: Failure, inputs: dict[str, Any]) -> None:
+        """Revert one step, retried by its ``revert_retry``; the last failure raises."""
+        policy, step = t.revert_retry, run.record.step(t.name)
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                await t.revert(step.result, cause, **inputs)
+                return
+            except Exception as exc:
+                if tries >= policy.attempts or not isinstance(exc, policy.on):
+                    raise
+                what = f"revert attempt {tries} failed ({type(exc).__name__}: {exc})"
+                await self._retry_after(run, t.name, what, policy.delay(tries, self._rng))
+
+    async def _retry_after(self, run: _Run, step: str, what: str, delay: float) -> None:
+        """Record a retry of ``step`` in the task's history, then wait ``delay`` seconds."""
+        clock = self.env.clock
+        run.record.history.append(
+            HistoryEvent(clock.now(), "retry", step, f"{what}; retrying in {delay:.3f}s")
+        )
+        await self._checkpoint(run)
+        await clock.sleep(delay)
 
     def _failure_of(self, record: TaskRecord) -> Failure | None:
         # _backward stores a failure as the record's error; none means it was a cancel.

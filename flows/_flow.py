@@ -113,7 +113,10 @@ class Task:
         provides: the name under which the result is passed to later tasks.
         requires: input names, if not execute's parameters.
         timeout: seconds one attempt of execute may take.
-        retry: the retry policy.
+        retry: the retry policy of execute.
+        revert_retry: the retry policy of revert (one try by default): a revert that
+            fails for good leaves the task ``revert_failed`` and the steps before it
+            unreverted, so a revert whose failures are transient should retry.
     """
 
     def __init__(
@@ -124,6 +127,7 @@ class Task:
         requires: Iterable[str] | None = None,
         timeout: float = math.inf,
         retry: Retry | None = None,
+        revert_retry: Retry | None = None,
     ) -> None:
         self.name = name if name is not None else type(self).__name__
         if not isinstance(self.name, str) or not self.name:
@@ -132,14 +136,16 @@ class Task:
             raise InvalidArgument("provides", expected="a non-empty str or None", got=provides)
         if not isinstance(timeout, int | float) or not timeout > 0:
             raise InvalidArgument("timeout", expected="seconds > 0", got=timeout)
-        if retry is not None and not isinstance(retry, Retry):
-            raise InvalidArgument("retry", expected="a Retry", got=retry)
+        for name, policy in (("retry", retry), ("revert_retry", revert_retry)):
+            if policy is not None and not isinstance(policy, Retry):
+                raise InvalidArgument(name, expected="a Retry", got=policy)
         self.provides = provides
         self.requires: tuple[str, ...] = (
             tuple(requires) if requires is not None else _parameters(self.execute)
         )
         self.timeout = float(timeout)
         self.retry = retry if retry is not None else Retry()
+        self.revert_retry = revert_retry if revert_retry is not None else Retry()
 
     # The hooks take ``*args: Any, **kwargs: Any`` so that subclasses may declare their
     # inputs as named parameters (that is how a task names its inputs) and still type-check.
@@ -214,6 +220,7 @@ def task(
     reconcile: Callable[..., Awaitable[Reconciled | None]] | None = None,
     timeout: float = math.inf,
     retry: Retry | None = None,
+    revert_retry: Retry | None = None,
 ) -> Task:
     """A task from async functions: ``execute(**inputs)``,
     ``revert(result, failure, **inputs)``, ``reconcile(**inputs)``."""
@@ -227,6 +234,7 @@ def task(
         provides=provides,
         timeout=timeout,
         retry=retry,
+        revert_retry=revert_retry,
     )
 
 

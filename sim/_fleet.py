@@ -2,14 +2,18 @@
 
 The real runtime, flows and cloud domain run unchanged on the world's store and clock, with
 the seeded :class:`~stateward.actors.FakeDriver` as the outside world (it survives process
-crashes, as hypervisors do). Clients boot instances and act on them, each operation retried
-with its idempotency key; the fleet's own fault sites crash instance actors, take host
-agents down, lose hosts and make driver calls fail or hang.
+crashes, as hypervisors do). Clients boot instances, act on them, move them (every kind of
+move) and now and then drain a host, each operation retried with its idempotency key; the
+fleet's own fault sites crash instance actors, take host agents down, lose hosts, make
+driver calls fail or hang, and aim at moves: the process killed right after a phase of a
+move, the destination of a move lost, the source of a live migration unreachable.
 
 Planted bugs prove the simulator finds bugs. Each is injected through a seam the scenario
 owns, never through the code under test: ``leak-claim`` runs the hosts as an actor subclass
 that acknowledges a release and keeps the claim; ``skip-journal-tail`` opens the fleet on a
-store wrapper whose loads drop the journal after the last snapshot.
+store wrapper whose loads drop the journal after the last snapshot;
+``release-source-early`` runs the instances as an actor subclass that gives up its source
+claim as soon as a move starts, before the switch.
 """
 
 from __future__ import annotations
@@ -26,12 +30,14 @@ import msgspec
 
 from stateward.actors import (
     ACTIONS,
+    MIGRATION_TERMINALS,
     Capacity,
     FakeDriver,
     Flavor,
     Fleet,
     HostActor,
     InstanceActor,
+    Move,
     Operation,
     ReleaseClaim,
 )
@@ -70,6 +76,16 @@ _IMAGES = ("cirros", "ubuntu", "fedora")
 _OPERATION_TIMEOUT = 900.0
 #: Attempts of a client operation (the same idempotency key each time).
 _ATTEMPTS = 4
+#: The moves clients ask for (each when the instance's state allows it).
+_MOVES = ("migrate", "live_migrate", "resize", "evacuate", "confirm_resize", "revert_resize")
+#: The driver calls of moves besides the transfer (each takes 2 simulated seconds).
+_MOVE_CALLS = (
+    Operation.PREPARE_MOVE,
+    Operation.FINISH_MOVE,
+    Operation.ABORT_MOVE,
+    Operation.CLEANUP,
+    Operation.EVACUATE,
+)
 #: Errors a client retries with the same key: the fleet was busy, down or unreachable.
 _RETRYABLE = (AskTimeout, CommitFailed, StoreUnavailable, ActorError)
 
@@ -108,6 +124,7 @@ class _ForgetfulStore:
 PLANTED_BUGS: Mapping[str, str] = {
     "skip-journal-tail": "recovery ignores the journal rows after the last snapshot",
     "leak-claim": "a deleted instance keeps its claim on its host",
+    "release-source-early": "a move gives up its source claim before the switch",
 }
 
 
@@ -123,6 +140,17 @@ class _SimInstance(InstanceActor):
         if isinstance(message, _Crash):
             raise RuntimeError("injected actor crash")
         return await super().receive(message)
+
+
+class _EarlyReleaseInstance(_SimInstance):
+    """An instance that releases its source claim as soon as its move starts."""
+
+    async def receive(self, message: Any) -> Any:
+        host, claim = self.info.host, self.info.claim_id
+        answer = await super().receive(message)
+        if isinstance(message, Move) and host is not None and claim is not None:
+            await self.services.scheduler.release(host, claim)
+        return answer
 
 
 def _actor_crash(scenario: FleetScenario, fleet: Fleet) -> None:
@@ -149,16 +177,48 @@ def _host_down(scenario: FleetScenario, fleet: Fleet) -> None:
     world.fault("host_down", resource=host)
 
 
-def _host_lost(scenario: FleetScenario, fleet: Fleet) -> None:
-    world = scenario.world
-    hosts = [h for h in fleet.hosts.ids() if h not in scenario.lost_hosts]
-    if not hosts or len(scenario.lost_hosts) >= max(1, scenario.hosts // 10):
-        return
-    host = world.random("faults").choice(hosts)
+def _lose(scenario: FleetScenario, fleet: Fleet, host: str, site: str, **detail: Any) -> None:
     scenario.lost_hosts.add(host)
     fleet.hosts.set_agent(host, alive=False)
     lost = scenario.driver.lose_host(host)
-    world.fault("host_lost", resource=host, instances=len(lost))
+    scenario.world.fault(site, resource=host, instances=len(lost), **detail)
+
+
+def _host_lost(scenario: FleetScenario, fleet: Fleet) -> None:
+    world = scenario.world
+    hosts = [h for h in fleet.hosts.ids() if h not in scenario.lost_hosts]
+    if not hosts or not scenario.may_lose_a_host():
+        return
+    _lose(scenario, fleet, world.random("faults").choice(hosts), "host_lost")
+
+
+def _destination_lost(scenario: FleetScenario, fleet: Fleet) -> None:
+    moving = sorted(
+        (m, d) for m, d in scenario.destinations.items() if d not in scenario.lost_hosts
+    )
+    if not moving or not scenario.may_lose_a_host():
+        return
+    migration, host = scenario.world.random("faults").choice(moving)
+    _lose(scenario, fleet, host, "destination_lost", migration=migration)
+
+
+def _source_down(scenario: FleetScenario, fleet: Fleet) -> None:
+    world = scenario.world
+    sources = sorted(
+        (m, s)
+        for m, s in scenario.live_sources.items()
+        if s not in scenario.lost_hosts and s not in scenario.unreachable
+    )
+    if not sources:
+        return
+    rng = world.random("faults")
+    migration, host = rng.choice(sources)
+    scenario.driver.host_down(host)
+    scenario.unreachable.add(host)
+    fleet.hosts.set_agent(host, alive=False)
+    scenario.down_until[host] = world.clock.monotonic() + rng.uniform(60, 900)
+    world.background(scenario.host_back(fleet, host))
+    world.fault("source_down", resource=host, migration=migration)
 
 
 #: The fleet's fault sites, besides the core ones (process, store, network).
@@ -166,8 +226,13 @@ FLEET_FAULTS = (
     FaultSite("actor_crash", "an instance actor's handler raises", _actor_crash),
     FaultSite("host_down", "a host agent stops heartbeating for 1-15 min", _host_down),
     FaultSite("host_lost", "a host and every instance on it are gone", _host_lost),
-    FaultSite("driver_failure", "a driver call fails"),
+    FaultSite("driver_failure", "a driver call fails (move calls included)"),
     FaultSite("driver_timeout", "a driver call hangs for an hour"),
+    FaultSite("move_crash", "the process dies right after a phase of a move"),
+    FaultSite("destination_lost", "the destination host of a move is gone", _destination_lost),
+    FaultSite(
+        "source_down", "the source of a live migration stops answering for 1-15 min", _source_down
+    ),
 )
 
 
@@ -209,6 +274,12 @@ class FleetScenario(Scenario[Fleet]):
         self.acknowledged: dict[str, TaskRecord] = {}  # task id -> the record a client saw
         self.lost_hosts: set[str] = set()
         self.down_until: dict[str, float] = {}
+        #: Hosts the driver cannot reach until they are back (``source_down``).
+        self.unreachable: set[str] = set()
+        #: Moves in flight, as their migration events tell: the destination of each that
+        #: claimed one, and the source of each live migration.
+        self.destinations: dict[str, str] = {}
+        self.live_sources: dict[str, str] = {}
         self.fleet: Fleet | None = None
 
     # -- incarnations ---------------------------------------------------------------------
@@ -223,7 +294,9 @@ class FleetScenario(Scenario[Fleet]):
             driver=self.driver,
             env=world.env(),
             store=store,
-            instance_actor=_SimInstance,
+            instance_actor=_EarlyReleaseInstance
+            if "release-source-early" in self.planted_bugs
+            else _SimInstance,
             host_actor=_LeakyHost if "leak-claim" in self.planted_bugs else HostActor,
             heartbeat_interval=20.0,
         )
@@ -240,18 +313,54 @@ class FleetScenario(Scenario[Fleet]):
                 await fleet.hosts.add(
                     host, capacity=Capacity(vcpus=16, ram_mb=65536, disk_gb=1000), zone=f"az{n % 3}"
                 )
-            if host in self.lost_hosts or self.down_until.get(host, 0) > world.clock.monotonic():
+            if host in self.lost_hosts:
                 fleet.hosts.set_agent(host, alive=False)
+            elif self.down_until.get(host, 0) > world.clock.monotonic():
+                fleet.hosts.set_agent(host, alive=False)
+                world.background(self.host_back(fleet, host))  # its timer died with the process
+            elif host in self.unreachable:
+                self.driver.host_up(host)  # its time came while no process ran
+                self.unreachable.discard(host)
+        self.destinations.clear()
+        self.live_sources.clear()
+        world.background(self._follow_moves(fleet.subscribe("migration.*.*")))
         await self.resolve(fleet)
         self._driver_faults()
         world.background(self._janitor(fleet))
         return fleet
+
+    async def _follow_moves(self, subscription: Any) -> None:
+        """Track the moves in flight (the move fault sites aim at them), and kill the
+        process right after a phase of a move now and then (``move_crash``)."""
+        world = self.world
+        rng = world.random("faults")
+        async for event in subscription:
+            record = event.payload
+            migration = record.resource_id
+            payload = record.payload or {}
+            if record.event == "start" and payload.get("kind") == "live_migrate":
+                if payload.get("source") is not None:
+                    self.live_sources[migration] = payload["source"]
+            elif record.event == "claimed" and payload.get("destination") is not None:
+                self.destinations[migration] = payload["destination"]
+            if record.target in MIGRATION_TERMINALS or record.target == "parked":
+                self.destinations.pop(migration, None)
+                self.live_sources.pop(migration, None)
+            if rng.random() < 0.01 * world.rate("move_crash"):
+                world.crash("move_crash", resource=migration, phase=record.target)
+                return
+
+    def may_lose_a_host(self) -> bool:
+        """Whether another host may be lost (a tenth of the fleet at most)."""
+        return len(self.lost_hosts) < max(1, self.hosts // 10)
 
     async def heal(self, fleet: Fleet) -> None:
         world = self.world
         self._driver_faults()
         for host in sorted(self.down_until):
             if host not in self.lost_hosts:
+                self.driver.host_up(host)
+                self.unreachable.discard(host)
                 fleet.hosts.set_agent(host, alive=True)
         await fleet.hosts.list()
         await fleet.hosts.heartbeat_all()
@@ -278,6 +387,12 @@ class FleetScenario(Scenario[Fleet]):
 
     def _driver_faults(self) -> None:
         world = self.world
+        # Copying a guest takes a while, so that faults find moves in flight.
+        self.driver.latency = {
+            **dict.fromkeys(Operation, 0.0),
+            **dict.fromkeys(_MOVE_CALLS, 2.0),
+            Operation.TRANSFER: 30.0,
+        }
         self.driver.failures = dict.fromkeys(Operation, world.rate("driver_failure") * 0.03)
         self.driver.hangs = dict.fromkeys(Operation, world.rate("driver_timeout") * 0.005)
 
@@ -286,6 +401,8 @@ class FleetScenario(Scenario[Fleet]):
         clock = self.world.clock
         await clock.sleep(max(0.0, self.down_until[host] - clock.monotonic()))
         if host not in self.lost_hosts and self.fleet is fleet:
+            self.driver.host_up(host)
+            self.unreachable.discard(host)
             fleet.hosts.set_agent(host, alive=True)
             self.world.log("recovered", resource=host)
 
@@ -293,7 +410,9 @@ class FleetScenario(Scenario[Fleet]):
 
     async def operate(self, fleet: Fleet, rng: random.Random) -> None:
         live = sorted(i for i, s in self.known.items() if s == "live")
-        if len(live) < self.instances and (not live or rng.random() < 0.5):
+        if live and rng.random() < 0.005:
+            await self._drain(fleet, rng)
+        elif len(live) < self.instances and (not live or rng.random() < 0.5):
             await self._boot(fleet, rng)
         elif live:
             await self._act(fleet, rng, rng.choice(live))
@@ -317,11 +436,17 @@ class FleetScenario(Scenario[Fleet]):
 
     async def _act(self, fleet: Fleet, rng: random.Random, instance: str) -> None:
         # Clients mostly ask for what the instance allows, as a UI offering its buttons
-        # would; now and then for anything, as a script with a stale view would.
+        # would; now and then for anything, as a script with a stale view would. A move
+        # is asked for a quarter of the times one is allowed.
         try:
-            allowed = (await fleet.instances.get(instance)).allowed
+            status = await fleet.instances.get(instance)
         except StatewardError:
-            allowed = ()
+            status = None
+        allowed = status.allowed if status is not None else ()
+        moves = [a for a in allowed if a in _MOVES]
+        if moves and status is not None and rng.random() < 0.25:
+            await self._move(fleet, rng, status, rng.choice(moves))
+            return
         choices = [a for a in allowed if a in ACTIONS] or list(ACTIONS)
         action = rng.choice(choices) if rng.random() < 0.9 else rng.choice(ACTIONS)
         image = rng.choice(_IMAGES) if action == "rebuild" else None
@@ -333,6 +458,45 @@ class FleetScenario(Scenario[Fleet]):
         record = await self._operation(fleet, action, instance, key, call)
         if action == "delete" and record is not None and record.status is TaskStatus.SUCCEEDED:
             self.known[instance] = "deleted"
+
+    async def _move(self, fleet: Fleet, rng: random.Random, status: Any, move: str) -> None:
+        """One move of ``status``'s instance: ``move`` is one its state allows."""
+        instance, instances = status.id, fleet.instances
+        host = status.host_id
+        now = self.world.clock.monotonic()
+        if (
+            move == "evacuate"
+            and host not in self.lost_hosts
+            and self.down_until.get(host, 0) < now
+        ):
+            move = "migrate"  # its host is up: the fleet would refuse an evacuation
+        key = f"{instance}:{move}:{self.world.clock.monotonic():.6f}"
+        flavor = rng.choice([f.name for f in _FLAVORS if f.name != status.flavor])
+        calls: dict[str, Callable[[], Awaitable[TaskRecord]]] = {
+            "migrate": lambda: instances.migrate(instance, idempotency_key=key),
+            "live_migrate": lambda: instances.live_migrate(instance, idempotency_key=key),
+            "resize": lambda: instances.resize(instance, flavor, idempotency_key=key),
+            "evacuate": lambda: instances.evacuate(instance, idempotency_key=key),
+            "confirm_resize": lambda: instances.confirm_resize(instance, idempotency_key=key),
+            "revert_resize": lambda: instances.revert_resize(instance, idempotency_key=key),
+        }
+        await self._operation(fleet, move, instance, key, calls[move])
+
+    async def _drain(self, fleet: Fleet, rng: random.Random) -> None:
+        """Drain a host, then put it back in service (as an operator patching it would)."""
+        hosts = [h for h in fleet.hosts.ids() if h not in self.lost_hosts | self.unreachable]
+        if not hosts:
+            return
+        host = rng.choice(hosts)
+        key = f"{host}:drain:{self.world.clock.monotonic():.6f}"
+
+        async def call() -> TaskRecord:
+            return await fleet.hosts.drain(host, concurrency=4, idempotency_key=key)
+
+        record = await self._operation(fleet, "drain", host, key, call)
+        if record is not None:
+            with contextlib.suppress(StatewardError):
+                await fleet.hosts.command(host, "enable")
 
     async def _operation(
         self,
@@ -393,7 +557,7 @@ class FleetScenario(Scenario[Fleet]):
             if not record.status.is_terminal:
                 continue  # still in flight: settled by a later recovery
             self._settled(record, key)
-            if record.status is TaskStatus.SUCCEEDED:
+            if record.status is TaskStatus.SUCCEEDED and operation.op != "drain":
                 self.known[instance] = "deleted" if operation.op == "delete" else "live"
 
 

@@ -1,11 +1,13 @@
 """The fleet's invariants: ownership, claims and capacity (safety), and a settled fleet with
-nothing lost (liveness)."""
+nothing lost (liveness). Moves bring their own: two claims only while a move is undecided,
+one current guest per instance under its epoch, a failed move that kept its source, and
+every migration ended once the fleet settled."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from stateward.actors import Capacity, Fleet, task_running
+from stateward.actors import Capacity, Fleet, GuestRole, task_running, task_state, vm_state
 from stateward.flows import TASKS, TaskStatus
 from stateward.runtime import StatewardError
 
@@ -18,6 +20,23 @@ __all__ = ("FLEET_INVARIANTS",)
 
 #: States an instance holds no room in.
 _UNPLACED = ("deleted", "new", "error")
+#: The task states of moves (a resize's verdict included).
+_MOVING = frozenset(
+    {
+        "migrating_cold",
+        "resize_migrating",
+        "migrating",
+        "evacuating",
+        "resize_confirming",
+        "resize_reverting",
+    }
+)
+
+
+def _undecided(state: str) -> bool:
+    """Whether an instance in ``state`` may hold two claims: a move of it is running, or
+    a resize of it waits for its verdict (the source is kept until then)."""
+    return vm_state(state) == "resized" or task_state(state) in _MOVING
 
 
 async def _claims(fleet: Fleet) -> tuple[dict[str, list[str]], list[Problem], list[Problem]]:
@@ -52,11 +71,83 @@ async def _usage_is_the_sum(scenario: FleetScenario, fleet: Fleet) -> list[Probl
 
 
 async def _one_owner(scenario: FleetScenario, fleet: Fleet) -> list[Problem]:
+    """One claim per instance; two (source and destination) only while a move of it is
+    undecided: no claim a move held outlives it."""
     owners = (await _claims(fleet))[0]
+    states = {s.resource_id: s.state for s in await fleet.instances.summaries()}
+    # A parked move keeps its claims until reconciliation (or an operator) settles it.
+    parked = {m.instance_id for m in await fleet.migrations.list() if m.state == "parked"}
     return [
-        Problem(f"{instance} is claimed on {hosts}", (instance, *hosts))
+        Problem(f"{instance} ({states.get(instance)}) is claimed on {hosts}", (instance, *hosts))
         for instance, hosts in sorted(owners.items())
-        if len(hosts) > 1
+        if len(hosts) > 2
+        or (len(hosts) == 2 and not _undecided(states.get(instance, "")) and instance not in parked)
+    ]
+
+
+async def _one_current_guest(scenario: FleetScenario, fleet: Fleet) -> list[Problem]:
+    """At most one current guest per instance on the hypervisors, and for a settled
+    instance it is where the instance's owner is, under its epoch."""
+    view = await scenario.driver.describe()
+    current: dict[str, list[tuple[str, int]]] = {}
+    for guest in view.guests:
+        if guest.role is GuestRole.CURRENT:
+            current.setdefault(guest.instance_id, []).append((guest.host_id, guest.epoch))
+    problems = [
+        Problem(f"{instance} runs as {copies}", (instance,))
+        for instance, copies in sorted(current.items())
+        if len(copies) > 1
+    ]
+    for summary in sorted(await fleet.instances.summaries(), key=lambda s: s.resource_id):
+        copies = current.get(summary.resource_id)
+        if copies is None or len(copies) > 1 or summary.state in _UNPLACED:
+            continue
+        if task_running(summary.state):
+            continue
+        status = await fleet.instances.get(summary.resource_id)
+        if copies[0] != (status.host_id, status.epoch):
+            problems.append(
+                Problem(
+                    f"{status.id} is owned by {status.host_id} at epoch {status.epoch}, its "
+                    f"guest runs on {copies[0][0]} at epoch {copies[0][1]}",
+                    (status.id,),
+                )
+            )
+    return problems
+
+
+async def _failed_moves_kept_the_source(scenario: FleetScenario, fleet: Fleet) -> list[Problem]:
+    """A move that failed or was cancelled left the instance where it was: on its source,
+    its guest there (unless that host was lost since)."""
+    problems = []
+    for migration in await fleet.migrations.list():
+        if migration.state not in ("failed", "cancelled") or migration.source is None:
+            continue
+        if migration.source in scenario.lost_hosts:
+            continue
+        status = await fleet.instances.get(migration.instance_id)
+        if status.migration_id != migration.id or task_running(status.state):
+            continue  # a later move, or one running now, decides where it is
+        if status.vm_state in _UNPLACED:
+            continue
+        guest = scenario.driver.where(status.id)
+        if status.host_id != migration.source or guest is None or guest.host_id != migration.source:
+            problems.append(
+                Problem(
+                    f"{migration.id} ({migration.kind.value}) {migration.state}, but "
+                    f"{status.id} is on {status.host_id} and its guest on "
+                    f"{guest.host_id if guest else None}, not on its source {migration.source}",
+                    (status.id, migration.id),
+                )
+            )
+    return problems
+
+
+async def _every_migration_ended(scenario: FleetScenario, fleet: Fleet) -> list[Problem]:
+    return [
+        Problem(f"{m.id} ({m.kind.value} of {m.instance_id}) is {m.state}", (m.instance_id, m.id))
+        for m in await fleet.migrations.list()
+        if not m.done and m.state not in ("parked", "verifying")
     ]
 
 
@@ -146,6 +237,8 @@ async def _tasks_agree_with_the_journal(scenario: FleetScenario, fleet: Fleet) -
             stored = await fleet.engine.get(task_id)
         except StatewardError:
             continue  # reported as lost
+        if stored.resource_id not in scenario.known:
+            continue  # a host's drain: the instances' own tasks are checked
         if stored.status is TaskStatus.SUCCEEDED and stored.resource_id in fleet.system:
             history = await fleet.store.history(stored.resource_id, limit=100_000)
             if not any(r.task_id == task_id for r in history):
@@ -165,9 +258,12 @@ FLEET_INVARIANTS = (
     Invariant("usage is the sum of claims", _usage_is_the_sum),
     Invariant("one owner", _one_owner),
     Invariant("placed instances hold a claim", _placed_instances_hold_a_claim),
+    Invariant("one current guest per instance, under its epoch", _one_current_guest),
+    Invariant("a failed move never left its source", _failed_moves_kept_the_source),
     Invariant("no orphan", _no_orphan_or_ghost, liveness=True),
     Invariant("every task terminal", _every_task_terminal, liveness=True),
     Invariant("every instance settled", _every_instance_settled, liveness=True),
+    Invariant("every migration ended (or parked)", _every_migration_ended, liveness=True),
     Invariant("nothing acknowledged is lost", _nothing_acknowledged_is_lost, liveness=True),
     Invariant("task records agree with the journal", _tasks_agree_with_the_journal, liveness=True),
 )

@@ -218,6 +218,8 @@ class World:
         self.faults: Counter[str] = Counter()
         self._streams: dict[str, random.Random] = {}
         self._background: list[asyncio.Task[Any]] = []
+        #: Set by :meth:`crash`: the current incarnation died at once.
+        self._crashed = False
         allowed = sites.check(config.faults if config.faults is not None else sites)
         plan = self.random("plan")
         self.rates: dict[str, float] = {}
@@ -249,6 +251,16 @@ class World:
     def log(self, kind: str, **detail: Any) -> None:
         """Log an event (see :meth:`History.log`)."""
         self.history.log(kind, **detail)
+
+    def crash(self, site: str, **detail: Any) -> None:
+        """Kill the process now, for ``site``: a fault aimed at a moment the scenario picks
+        (right after a given commit, say). The incarnation's loop stops once the current
+        callback returns, so nothing more of it runs: the next incarnation opens what the
+        store committed. Only during the chaos phase; a no-op otherwise."""
+        if self.in_chaos and not self._crashed:
+            self.fault(site, **detail)
+            self._crashed = True
+            asyncio.get_running_loop().stop()
 
     def background(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Run ``work`` during the chaos: cancelled at the heal, abandoned by a crash."""
@@ -311,16 +323,21 @@ class _Run:
                 final = crash_at >= config.duration
                 loop = world.clock.new_event_loop()
                 world.log("incarnation", number=world.incarnation)
+                world._crashed = False
                 try:
                     loop.run_until_complete(
                         self._incarnation(min(crash_at, config.duration), final)
                     )
+                except RuntimeError:
+                    if not world._crashed:  # not the loop a scenario's crash stopped
+                        raise
                 finally:
                     self.abandoned.append(loop)
-                if final:
+                if final and not world._crashed:
                     break
                 # A crash: nothing pending survives, only what the store committed.
-                world.fault(PROCESS_CRASH.name)
+                if not world._crashed:
+                    world.fault(PROCESS_CRASH.name)
                 world.store = world.store.image()
         finally:
             _bury(self.abandoned)
@@ -429,6 +446,10 @@ def _scenario_type(factory: Callable[[World], Scenario[Any]]) -> type[Scenario[A
     )
 
 
+#: Rounds of cancelling an abandoned incarnation's tasks (and those their cleanup starts).
+_BURIAL_ROUNDS = 10
+
+
 def _bury(abandoned: list[asyncio.AbstractEventLoop]) -> None:
     """Drop the abandoned incarnations. Their tasks never run again; collecting them here,
     with warnings about never-awaited coroutines silenced, keeps that noise out of the
@@ -438,16 +459,22 @@ def _bury(abandoned: list[asyncio.AbstractEventLoop]) -> None:
         for loop in abandoned:
             if loop.is_closed():
                 continue
-            # The run is over and checked: only now may their cleanup run (bounded).
-            tasks = asyncio.all_tasks(loop)
-            for task in tasks:
-                task.cancel()
-            # ``asyncio.wait`` returns at its (virtual) deadline even if a task refuses to end,
-            # as one may when Ctrl-C interrupted the loop mid-callback; ``wait_for`` would wait
-            # for the cancellation to finish, with no timer left to wake the loop: forever.
-            with contextlib.suppress(BaseException):
-                if tasks:
+            # The run is over and checked: only now may their cleanup run (bounded). A
+            # cleanup may start tasks of its own (an actor's mailbox drained, a timer due
+            # meanwhile): those are cancelled in the next round.
+            for _ in range(_BURIAL_ROUNDS):
+                tasks = asyncio.all_tasks(loop)
+                if not tasks:
+                    break
+                for task in tasks:
+                    task.cancel()
+                # ``asyncio.wait`` returns at its (virtual) deadline even if a task refuses to
+                # end, as one may when Ctrl-C interrupted the loop mid-callback; ``wait_for``
+                # would wait for the cancellation to finish, with no timer left to wake the
+                # loop: forever.
+                with contextlib.suppress(BaseException):
                     loop.run_until_complete(asyncio.wait(tasks, timeout=60.0))
+            with contextlib.suppress(BaseException):
                 loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
         abandoned.clear()

@@ -164,6 +164,35 @@ async def test_a_reverted_resize_goes_back_to_its_source_and_old_flavor() -> Non
         assert (await _migration(fleet, "web-1")).state == "reverted"
 
 
+async def test_a_revert_that_fails_before_moving_back_leaves_the_resize_as_it_was() -> None:
+    driver = FakeDriver()
+    async with Fleet.open(None, driver=driver) as fleet:
+        await _fleet(fleet)
+        source = await _boot(fleet)
+        await _done(fleet, await fleet.instances.resize("web-1", "m1.large"))
+        destination = (await fleet.instances.get("web-1")).host_id or ""
+        driver.failures = {Operation.TRANSFER: 1.0}
+        failed = await _done(fleet, await fleet.instances.revert_resize("web-1"))
+        assert failed.status is TaskStatus.REVERTED, failed
+        web = await fleet.instances.get("web-1")
+        assert (web.state, web.host_id, web.flavor, web.power) == (
+            "resized",
+            destination,
+            "m1.large",
+            Power.RUNNING,
+        )
+        assert await _claims(fleet) == {source: ["web-1"], destination: ["web-1"]}
+        migration = await _migration(fleet, "web-1")
+        assert migration.state == "verifying"
+        assert fleet.system.timers.pending(migration.id) != ()  # its deadline still holds
+        driver.failures = {}
+        reverted = await _done(fleet, await fleet.instances.revert_resize("web-1"))
+        assert reverted.status is TaskStatus.SUCCEEDED, reverted
+        assert (await fleet.instances.get("web-1")).host_id == source
+        assert await _claims(fleet) == {source: ["web-1"], destination: []}
+        assert (await _migration(fleet, "web-1")).state == "reverted"
+
+
 async def test_a_live_migration_keeps_the_guest_running() -> None:
     driver = FakeDriver()
     async with Fleet.open(None, driver=driver) as fleet:
@@ -203,6 +232,44 @@ async def test_a_failure_before_the_switch_leaves_the_instance_where_it_was() ->
         migration = await _migration(fleet, "web-1")
         assert migration.state == "failed"
         assert migration.reason
+
+
+async def test_deleting_a_resized_instance_gives_up_its_source_too() -> None:
+    driver = FakeDriver()
+    async with Fleet.open(None, driver=driver) as fleet:
+        await _fleet(fleet)
+        await _boot(fleet)
+        await _done(fleet, await fleet.instances.resize("web-1", "m1.large"))
+        migration_id = (await fleet.instances.get("web-1")).migration_id or ""
+        deleted = await _done(fleet, await fleet.instances.delete("web-1"))
+        assert deleted.status is TaskStatus.SUCCEEDED, deleted
+        assert (await fleet.instances.get("web-1")).state == "deleted"
+        assert await _claims(fleet) == {"h-0": [], "h-1": []}
+        assert await _guests(driver, "web-1") == []
+        # The resize was kept before the delete: its migration ended, its deadline gone.
+        assert (await fleet.migrations.get(migration_id)).state == "completed"
+        assert fleet.system.timers.pending(migration_id) == ()
+
+
+@pytest.mark.virtual_time
+async def test_a_revert_that_fails_for_a_while_is_retried_until_it_holds() -> None:
+    clock = VirtualClock.current()
+    driver = FakeDriver(env=Environment(clock=clock))
+    async with Fleet.open(None, driver=driver, env=Environment(clock=clock)) as fleet:
+        await _fleet(fleet)
+        source = await _boot(fleet)
+        other = "h-1" if source == "h-0" else "h-0"
+        driver.failures = {Operation.TRANSFER: 1.0, Operation.ABORT_MOVE: 1.0}
+        record = await fleet.instances.live_migrate("web-1")
+        for _ in range(5):  # the abort keeps failing: the revert waits and tries again
+            await clock.sleep(1.0)
+        driver.failures = {Operation.TRANSFER: 1.0}
+        done = await _done(fleet, record)
+        assert done.status is TaskStatus.REVERTED, done
+        assert any(e.event == "retry" and "revert" in (e.detail or "") for e in done.history)
+        assert await _claims(fleet) == {source: ["web-1"], other: []}
+        assert await _guests(driver, "web-1") == [(source, 0, "current")]
+        assert (await _migration(fleet, "web-1")).state == "failed"
 
 
 async def test_no_room_anywhere_fails_the_move_and_changes_nothing() -> None:
@@ -408,6 +475,39 @@ async def test_an_evacuation_rebuilds_elsewhere_and_fences_the_old_guest() -> No
         assert await _guests(driver, "web-1") == [(source, 0, "stale"), (other, 1, "current")]
         with pytest.raises(StaleEpoch):
             await driver.set_power("old-owner", "web-1", Operation.POWER_OFF, epoch=0)
+        # Reconciliation removes the old guest, and only it.
+        report = await fleet.reconcile()
+        assert report.stale_copies == (f"web-1@{source}",)
+        assert await _guests(driver, "web-1") == [(other, 1, "current")]
+        assert (await fleet.instances.get("web-1")).vm_state == "active"
+        assert (await fleet.reconcile()).stale_copies == ()
+
+
+@pytest.mark.virtual_time
+async def test_a_move_that_cannot_clean_its_source_parks_and_reconciliation_settles_it() -> None:
+    clock = VirtualClock.current()
+    driver = FakeDriver(env=Environment(clock=clock))
+    async with Fleet.open(None, driver=driver, env=Environment(clock=clock, seed=3)) as fleet:
+        await _fleet(fleet)
+        source = await _boot(fleet)
+        other = "h-1" if source == "h-0" else "h-0"
+        driver.failures = {Operation.CLEANUP: 1.0}
+        done = await _done(fleet, await fleet.instances.live_migrate("web-1"))
+        assert done.status is not TaskStatus.SUCCEEDED
+        web = await fleet.instances.get("web-1")
+        # Past the switch it rolled forward: it lives on its destination, with the fault.
+        assert (web.state, web.host_id, web.epoch, web.fault) == ("active", other, 1, done.id)
+        migration = await _migration(fleet, "web-1")
+        assert migration.state == "parked"
+        assert migration.reason
+        assert await _claims(fleet) == {source: ["web-1"], other: ["web-1"]}
+        driver.failures = {}
+        report = await fleet.reconcile()
+        assert report.parked_moves == (migration.id,)
+        assert report.stale_copies == (f"web-1@{source}",)
+        assert (await _migration(fleet, "web-1")).state == "completed"
+        assert await _claims(fleet) == {source: [], other: ["web-1"]}
+        assert await _guests(driver, "web-1") == [(other, 1, "current")]
 
 
 @pytest.mark.virtual_time

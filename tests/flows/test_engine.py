@@ -247,6 +247,61 @@ async def test_retries_run_out_and_the_step_fails() -> None:
 
 
 @pytest.mark.virtual_time
+@pytest.mark.parametrize("failures", [2, 3])
+async def test_a_revert_is_retried_by_its_own_policy(failures: int) -> None:
+    """A revert failing transiently is tried again after the seeded backoff, up to its
+    ``revert_retry`` attempts; the steps before it are reverted once it holds, and left
+    as they are (the task ``revert_failed``) when it never does."""
+    clock = VirtualClock.current()
+    undone: list[str] = []
+    calls = 0
+
+    async def claim() -> str:
+        return "claim-1"
+
+    async def release(result: str, failure: Failure) -> None:
+        undone.append(result)
+
+    async def attach() -> str:
+        return "attached"
+
+    async def detach(result: str, failure: Failure) -> None:
+        nonlocal calls
+        calls += 1
+        if calls <= failures:
+            raise ConnectionError(f"refused {calls}")
+        undone.append(result)
+
+    async def spawn() -> None:
+        raise RuntimeError("no room")
+
+    policy = Retry(attempts=3, backoff=2.0, jitter=0.0, on=(ConnectionError,))
+    flow = Flow(
+        "boot",
+        linear(
+            task(claim, revert=release),
+            task(attach, revert=detach, revert_retry=policy),
+            task(spawn),
+        ),
+    )
+    async with MemoryStore(clock=clock) as store, FlowEngine(store, env=virtual_env()) as engine:
+        start = clock.monotonic()
+        record = await engine.run(flow, resource_id="vm-1")
+        elapsed = clock.monotonic() - start
+    retries = [h.detail or "" for h in record.history if h.event == "retry"]
+    assert len(retries) == min(failures, 2)
+    assert all(r.startswith("revert attempt") for r in retries)
+    assert elapsed == pytest.approx(2.0 + 4.0 if failures >= 2 else 2.0)
+    if failures < 3:
+        assert record.status is TaskStatus.REVERTED
+        assert undone == ["attached", "claim-1"]
+    else:
+        assert record.status is TaskStatus.REVERT_FAILED
+        assert record.step("attach").status is StepStatus.REVERT_FAILED
+        assert undone == []  # the claim stays: the record says why
+
+
+@pytest.mark.virtual_time
 async def test_exceptions_not_worth_retrying_fail_at_once() -> None:
     """An exception outside ``Retry.on`` fails the step on its first attempt, without waiting."""
     clock = VirtualClock.current()

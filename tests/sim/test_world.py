@@ -153,6 +153,33 @@ def test_fault_sites_fire_only_when_allowed_and_a_user_site_counts() -> None:
         simulate(Poked, dataclasses.replace(CONFIG, faults=frozenset({"meteor"})))
 
 
+def test_a_scenario_can_kill_the_process_at_a_moment_it_picks() -> None:
+    """A fault aimed at a moment (right after an operation, here): the incarnation dies
+    then, only what was committed survives, and the crash counts under the site's name."""
+    crashes_at: list[float] = []
+
+    class Aimed(Tally):
+        faults = (FaultSite("after_count", "the process dies right after a count"),)
+
+        async def operate(self, app: ActorSystem, rng: random.Random) -> None:
+            await super().operate(app, rng)
+            world = self.world
+            if rng.random() < 0.2 * world.rate("after_count"):
+                crashes_at.append(world.clock.monotonic())
+                world.crash("after_count", resource="tally")
+                await asyncio.sleep(0)
+                raise AssertionError("a killed process ran on")
+
+    config = dataclasses.replace(CONFIG, faults=frozenset({"after_count"}))
+    runs = [r for r in sweep(Aimed, config, range(6)) if r.faults["after_count"]]
+    assert runs, "no seed switched the site on"
+    for result in runs:
+        assert result.ok, result.violations
+        assert result.incarnations == 1 + result.faults["after_count"]
+        assert "process_crash" not in result.faults
+    assert all(at < config.duration for at in crashes_at)
+
+
 def test_bad_definitions_are_refused() -> None:
     with pytest.raises(InvalidArgument, match="unique names"):
         Faults([*CORE_FAULTS, CORE_FAULTS[0]])
