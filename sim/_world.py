@@ -476,9 +476,23 @@ def _bury(abandoned: list[asyncio.AbstractEventLoop]) -> None:
                     loop.run_until_complete(asyncio.wait(tasks, timeout=60.0))
             with contextlib.suppress(BaseException):
                 loop.run_until_complete(loop.shutdown_asyncgens())
+            _forget_anyio_states(loop)
             loop.close()
         abandoned.clear()
         gc.collect()
+
+
+def _forget_anyio_states(loop: asyncio.AbstractEventLoop) -> None:
+    """Drop anyio's state of the loop's tasks. anyio keeps it in a weak-keyed mapping whose
+    values (a task's cancel scope) refer back to the task, so a task abandoned inside a task
+    group (a crashed incarnation's, which opened the app) would never be collected, and
+    with it everything the incarnation built."""
+    with contextlib.suppress(ImportError, AttributeError):
+        from anyio._backends import _asyncio as anyio_asyncio
+
+        states = anyio_asyncio._task_states
+        for task in [t for t in list(states) if t.get_loop() is loop]:
+            states.pop(task, None)
 
 
 def simulate(scenario: Callable[[World], Scenario[Any]], config: SimConfig) -> SimResult:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import subprocess
@@ -405,3 +406,27 @@ def test_sim_rows_run_at_tiny_sizes() -> None:
     assert events.ratio == pytest.approx(events.value / events.baseline_value)
     assert events.details["baseline_boots"] == TINY_SIZES.sim_boots
     assert events.details["invariants"] == "all held"
+
+
+def test_runs_leave_no_incarnation_behind() -> None:
+    """Crashed incarnations (their loops stopped with tasks inside task groups) are
+    collected once their run is over: fleets do not pile up run after run."""
+    import gc
+
+    from stateward.actors import Fleet
+
+    def alive() -> int:
+        gc.collect()
+        return sum(isinstance(o, Fleet) for o in gc.get_objects())
+
+    counts = []
+    logging.disable(logging.CRITICAL)  # captured records would keep what they mention alive
+    try:
+        for _ in range(3):
+            config = FleetConfig(seed=1, hosts=5, instances=30, duration=10_000.0)
+            result = simulate_fleet(config)
+            assert result.incarnations > 2
+            counts.append(alive())
+    finally:
+        logging.disable(logging.NOTSET)
+    assert counts == [0, 0, 0]
