@@ -3,6 +3,9 @@ and the :class:`Fleet` that embeds them all."""
 
 from stateward.runtime import set_public_module as _set_public_module
 
+from ._calendar import Calendar as Calendar
+from ._calendar import Hold as Hold
+from ._calendar import Shortfall as Shortfall
 from ._drain import DrainIncomplete as DrainIncomplete
 from ._driver import Driver as Driver
 from ._driver import DriverError as DriverError
@@ -145,6 +148,9 @@ __all__ = (
     "Heartbeat",
     "GetHost",
     "ClaimRefused",
+    "Calendar",
+    "Hold",
+    "Shortfall",
     # scheduling
     "Flavor",
     "GroupPolicy",
