@@ -60,9 +60,9 @@ async def _settled(fleet: Fleet) -> None:
         await asyncio.sleep(0.05)
 
 
-async def _check(tmp: Path, where: str) -> str:
+async def _check(tmp: Path, kind: str, where: str) -> str:
     """Reopen, settle, check; the migration's final state."""
-    async with open_fleet(str(tmp / "cloud.db"), str(tmp / "driver.json")) as fleet:
+    async with open_fleet(str(tmp / "cloud.db"), str(tmp / "driver.json"), kind) as fleet:
         await _settled(fleet)
         driver = fleet.driver
         assert isinstance(driver, FakeDriver)
@@ -108,6 +108,6 @@ def test_a_move_killed_after_each_of_its_phases_recovers(tmp_path: Path, kind: s
         code, seen = _child(run, kind, k)
         assert code == -signal.SIGKILL, (k, seen)
         assert seen[-1] == phases[k - 1], (k, seen)
-        outcomes.append(asyncio.run(_check(run, f"{kind} killed after {phases[k - 1]}")))
+        outcomes.append(asyncio.run(_check(run, kind, f"{kind} killed after {phases[k - 1]}")))
     # Killed late enough, every move still completes after the restart.
     assert outcomes[-1] == "completed", outcomes
