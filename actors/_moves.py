@@ -500,14 +500,6 @@ def revert_resize_flow(services: FleetServices) -> Flow:
         if power == Power.RUNNING:  # a cold move back: the guest stops first
             await driver.set_power(f"{task_id}:stop", instance_id, Operation.POWER_OFF, epoch=epoch)
 
-    async def restart_here(result: None, failure: Failure, **inputs: Any) -> None:
-        instance_id, epoch = inputs["instance_id"], inputs["epoch"]
-        if inputs["power"] != Power.RUNNING or await _switched(services, instance_id, epoch):
-            return
-        await driver.set_power(
-            f"{inputs['task_id']}:restart", instance_id, Operation.POWER_ON, epoch=epoch
-        )
-
     async def prepare_back(instance_id: str, task_id: str, source: str, epoch: int) -> None:
         await driver.prepare_move(
             f"{task_id}:prepare", instance_id, destination=source, epoch=epoch + 1
@@ -569,7 +561,9 @@ def revert_resize_flow(services: FleetServices) -> Flow:
     return Flow(
         "move.revert",
         linear(
-            task(stop_here, revert=restart_here, revert_retry=_BACK, timeout=MOVE_TIMEOUT),
+            task(
+                stop_here, revert=_restart_guest(services), revert_retry=_BACK, timeout=MOVE_TIMEOUT
+            ),
             task(prepare_back, revert=abort_back, revert_retry=_BACK, timeout=MOVE_TIMEOUT),
             task(transfer_back, revert=abort_back, revert_retry=_BACK, timeout=MOVE_TIMEOUT),
             task(switch_back, retry=_FORWARD),
@@ -601,6 +595,8 @@ def keep_resize_of(services: FleetServices) -> Task:
     completed), so that deleting the destination leaves nothing behind on the source, even
     when the delete then fails."""
 
+    cleanup = _cleanup_source(services)
+
     async def keep_resize(instance_id: str, task_id: str) -> None:
         migration_id = (await services.instance(instance_id).ask(GetInstance())).migration_id
         ref = services.find_migration(migration_id) if migration_id is not None else None
@@ -610,7 +606,6 @@ def keep_resize_of(services: FleetServices) -> Task:
         if migration.state not in ("verifying", "confirming"):
             return
         await _advance(services, migration.id, "confirm")
-        cleanup = _cleanup_source(services)
         await cleanup(
             instance_id,
             f"{task_id}:keep",
