@@ -19,6 +19,8 @@ from ._driver import Power as Power
 from ._driver import StaleEpoch as StaleEpoch
 from ._errors import DuplicateName as DuplicateName
 from ._errors import FleetNotOpen as FleetNotOpen
+from ._errors import LeaseDoesNotFit as LeaseDoesNotFit
+from ._errors import LeaseNotActive as LeaseNotActive
 from ._errors import UnknownName as UnknownName
 from ._errors import WaitTimeout as WaitTimeout
 from ._fleet import Catalog as Catalog
@@ -34,12 +36,24 @@ from ._host import Claim as Claim
 from ._host import ClaimCapacity as ClaimCapacity
 from ._host import ClaimRefused as ClaimRefused
 from ._host import Configure as Configure
+from ._host import ConfirmHold as ConfirmHold
+from ._host import Fit as Fit
+from ._host import FitQuery as FitQuery
+from ._host import GetCalendar as GetCalendar
 from ._host import GetHost as GetHost
 from ._host import Heartbeat as Heartbeat
+from ._host import HoldRefused as HoldRefused
+from ._host import HoldState as HoldState
 from ._host import HostActor as HostActor
+from ._host import HostCalendar as HostCalendar
 from ._host import HostData as HostData
 from ._host import HostStatus as HostStatus
+from ._host import LeaseHold as LeaseHold
+from ._host import OpenHold as OpenHold
+from ._host import PlaceHold as PlaceHold
 from ._host import ReleaseClaim as ReleaseClaim
+from ._host import ReleaseHold as ReleaseHold
+from ._host import ReleaseLease as ReleaseLease
 from ._instance import ACTIONS as ACTIONS
 from ._instance import BootSpec as BootSpec
 from ._instance import InstanceActor as InstanceActor
@@ -54,6 +68,22 @@ from ._instance_machine import InstanceAction as InstanceAction
 from ._instance_machine import task_running as task_running
 from ._instance_machine import task_state as task_state
 from ._instance_machine import vm_state as vm_state
+from ._lease import GetLease as GetLease
+from ._lease import LeaseActor as LeaseActor
+from ._lease import LeaseData as LeaseData
+from ._lease import LeaseStatus as LeaseStatus
+from ._lease import LeaseStep as LeaseStep
+from ._lease import PlacedHold as PlacedHold
+from ._lease_machine import LEASE as LEASE
+from ._lease_machine import LEASE_NOTIFICATIONS as LEASE_NOTIFICATIONS
+from ._lease_machine import HostReservation as HostReservation
+from ._lease_machine import InstanceReservation as InstanceReservation
+from ._lease_machine import LeasePolicy as LeasePolicy
+from ._lease_machine import LeaseSpec as LeaseSpec
+from ._lease_machine import LeaseStart as LeaseStart
+from ._lease_machine import Reservation as Reservation
+from ._leases import START_TOLERANCE as START_TOLERANCE
+from ._leases import Leases as Leases
 from ._migration import Advance as Advance
 from ._migration import GetMigration as GetMigration
 from ._migration import MigrationActor as MigrationActor
@@ -79,6 +109,7 @@ from ._scheduler import ServerGroup as ServerGroup
 from ._scheduler import Weigher as Weigher
 from ._scheduler import capacity_filter as capacity_filter
 from ._scheduler import enabled_and_up_filter as enabled_and_up_filter
+from ._scheduler import reservation_filter as reservation_filter
 from ._scheduler import server_group_filter as server_group_filter
 from ._scheduler import zone_filter as zone_filter
 from ._services import FleetServices as FleetServices
@@ -151,6 +182,37 @@ __all__ = (
     "Calendar",
     "Hold",
     "Shortfall",
+    "HoldState",
+    "LeaseHold",
+    "PlaceHold",
+    "ConfirmHold",
+    "OpenHold",
+    "ReleaseHold",
+    "ReleaseLease",
+    "HoldRefused",
+    "FitQuery",
+    "Fit",
+    "GetCalendar",
+    "HostCalendar",
+    # leases
+    "Leases",
+    "LEASE",
+    "LEASE_NOTIFICATIONS",
+    "LeaseActor",
+    "LeaseData",
+    "LeaseStatus",
+    "LeaseStep",
+    "GetLease",
+    "PlacedHold",
+    "LeaseSpec",
+    "LeasePolicy",
+    "LeaseStart",
+    "HostReservation",
+    "InstanceReservation",
+    "Reservation",
+    "LeaseDoesNotFit",
+    "LeaseNotActive",
+    "START_TOLERANCE",
     # scheduling
     "Flavor",
     "GroupPolicy",
@@ -160,6 +222,7 @@ __all__ = (
     "GroupMembership",
     "FilterContext",
     "Filter",
+    "reservation_filter",
     "capacity_filter",
     "enabled_and_up_filter",
     "zone_filter",

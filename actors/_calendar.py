@@ -23,9 +23,15 @@ import msgspec
 
 from stateward.runtime import InvalidArgument
 
-from ._host import Capacity
+from ._capacity import Capacity
 
-__all__ = ("Hold", "Calendar", "Shortfall")
+__all__ = ("Hold", "Calendar", "Shortfall", "when")
+
+
+def when(at: float) -> str:
+    """A moment in seconds as messages show it: whole seconds without a fraction."""
+    return str(int(at)) if float(at).is_integer() else f"{at:.3f}"
+
 
 #: Usage as (vcpus, ram_mb, disk_gb): tuples keep the arithmetic cheap.
 _Usage = tuple[int, int, int]
@@ -75,6 +81,13 @@ class Shortfall(NamedTuple):
     asked: int
     capacity: int
 
+    def describe(self) -> str:
+        """In words: "at 3600: vcpus 12 held + 8 asked > 16"."""
+        return (
+            f"at {when(self.at)}: {self.resource} {self.held} held + {self.asked} asked "
+            f"> {self.capacity}"
+        )
+
 
 def _usage(amount: Capacity) -> _Usage:
     return (amount.vcpus, amount.ram_mb, amount.disk_gb)
@@ -111,6 +124,10 @@ class Calendar:
     def breakpoints(self) -> int:
         """How many breakpoints the step function has (at most two per hold)."""
         return len(self._times)
+
+    def ids(self) -> set[str]:
+        """The ids of the holds."""
+        return set(self._holds)
 
     def __len__(self) -> int:
         return len(self._holds)

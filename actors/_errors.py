@@ -5,7 +5,9 @@
     StatewardError
     ├── UnknownName (also LookupError)   no flavor, image, host or instance by that name
     ├── CommandRejected
-    │   └── DuplicateName                a host or instance by that name exists already
+    │   ├── DuplicateName                a host or instance by that name exists already
+    │   ├── LeaseDoesNotFit              a lease (or its update) does not fit in its window
+    │   └── LeaseNotActive               a boot names a lease that is not active
     ├── LifecycleError
     │   └── FleetNotOpen                 a fleet used before it opened, after it closed,
     │                                    or opened twice
@@ -15,10 +17,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from stateward.runtime import CommandRejected, LifecycleError, StatewardError
 
-__all__ = ("UnknownName", "DuplicateName", "FleetNotOpen", "WaitTimeout")
+from ._calendar import Shortfall, when
+
+__all__ = (
+    "UnknownName",
+    "DuplicateName",
+    "FleetNotOpen",
+    "WaitTimeout",
+    "LeaseDoesNotFit",
+    "LeaseNotActive",
+)
 
 
 class UnknownName(StatewardError, LookupError):
@@ -84,6 +96,91 @@ class WaitTimeout(StatewardError, TimeoutError):
         super().__init__(
             f"task {task_id} did not end within {timeout:g} s; it runs on: wait again, "
             "or look at its steps with fleet.tasks.get"
+        )
+
+
+class LeaseDoesNotFit(CommandRejected):
+    """A lease (or an update of one) does not fit in the capacity its window has left.
+
+    Attributes:
+        lease_id: the lease.
+        start, end: the window asked for.
+        reason: which reservation fell short, and by how much.
+        host: the host that came closest, when one did.
+        shortfall: where that host fell short (moment, resource, held, asked, capacity).
+        earliest: the earliest window of the same length that fits, when asked for
+            (``suggest=True``); None when none was asked or none fits.
+    """
+
+    def __init__(
+        self,
+        lease_id: str,
+        *,
+        start: float,
+        end: float,
+        reason: str,
+        host: str | None = None,
+        shortfall: Shortfall | None = None,
+        earliest: tuple[float, float] | None = None,
+        suggested: bool = False,
+    ) -> None:
+        self.lease_id = lease_id
+        self.start = start
+        self.end = end
+        self.reason = reason
+        self.host = host
+        self.shortfall = shortfall
+        self.earliest = earliest
+        where = f"; closest: {host} {shortfall.describe()}" if host and shortfall else ""
+        if earliest is not None:
+            hint = f"; the earliest window that fits is [{when(earliest[0])}, {when(earliest[1])})"
+        elif suggested:
+            hint = "; no later window fits either: free capacity or ask for less"
+        else:
+            hint = "; ask for less, another window, or pass suggest=True for the earliest fit"
+        super().__init__(
+            f"lease {lease_id} does not fit over [{when(start)}, {when(end)}): "
+            f"{reason}{where}{hint}"
+        )
+
+    def details(self) -> dict[str, Any]:
+        """The error as plain data (a lease's ``failure``)."""
+        return {
+            "reason": self.reason,
+            "host": self.host,
+            "shortfall": list(self.shortfall) if self.shortfall is not None else None,
+            "earliest": list(self.earliest) if self.earliest is not None else None,
+        }
+
+    @classmethod
+    def from_details(
+        cls, lease_id: str, start: float, end: float, details: dict[str, Any], *, suggested: bool
+    ) -> LeaseDoesNotFit:
+        """Rebuild the error from :meth:`details`."""
+        short = details.get("shortfall")
+        earliest = details.get("earliest")
+        return cls(
+            lease_id,
+            start=start,
+            end=end,
+            reason=details.get("reason") or "it does not fit",
+            host=details.get("host"),
+            shortfall=Shortfall(*short) if short else None,
+            earliest=(earliest[0], earliest[1]) if earliest else None,
+            suggested=suggested,
+        )
+
+
+class LeaseNotActive(CommandRejected):
+    """A boot names a lease whose capacity is not open: it has not started, or it ended."""
+
+    def __init__(self, lease_id: str, *, state: str, start: float, end: float) -> None:
+        self.lease_id = lease_id
+        self.state = state
+        super().__init__(
+            f"lease {lease_id} is {state}, not active (its window is "
+            f"[{when(start)}, {when(end)})): boot into it while it is active, or boot "
+            "without reservation="
         )
 
 

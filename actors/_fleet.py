@@ -112,6 +112,10 @@ from ._instance import (
     TaskEnded,
 )
 from ._instance_machine import InstanceAction, task_running, vm_state
+from ._lease import GetLease, LeaseActor
+from ._lease_flows import build_lease_flows
+from ._lease_machine import LEASE
+from ._leases import Leases
 from ._migration import (
     MIGRATION_ACTORS,
     Advance,
@@ -326,6 +330,7 @@ class Fleet:
         reconcile: bool = True,
         idle_after: float = 300.0,
         resize_confirm_after: float = 3600.0,
+        lease_notify_before: float = 300.0,
         instance_actor: type[InstanceActor] = InstanceActor,
         host_actor: type[HostActor] = HostActor,
     ) -> None:
@@ -351,6 +356,7 @@ class Fleet:
             math.inf if idle_after == math.inf else check_seconds("idle_after", idle_after)
         )
         self.resize_confirm_after = check_seconds("resize_confirm_after", resize_confirm_after)
+        self.lease_notify_before = check_seconds("lease_notify_before", lease_notify_before)
         if not (isinstance(instance_actor, type) and issubclass(instance_actor, InstanceActor)):
             raise InvalidArgument(
                 "instance_actor", expected="InstanceActor or a subclass", got=instance_actor
@@ -386,6 +392,7 @@ class Fleet:
         self.scheduler: Scheduler
         self._flows: dict[str, Flow] = {}
         self._services = _Services(self)
+        self.leases = Leases(self._services)
         self.last_reconcile: ReconcileReport | None = None
 
     @classmethod
@@ -403,6 +410,7 @@ class Fleet:
         reconcile: bool = True,
         idle_after: float = 300.0,
         resize_confirm_after: float = 3600.0,
+        lease_notify_before: float = 300.0,
         instance_actor: type[InstanceActor] = InstanceActor,
         host_actor: type[HostActor] = HostActor,
     ) -> Fleet:
@@ -424,6 +432,9 @@ class Fleet:
             resize_confirm_after: seconds a resize waits in ``resized`` for a confirmation
                 or a revert; then it confirms itself (a durable timer: it also fires after a
                 restart). No state waits on a person.
+            lease_notify_before: seconds before a lease's start and end that its
+                ``starting_soon`` and ``ending_soon`` notifications fire, unless the lease
+                sets its own.
             instance_actor: the instance actor class (a subclass can observe or inject).
             host_actor: the host actor class (a subclass can observe or inject).
 
@@ -443,6 +454,7 @@ class Fleet:
             reconcile=reconcile,
             idle_after=idle_after,
             resize_confirm_after=resize_confirm_after,
+            lease_notify_before=lease_notify_before,
             instance_actor=instance_actor,
             host_actor=host_actor,
         )
@@ -497,6 +509,7 @@ class Fleet:
             **build_flows(self._services),
             **build_move_flows(self._services),
             DRAIN: drain_flow(self._services),
+            **build_lease_flows(self._services),
             **self._repair_flows(),
         }
         for flow in self._flows.values():
@@ -507,6 +520,7 @@ class Fleet:
             {
                 "instance": self._instance_factory,
                 "host": self._host_actor,
+                LEASE.name: self._lease_factory,
                 **{cls.machine.name: cls for cls in MIGRATION_ACTORS.values()},
             },
             idle_after={"instance": self._idle_after},
@@ -546,6 +560,9 @@ class Fleet:
 
     def _instance_factory(self) -> InstanceActor:
         return self._instance_actor(self._services)
+
+    def _lease_factory(self) -> LeaseActor:
+        return LeaseActor(self._services)
 
     async def resume(self) -> int:
         """Resume the flows a store failure (or a crash) interrupted; how many resumed."""
@@ -672,7 +689,9 @@ class Fleet:
         except StatewardError:
             return  # interrupted (the store is down): resume() picks it up
         self.system.bus.publish(f"task.{record.id}.{record.status.value}", record)
-        if handle.resource_id not in self._host_refs:  # a host's drain reports to nobody
+        # Only an instance hears how its tasks end: a host's drain and a lease's tasks
+        # report to nobody.
+        if handle.resource_id not in self._host_refs and not record.kind.startswith("lease."):
             await self._deliver(handle.resource_id, TaskEnded(record.id, record.status, record))
 
     async def _report_stored(self, instance_id: str, task_id: str) -> None:
@@ -995,6 +1014,53 @@ class _Services:
         system = self._fleet.system
         return system.lookup(migration_id) if migration_id in system else None
 
+    def lease(self, lease_id: str) -> ActorRef:
+        return self._fleet.system.lookup(lease_id)
+
+    def flavor(self, name: str) -> Flavor:
+        flavor: Flavor = self._fleet.flavors.get(name)
+        return flavor
+
+    async def boot(
+        self, instance_id: str, *, flavor: str, image: str, reservation: str, key: str
+    ) -> TaskRecord:
+        return await self._fleet.instances.boot(
+            instance_id, flavor=flavor, image=image, reservation=reservation, idempotency_key=key
+        )
+
+    @property
+    def store(self) -> Store:
+        return self._fleet.store
+
+    @property
+    def lease_notify_before(self) -> float:
+        return self._fleet.lease_notify_before
+
+    def check_open(self, action: str) -> None:
+        self._fleet._check_open(action)
+
+    def taken(self, name: str) -> bool:
+        return name in self._fleet.system or name in self._fleet._host_refs
+
+    def is_lease(self, name: str) -> bool:
+        return name in self._fleet.system and name not in self._fleet._host_refs
+
+    def image(self, name: str) -> None:
+        self._fleet.images.get(name)
+
+    def spawn_lease(self, lease_id: str) -> ActorRef:
+        return self._fleet.system.spawn(self._fleet._lease_factory, address=lease_id)
+
+    async def summaries(self, kind: str) -> list[ResourceSummary]:
+        return await self._fleet._summaries(kind)
+
+    async def lease_open(self, lease_id: str) -> bool:
+        system = self._fleet.system
+        if lease_id not in system:
+            return False
+        status = await system.lookup(lease_id).ask(GetLease())
+        return status.state in ("starting", "active", "active/updating")
+
     def spawn_migration(self, migration_id: str, actor: type[MigrationActor]) -> ActorRef:
         system = self._fleet.system
         if migration_id in system:
@@ -1170,9 +1236,14 @@ class Instances:
         group_policy: GroupPolicy | None = None,
         networks: tuple[str, ...] | None = None,
         volumes: tuple[str, ...] = (),
+        reservation: str | None = None,
         idempotency_key: str | None = None,
     ) -> TaskRecord:
         """Build an instance: schedule, claim, ports, volumes, spawn, power on.
+
+        ``reservation`` names an active lease: the instance is built in the capacity the
+        lease holds (and only there). Without it the instance takes unreserved capacity,
+        which never includes capacity a lease holds now or later.
 
         Returns:
             The boot's task record (the boot runs on; wait for it with
@@ -1202,6 +1273,8 @@ class Instances:
         chosen_networks = fleet.networks if networks is None else check_texts("networks", networks)
         chosen_volumes = check_texts("volumes", volumes)
         check_optional_text("idempotency_key", idempotency_key)
+        if reservation is not None:
+            await fleet.leases.check_boot(check_name("reservation", reservation), chosen)
         if instance_id in fleet._host_refs:
             raise DuplicateName("instance", instance_id)
         if instance_id in fleet.system:
@@ -1222,6 +1295,7 @@ class Instances:
             group_policy=group_policy,
             networks=chosen_networks,
             volumes=chosen_volumes,
+            reservation=reservation,
         )
         command = Boot(spec, idempotency_key)
         record = await ref.ask(command)

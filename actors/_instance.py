@@ -103,6 +103,8 @@ class BootSpec(msgspec.Struct, frozen=True):
     group_policy: GroupPolicy | None = None
     networks: tuple[str, ...] = ()
     volumes: tuple[str, ...] = ()
+    #: The lease whose reserved capacity it is built in, if any.
+    reservation: str | None = None
 
     def inputs(self) -> dict[str, Any]:
         """The spec as plain data: a journal payload, or the boot flow's inputs."""
@@ -133,6 +135,8 @@ class InstanceData(msgspec.Struct):
     group_policy: GroupPolicy | None = None
     networks: list[str] = msgspec.field(default_factory=list)
     volumes: list[str] = msgspec.field(default_factory=list)
+    #: The lease whose capacity its claim uses, if any (a move off the lease clears it).
+    reservation: str | None = None
     host: str | None = None
     claim_id: str | None = None
     ports: list[str] = msgspec.field(default_factory=list)
@@ -182,6 +186,8 @@ class InstanceStatus:
     epoch: int = 0
     #: The running or last move's migration.
     migration_id: str | None = None
+    #: The lease whose capacity it uses, if any.
+    reservation: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +217,8 @@ class Move(Request[TaskRecord]):
     flavor: Any = None  # a Flavor, for a resize
     host: str | None = None
     idempotency_key: str | None = None
+    #: Move it to unreserved capacity, out of the lease it was built in.
+    off_lease: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,6 +386,7 @@ class InstanceActor(FSMActor):
                 ram_mb=payload["ram_mb"],
                 disk_gb=payload["disk_gb"],
                 moved_from=payload.get("moved_from"),
+                reservation=payload.get("reservation", old.reservation),
             )
         if event == "delete_requested":
             return replace(old, delete_pending=payload.get("task_id"))
@@ -407,6 +416,7 @@ class InstanceActor(FSMActor):
             id=self.context.resource_id,
             epoch=info.epoch,
             migration_id=(info.move or {}).get("migration_id"),
+            reservation=info.reservation,
             state=state,
             vm_state=vm_state(state),
             task_state=task_state(state),
@@ -692,6 +702,7 @@ class InstanceActor(FSMActor):
             "zone": info.zone,
             "group": info.group,
             "group_policy": info.group_policy,
+            "reservation": None if command.off_lease else info.reservation,
         }
         payload: dict[str, Any] = {"move": move}
         if command.idempotency_key is not None:
@@ -733,6 +744,7 @@ class InstanceActor(FSMActor):
             "ram_mb": switch.ram_mb,
             "disk_gb": switch.disk_gb,
             "moved_from": moved_from,
+            "reservation": (info.move or {}).get("reservation", info.reservation),
         }
         await self.transition("switched", payload=payload, task_id=switch.task_id)
         return True

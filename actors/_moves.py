@@ -74,6 +74,7 @@ MOVE_INPUTS = (
     "zone",
     "group",
     "group_policy",
+    "reservation",
 )
 
 
@@ -138,9 +139,12 @@ def _claim_destination(services: FleetServices) -> Callable[..., Awaitable[dict[
         zone: str | None,
         group: str | None,
         group_policy: str | None,
+        reservation: str | None,
         epoch: int,
     ) -> dict[str, str]:
         del epoch  # its revert's: whether the instance switched
+        if reservation is not None and not await services.lease_open(reservation):
+            reservation = None  # its lease ended: unreserved capacity, as for any instance
         request = PlacementRequest(
             instance_id,
             task_id,
@@ -151,6 +155,7 @@ def _claim_destination(services: FleetServices) -> Callable[..., Awaitable[dict[
             else None,
             exclude=(source,) if source is not None else (),
             host=requested_host,
+            reservation=reservation,
         )
         placement = await services.scheduler.place(request)
         result = {"host": placement.host_id, "claim_id": placement.claim.id}

@@ -73,6 +73,7 @@ _BOOT_INPUTS = (
     "networks",
     "volumes",
     "epoch",
+    "reservation",
 )
 
 
@@ -190,6 +191,7 @@ def _schedule(services: FleetServices) -> Callable[..., Awaitable[dict[str, str]
         zone: str | None,
         group: str | None,
         group_policy: str | None,
+        reservation: str | None,
     ) -> dict[str, str]:
         request = PlacementRequest(
             instance_id,
@@ -199,6 +201,7 @@ def _schedule(services: FleetServices) -> Callable[..., Awaitable[dict[str, str]
             group=ServerGroup(group, GroupPolicy(group_policy))
             if group is not None and group_policy is not None
             else None,
+            reservation=reservation,
         )
         placement = await services.scheduler.place(request)
         result = {"host": placement.host_id, "claim_id": placement.claim.id}

@@ -42,6 +42,7 @@ __all__ = (
     "GroupMembership",
     "FilterContext",
     "Filter",
+    "reservation_filter",
     "capacity_filter",
     "enabled_and_up_filter",
     "zone_filter",
@@ -118,6 +119,7 @@ class PlacementRequest(msgspec.Struct, frozen=True):
         group: the server group it belongs to, if any.
         exclude: hosts it must not land on (a move's source).
         host: the one host it must land on, when the caller chose (a move to a named host).
+        reservation: the lease whose capacity it uses; None for unreserved capacity.
     """
 
     instance_id: str
@@ -127,6 +129,7 @@ class PlacementRequest(msgspec.Struct, frozen=True):
     group: ServerGroup | None = None
     exclude: tuple[str, ...] = ()
     host: str | None = None
+    reservation: str | None = None
 
     def __post_init__(self) -> None:
         _require_name("instance_id", self.instance_id)
@@ -186,9 +189,18 @@ class Filter:
         return self.check(request, host, context)
 
 
+def reservation_filter(request: PlacementRequest, host: HostStatus, context: FilterContext) -> bool:
+    """Keep hosts where the request's lease is open (every host for an unreserved one)."""
+    return request.reservation is None or request.reservation in host.leases
+
+
 def capacity_filter(request: PlacementRequest, host: HostStatus, context: FilterContext) -> bool:
-    """Keep hosts with room for the flavor (``free`` already has the allocation ratios)."""
-    vcpus, ram_mb, disk_gb = host.free
+    """Keep hosts with room for the flavor: in the request's lease, or beside every lease's
+    holds (``free`` already has the allocation ratios)."""
+    free = host.free if request.reservation is None else host.leases.get(request.reservation)
+    if free is None:
+        return False
+    vcpus, ram_mb, disk_gb = free
     flavor = request.flavor
     return flavor.vcpus <= vcpus and flavor.ram_mb <= ram_mb and flavor.disk_gb <= disk_gb
 
@@ -229,6 +241,7 @@ def server_group_filter(
 
 #: The filters a :class:`Scheduler` runs by default, in this order.
 DEFAULT_FILTERS: tuple[Filter, ...] = (
+    Filter("reservation", reservation_filter),
     Filter("capacity", capacity_filter),
     Filter("enabled_and_up", enabled_and_up_filter),
     Filter("zone", zone_filter),
@@ -496,21 +509,27 @@ class Scheduler:
                     )
         self._members = members
 
-    def _reserve(self, host_id: str, amount: Capacity, sign: int) -> None:
+    def _reserve(
+        self, host_id: str, amount: Capacity, sign: int, reservation: str | None = None
+    ) -> None:
         """Count a claim in flight (or take it back) in the view, so concurrent placements
         see the room it takes and spread instead of all choosing the same host."""
         status = self._view.get(host_id)
         if status is None:
             return
-        vcpus, ram, disk = status.free
-        self._view[host_id] = replace(
-            status,
-            free=(
+
+        def less(free: tuple[float, float, float]) -> tuple[float, float, float]:
+            vcpus, ram, disk = free
+            return (
                 vcpus - sign * amount.vcpus,
                 ram - sign * amount.ram_mb,
                 disk - sign * amount.disk_gb,
-            ),
-        )
+            )
+
+        leases = status.leases
+        if reservation is not None and reservation in leases:
+            leases = {**leases, reservation: less(leases[reservation])}
+        self._view[host_id] = replace(status, free=less(status.free), leases=leases)
 
     async def _refresh_host(self, host_id: str) -> None:
         ref = self._current_hosts().get(host_id)
@@ -559,21 +578,23 @@ class Scheduler:
             amount=amount,
             group=group.name if group is not None else None,
             group_policy=group.policy.value if group is not None else None,
+            reservation=request.reservation,
         )
         tried: list[str] = []
         for host_id, _ in ranked[: 1 + self._alternates]:
             tried.append(host_id)
-            self._reserve(host_id, amount, +1)
+            reservation = request.reservation
+            self._reserve(host_id, amount, +1, reservation)
             try:
                 claim = await refs[host_id].ask(command)
             except ClaimRefused:
                 # Lost a race for the room, or the view was stale: learn the host's real
                 # state and try the next best.
-                self._reserve(host_id, amount, -1)
+                self._reserve(host_id, amount, -1, reservation)
                 await self._refresh_host(host_id)
                 continue
             except BaseException:
-                self._reserve(host_id, amount, -1)
+                self._reserve(host_id, amount, -1, reservation)
                 raise
             self._record(request, host_id)
             return Placement(host_id, claim)

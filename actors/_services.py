@@ -95,6 +95,10 @@ class FleetServices(Protocol):
         """The migration actor called ``migration_id``, if it exists."""
         ...
 
+    async def lease_open(self, lease_id: str) -> bool:
+        """Whether the lease called ``lease_id`` is started and not ended."""
+        ...
+
     def spawn_migration(self, migration_id: str, actor: type[MigrationActor]) -> ActorRef:
         """The migration actor called ``migration_id``, created as ``actor`` if missing."""
         ...

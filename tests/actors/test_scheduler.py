@@ -158,6 +158,7 @@ async def test_capacity_filter_eliminates_hosts_without_room() -> None:
             await scheduler.place(request(2, LARGE))
         assert str(caught.value) == ("no valid host for i-2 among 3 hosts: capacity eliminated 3")
         assert caught.value.eliminated == (
+            ("reservation", 0),
             ("capacity", 3),
             ("enabled_and_up", 0),
             ("zone", 0),
