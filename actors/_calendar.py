@@ -175,18 +175,28 @@ class Calendar:
         """Why ``amount`` more over ``[start, end)`` would not fit in ``capacity``; None if
         it would."""
         asked, room = _usage(amount), _usage(capacity)
+        # The most each resource may already hold where the amount is to fit.
+        top_v, top_r, top_d = room[0] - asked[0], room[1] - asked[1], room[2] - asked[2]
         times, levels = self._times, self._levels
-        index = bisect.bisect_right(times, start) - 1
-        at = start
-        while True:
-            level = levels[index] if index >= 0 else _ZERO
-            for n, name in enumerate(_FIELDS):
-                if level[n] + asked[n] > room[n]:
-                    return Shortfall(at, name, level[n], asked[n], room[n])
-            index += 1
-            if index >= len(times) or times[index] >= end:
-                return None
-            at = times[index]
+        first = bisect.bisect_right(times, start)
+        last = bisect.bisect_left(times, end, lo=first)
+        index = first - 1
+        if index < 0:
+            if top_v < 0 or top_r < 0 or top_d < 0:
+                return self._short(start, _ZERO, asked, room)
+            index = 0
+        for index in range(index, last):
+            v, r, d = levels[index]
+            if v > top_v or r > top_r or d > top_d:
+                return self._short(max(start, times[index]), levels[index], asked, room)
+        return None
+
+    @staticmethod
+    def _short(at: float, level: _Usage, asked: _Usage, room: _Usage) -> Shortfall:
+        for n, name in enumerate(_FIELDS):
+            if level[n] + asked[n] > room[n]:
+                return Shortfall(at, name, level[n], asked[n], room[n])
+        raise AssertionError("no resource falls short")
 
     def earliest_fit(
         self, duration: float, amount: Capacity, capacity: Capacity, *, after: float

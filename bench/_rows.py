@@ -24,6 +24,7 @@ from ._baselines import (
 from ._fleet_rows import FLEET_ROWS
 from ._flow_rows import FLOW_ROWS
 from ._harness import Comparison, Goal, Registry, Round, Row, Sizes, compare
+from ._lease_rows import LEASE_ROWS
 from ._peers import (
     AUTOMATON,
     PYKKA,
@@ -253,6 +254,7 @@ ROWS = Registry(
         *STORE_ROWS,
         *FLOW_ROWS,
         *FLEET_ROWS,
+        *LEASE_ROWS,
         *SIM_ROWS,
     ]
 )
