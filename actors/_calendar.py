@@ -180,12 +180,12 @@ class Calendar:
         times, levels = self._times, self._levels
         first = bisect.bisect_right(times, start)
         last = bisect.bisect_left(times, end, lo=first)
-        index = first - 1
-        if index < 0:
+        begin = first - 1
+        if begin < 0:
             if top_v < 0 or top_r < 0 or top_d < 0:
                 return self._short(start, _ZERO, asked, room)
-            index = 0
-        for index in range(index, last):
+            begin = 0
+        for index in range(begin, last):
             v, r, d = levels[index]
             if v > top_v or r > top_r or d > top_d:
                 return self._short(max(start, times[index]), levels[index], asked, room)

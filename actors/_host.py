@@ -597,6 +597,13 @@ class HostActor(FSMActor):
             self._put_back(ignore)
         return Fit(fit.slots, fit.shortfall, ignore)
 
+    def hold_shortfall(
+        self, calendar: Calendar, hold: LeaseHold, room: Capacity
+    ) -> Shortfall | None:
+        """Why ``hold`` does not fit beside the calendar's holds in ``room``: the check of
+        every hold placed (a subclass may observe it)."""
+        return calendar.shortfall(hold.start, hold.end, hold.amount, room)
+
     async def _place_hold(self, request: PlaceHold) -> LeaseHold:
         data = self.ledger
         hold = request.hold
@@ -626,7 +633,7 @@ class HostActor(FSMActor):
         ignore = (replaces,) if replaces is not None else ()
         room, calendar = self._room(ignore)
         try:
-            shortfall = calendar.shortfall(hold.start, hold.end, hold.amount, room)
+            shortfall = self.hold_shortfall(calendar, hold, room)
         finally:
             self._put_back(ignore)
         if shortfall is not None:

@@ -28,6 +28,7 @@ planned again.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
@@ -47,6 +48,7 @@ from ._host import (
     GetCalendar,
     GetHost,
     HoldRefused,
+    HostCalendar,
     HostStatus,
     LeaseHold,
     OpenHold,
@@ -666,23 +668,39 @@ def _delete_flow(services: LeaseServices) -> Flow:
 
 
 async def _carry_out(services: LeaseServices, lease: LeaseStatus, task_id: str) -> dict[str, Any]:
-    """The lease's end policy, on each instance built in it that is still there."""
-    members = set()
+    """The lease's end policy, on each instance built in it that is still there.
+
+    ``notify`` and ``stop`` keep the instances where they are, as unreserved instances,
+    unless a later lease on their host needs their room: those are moved off instead, so
+    the later lease finds what it was promised (``moved_off`` in the outcome).
+    """
+    members: set[str] = set()
     for host_id in lease.hosts:
         ref = services.host(host_id)
         if ref is not None:
             status: HostStatus = await ref.ask(GetHost())
             members |= {c.instance_id for c in status.claims if c.reservation == lease.id}
-    outcome: dict[str, Any] = {"policy": lease.on_end.value, "done": [], "left": [], "failed": {}}
-    if lease.on_end is LeasePolicy.NOTIFY:
-        outcome["left"] = sorted(members)
-        return outcome
+    policy = lease.on_end
+    outcome: dict[str, Any] = {"policy": policy.value, "done": [], "left": [], "failed": {}}
+    displaced: set[str] = set()
+    if policy in (LeasePolicy.NOTIFY, LeasePolicy.STOP):
+        displaced = await _displaced(services, lease)
+        outcome["moved_off"] = []
+    if policy is LeasePolicy.NOTIFY:
+        outcome["left"] = sorted(members - displaced)
     limit = anyio.Semaphore(POLICY_CONCURRENCY)
 
     async def one(instance_id: str) -> None:
+        moving = instance_id in displaced
         async with limit:
             try:
-                record = await _apply_policy(services, lease, instance_id, task_id)
+                record = await _apply_policy(
+                    services,
+                    lease,
+                    LeasePolicy.MIGRATE_OFF if moving else policy,
+                    instance_id,
+                    task_id,
+                )
             except StatewardError as error:
                 outcome["failed"][instance_id] = str(error)
                 return
@@ -691,23 +709,60 @@ async def _carry_out(services: LeaseServices, lease: LeaseStatus, task_id: str) 
                 return
             ended = await _wait(services, record.id)
         if ended.status is TaskStatus.SUCCEEDED:
-            outcome["done"].append(instance_id)
+            outcome["moved_off" if moving else "done"].append(instance_id)
         else:
             outcome["failed"][instance_id] = f"{ended.error_type}: {ended.error_message}"
 
+    todo = sorted(members if policy is not LeasePolicy.NOTIFY else displaced)
     with anyio.move_on_after(POLICY_TIMEOUT) as scope:
         async with anyio.create_task_group() as group:
-            for instance_id in sorted(members):
+            for instance_id in todo:
                 group.start_soon(one, instance_id)
     if scope.cancelled_caught:
         outcome["timed_out"] = True
-    for listed in ("done", "left"):
-        outcome[listed].sort()
+    for listed in ("done", "left", "moved_off"):
+        if listed in outcome:
+            outcome[listed] = sorted(set(outcome[listed]))
     return outcome
 
 
+async def _displaced(services: LeaseServices, lease: LeaseStatus) -> set[str]:
+    """The lease's instances a later lease on their host needs the room of."""
+    found: set[str] = set()
+    now = services.env.clock.now()
+    for host_id in lease.hosts:
+        ref = services.host(host_id)
+        if ref is None:
+            continue
+        calendar: HostCalendar = await ref.ask(GetCalendar())
+        others = [h.hold() for h in calendar.holds if h.lease_id != lease.id]
+        if not others:
+            continue
+        ahead = Calendar(others).peak(now, math.inf)
+        bound, unreserved = calendar.bound, calendar.unreserved
+        budget = [
+            bound.vcpus - unreserved.vcpus - ahead.vcpus,
+            bound.ram_mb - unreserved.ram_mb - ahead.ram_mb,
+            bound.disk_gb - unreserved.disk_gb - ahead.disk_gb,
+        ]
+        status: HostStatus = await ref.ask(GetHost())
+        for claim in status.claims:
+            if claim.reservation != lease.id:
+                continue
+            need = (claim.amount.vcpus, claim.amount.ram_mb, claim.amount.disk_gb)
+            if all(n <= b for n, b in zip(need, budget, strict=True)):
+                budget = [b - n for b, n in zip(budget, need, strict=True)]
+            else:
+                found.add(claim.instance_id)
+    return found
+
+
 async def _apply_policy(
-    services: LeaseServices, lease: LeaseStatus, instance_id: str, task_id: str
+    services: LeaseServices,
+    lease: LeaseStatus,
+    policy: LeasePolicy,
+    instance_id: str,
+    task_id: str,
 ) -> TaskRecord | None:
     """Stop, delete or move one instance off the lease: its task, or None if there is
     nothing to do (stopped already, gone, moved off)."""
@@ -720,7 +775,6 @@ async def _apply_policy(
         status = await ref.ask(GetInstance())
         if status.reservation != lease.id or status.vm_state in ("deleted", "new"):
             return None
-        policy = lease.on_end
         if policy is LeasePolicy.STOP and status.vm_state != "active":
             return None
         try:

@@ -92,7 +92,13 @@ async def test_a_lease_notifies_ahead_starts_takes_boots_and_ends_on_time() -> N
             await clock.sleep(HOUR)
             ended = await fleet.leases.get("l-1")
             assert ended.state == "ended"
-            left = {"policy": "notify", "done": [], "left": ["job-1"], "failed": {}}
+            left = {
+                "policy": "notify",
+                "done": [],
+                "left": ["job-1"],
+                "failed": {},
+                "moved_off": [],
+            }
             assert ended.outcome == left
             topics = [e.topic.rsplit(".", 1)[1] for e in _drain(events)]
         history = await fleet.leases.history("l-1")
@@ -482,3 +488,31 @@ async def test_on_start_boot_spreads_anti_affine_slots_over_hosts() -> None:
         assert lease.state == "active"
         hosts = {(await fleet.instances.get(name)).host_id for name in lease.booted}
         assert hosts == {"h-0", "h-1", "h-2"}
+
+
+@pytest.mark.virtual_time
+@pytest.mark.parametrize("policy", [LeasePolicy.NOTIFY, LeasePolicy.STOP])
+async def test_instances_left_by_a_lease_make_way_for_the_next_one(policy: LeasePolicy) -> None:
+    """``notify`` and ``stop`` leave a lease's instances where they are, except where a
+    later lease holds their room: those are moved off, so the later lease gets it all."""
+    clock = VirtualClock.current()
+    async with _open(clock) as fleet:
+        await _setup(fleet, hosts=2)
+        t = clock.now() + 100
+        full = (HostReservation(hosts=("h-0",)),)
+        await fleet.leases.create(
+            "first", start=clock.now() + 10, end=t, reservations=full, on_end=policy
+        )
+        await fleet.leases.create("second", start=t, end=t + HOUR, reservations=full)
+        await clock.sleep(11)
+        for n in range(2):
+            assert await _boot(fleet, f"old-{n}", reservation="first") is TaskStatus.SUCCEEDED
+        await clock.sleep(120)
+        first = await fleet.leases.get("first")
+        assert first.outcome is not None
+        assert first.outcome["moved_off"] == ["old-0", "old-1"]
+        for n in range(2):
+            assert (await fleet.instances.get(f"old-{n}")).host_id == "h-1"
+        assert (await fleet.leases.get("second")).state == "active"
+        for n in range(4):
+            assert await _boot(fleet, f"new-{n}", reservation="second") is TaskStatus.SUCCEEDED
