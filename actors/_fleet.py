@@ -1083,8 +1083,12 @@ class Hosts:
         cpu_ratio: float = 16.0,
         ram_ratio: float = 1.5,
         disk_ratio: float = 1.0,
+        traits: tuple[str, ...] = (),
     ) -> HostStatus:
         """Register a host, configure it, and start heartbeating it.
+
+        ``traits`` are free-form properties (``("gpu", "ssd")``) a lease's
+        :class:`~stateward.actors.HostReservation` can ask for.
 
         Raises:
             DuplicateName: a host or instance has that name.
@@ -1098,12 +1102,15 @@ class Hosts:
         for field in ("vcpus", "ram_mb", "disk_gb"):
             check_int(f"capacity.{field}", getattr(capacity, field), high=MAX_INT)
         check_text("zone", zone)
-        settings = Configure(capacity, cpu_ratio, ram_ratio, disk_ratio, zone)
+        settings = Configure(
+            capacity, cpu_ratio, ram_ratio, disk_ratio, zone, check_texts("traits", traits)
+        )
         known = fleet._host_refs.get(host_id)
         if known is not None:
             status = await known.ask(GetHost())
             ratios = (settings.cpu_ratio, settings.ram_ratio, settings.disk_ratio)
-            if (status.capacity, status.zone, status.ratios) == (capacity, zone, ratios):
+            same = (status.capacity, status.zone, status.ratios, status.traits)
+            if same == (capacity, zone, ratios, settings.traits):
                 return status  # the same host again: nothing to do
             raise DuplicateName(
                 "host",

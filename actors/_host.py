@@ -96,7 +96,7 @@ HOST = Machine(
         *(
             Transition(state, event, state)
             for state in ("enabled", "disabled", "maintenance")
-            for event in ("confirm_hold", "open_hold", "release_hold")
+            for event in ("confirm_hold", "open_hold", "close_hold", "release_hold")
         ),
         Transition("enabled", "release", "enabled"),
         Transition("disabled", "release", "disabled"),
@@ -413,9 +413,11 @@ class ConfirmHold(Request[bool]):
 
 @dataclass(frozen=True, slots=True)
 class OpenHold(Request[bool]):
-    """Open a confirmed hold: its lease started. False if the host has no such hold."""
+    """Open a confirmed hold: its lease started (or close it again, ``open=False``: its
+    lease is ending and takes no more boots). False if the host has no such hold."""
 
     hold_id: str
+    open: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -590,19 +592,16 @@ class HostActor(FSMActor):
         ignore = tuple(h for h in query.ignore if h in holds)
         room, calendar = self._room(ignore)
         try:
-            fit = fit_in(
-                calendar, room, query.start, query.end, query.amount, bound=self.ledger.bound()
-            )
+            start, end = self.checked_window(query.start, query.end)
+            fit = fit_in(calendar, room, start, end, query.amount, bound=self.ledger.bound())
         finally:
             self._put_back(ignore)
         return Fit(fit.slots, fit.shortfall, ignore)
 
-    def hold_shortfall(
-        self, calendar: Calendar, hold: LeaseHold, room: Capacity
-    ) -> Shortfall | None:
-        """Why ``hold`` does not fit beside the calendar's holds in ``room``: the check of
-        every hold placed (a subclass may observe it)."""
-        return calendar.shortfall(hold.start, hold.end, hold.amount, room)
+    def checked_window(self, start: float, end: float) -> tuple[float, float]:
+        """The window a fit check looks at for a hold over ``[start, end)``: all of it (a
+        subclass may observe or narrow it)."""
+        return start, end
 
     async def _place_hold(self, request: PlaceHold) -> LeaseHold:
         data = self.ledger
@@ -633,7 +632,8 @@ class HostActor(FSMActor):
         ignore = (replaces,) if replaces is not None else ()
         room, calendar = self._room(ignore)
         try:
-            shortfall = self.hold_shortfall(calendar, hold, room)
+            start, end = self.checked_window(hold.start, hold.end)
+            shortfall = calendar.shortfall(start, end, hold.amount, room)
         finally:
             self._put_back(ignore)
         if shortfall is not None:
@@ -659,8 +659,10 @@ class HostActor(FSMActor):
                 )
                 await self.transition("confirm_hold", payload={"id": hold.id, "open": opened})
             return True
-        if hold.state is HoldState.HELD:
+        if request.open and hold.state is HoldState.HELD:
             await self.transition("open_hold", payload=hold.id)
+        elif not request.open and hold.state is HoldState.OPEN:
+            await self.transition("close_hold", payload=hold.id)
         return bool(hold.state is not HoldState.TENTATIVE)
 
     async def _claim(self, request: ClaimCapacity) -> Claim:
@@ -771,7 +773,7 @@ class HostActor(FSMActor):
 
 
 #: The host events that change its holds.
-_HOLD_EVENTS = frozenset({"hold", "confirm_hold", "open_hold", "release_hold"})
+_HOLD_EVENTS = frozenset({"hold", "confirm_hold", "open_hold", "close_hold", "release_hold"})
 
 
 def _fold_hold(holds: dict[str, LeaseHold], event: str, payload: Any) -> dict[str, LeaseHold]:
@@ -782,10 +784,11 @@ def _fold_hold(holds: dict[str, LeaseHold], event: str, payload: Any) -> dict[st
         holds[hold.id] = hold
     elif event == "release_hold":
         holds.pop(str(payload), None)
-    elif event == "open_hold":
+    elif event in ("open_hold", "close_hold"):
         hold_id = str(payload)
+        state = HoldState.OPEN if event == "open_hold" else HoldState.HELD
         if hold_id in holds:
-            holds[hold_id] = msgspec.structs.replace(holds[hold_id], state=HoldState.OPEN)
+            holds[hold_id] = msgspec.structs.replace(holds[hold_id], state=state)
     else:  # confirm_hold
         confirmed = holds.get(payload["id"])
         if confirmed is not None:

@@ -272,9 +272,11 @@ class LeaseActor(FSMActor):
         cancel: tuple[str, ...] = ()
         timers: tuple[Timer, ...] = ()
         if event in _SETS_TIMERS or event in _STOPS_TIMERS:
-            cancel = tuple(
-                t.id for t in self.context.system.timers.pending(self.context.resource_id)
-            )
+            # Only those still ahead: a due one is being delivered (its delivery marks it
+            # fired, and finds the lease past it).
+            now = self.context.clock.now()
+            pending = self.context.system.timers.pending(self.context.resource_id)
+            cancel = tuple(t.id for t in pending if t.at > now)
         if event in _SETS_TIMERS:
             spec = (
                 msgspec.convert(payload["spec"], LeaseSpec) if "spec" in payload else self.info.spec

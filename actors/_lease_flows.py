@@ -12,8 +12,9 @@ time, in the order they came):
 * ``lease.start`` (its start timer): ``begin``, ``handover`` (wait until the leases that
   ended on its hosts have carried out their end and let their holds go), ``open`` the
   holds, ``boot`` (``on_start=boot``), and it is ``started``.
-* ``lease.end`` (its end timer, or an early end): ``begin``, ``policy`` (its instances
-  are left, stopped, deleted or moved off), ``release`` every hold, and it is ``ended``.
+* ``lease.end`` (its end timer, or an early end): ``begin``, ``policy`` (its holds are
+  closed to boots, then its instances are left, stopped, deleted or moved off),
+  ``release`` every hold, and it is ``ended``.
 * ``lease.delete``: the end's steps, then ``deleted``.
 
 Back to back on a host: the ending lease's policy runs and its holds go before the next
@@ -631,6 +632,9 @@ def _end_steps(services: LeaseServices) -> tuple[Any, ...]:
         if was != "active":
             return {}
         lease = await _status(services, lease_id)
+        for hold in lease.holds:  # no boot claims in it from now on
+            await _host_ref(services, hold.host).ask(OpenHold(hold.hold_id, open=False))
+            services.scheduler.invalidate(hold.host)
         return await _carry_out(services, lease, task_id)
 
     async def release(lease_id: str, was: str) -> None:

@@ -325,6 +325,12 @@ def _add_inspect(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         action="store_true",
         help="list the moves: kind, instance, source, destination, state and reason",
     )
+    view.add_argument(
+        "--leases",
+        action="store_true",
+        help="list the leases (window, reservations, policy, hosts) and each host's holds; "
+        "a lease's history is --resource ID",
+    )
     parser.add_argument(
         "--tasks",
         action="store_true",
@@ -368,11 +374,12 @@ def _inspect(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         or args.parked
         or args.timers
         or args.migrations
+        or args.leases
     ):
         return _usage_error(
             parser,
             "--kind filters the resource list; drop it with --resource, --task, --parked, "
-            "--timers, --migrations",
+            "--timers, --migrations, --leases",
         )
     if args.tasks and args.resource is None:
         return _usage_error(parser, "--tasks lists one resource's tasks: add --resource ID")
@@ -390,6 +397,7 @@ def _inspect(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         parked=args.parked,
         timers=args.timers,
         migrations=args.migrations,
+        leases=args.leases,
     )
     try:
         if isinstance(json_target, Path):

@@ -148,6 +148,7 @@ class Options:
         parked: list the parked tasks.
         timers: list the pending timers.
         migrations: list the migrations.
+        leases: list the leases, and the holds on each host.
     """
 
     db: Path
@@ -160,6 +161,7 @@ class Options:
     parked: bool = False
     timers: bool = False
     migrations: bool = False
+    leases: bool = False
 
 
 # --- escaping ----------------------------------------------------------------------------
@@ -1453,6 +1455,138 @@ def _view_migrations(reader: StoreReader, options: Options) -> _Rendered:
     return document, Group(*parts)
 
 
+def _lease_row(reader: StoreReader, head: HeadRow) -> dict[str, Any]:
+    found: dict[str, Any] = {
+        "id": head.id,
+        "state": head.state,
+        "project": None,
+        "start": None,
+        "end": None,
+        "reservations": None,
+        "on_end": None,
+        "holds": [],
+        "reason": None,
+        "error": None,
+    }
+    if head.id is None:
+        found["error"] = "id not readable"
+        return found
+    for row in reversed(reader.journal(head.id, limit=MAX_LIMIT)):
+        if row.event not in ("create", "created", "updated", "failed", "update_failed", "ended"):
+            continue
+        payload = _payload(row.payload)
+        if payload is None or payload.json is None:
+            if payload is not None:
+                found["error"] = payload.error
+            continue
+        data = msgspec.json.decode(payload.json)
+        if not isinstance(data, dict):
+            continue
+        spec = data.get("spec")
+        if isinstance(spec, dict):
+            found.update({k: spec.get(k) for k in ("project", "start", "end", "on_end")})
+            found["reservations"] = spec.get("reservations")
+        if row.event in ("created", "updated"):
+            found["holds"] = data.get("holds") or []
+        if row.event == "ended":
+            found["holds"] = []
+        if row.event in ("failed", "update_failed"):
+            found["reason"] = data.get("reason")
+    return found
+
+
+def _reserved(reservations: Any) -> str:
+    if not isinstance(reservations, list):
+        return "-"
+    parts = []
+    for r in reservations:
+        if isinstance(r, dict) and r.get("kind") == "host":
+            named = r.get("hosts") or []
+            parts.append(f"hosts {','.join(named)}" if named else f"{r.get('count')} host(s)")
+        elif isinstance(r, dict):
+            parts.append(f"{r.get('count')} x {r.get('flavor')}")
+    return "; ".join(parts) or "-"
+
+
+def _view_leases(reader: StoreReader, options: Options) -> _Rendered:
+    path = str(options.db)
+    heads = sorted(reader.heads(kind="lease", limit=options.limit + 1), key=lambda h: h.id or "")
+    rows = [_lease_row(reader, h) for h in heads[: options.limit]]
+    more = len(heads) > options.limit
+    calendars: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        for hold in row["holds"]:
+            if isinstance(hold, dict):
+                calendars.setdefault(str(hold.get("host")), []).append(
+                    {
+                        "lease": row["id"],
+                        "start": row["start"],
+                        "end": row["end"],
+                        "amount": hold.get("amount"),
+                        "whole": hold.get("whole", False),
+                    }
+                )
+    for holds in calendars.values():
+        holds.sort(key=lambda h: (h["start"] or 0, h["lease"] or ""))
+    document = {
+        "database": path,
+        "schema_version": SCHEMA_VERSION,
+        "limit": options.limit,
+        "truncated": more,
+        "leases": rows,
+        "calendars": dict(sorted(calendars.items())),
+    }
+    table = Table(title=_text(f"leases in {path}, by id"))
+    for column in ("id", "state", "project", "start", "end", "reserves", "on end", "hosts"):
+        table.add_column(column)
+    for row in rows:
+        hosts = sorted({str(h.get("host")) for h in row["holds"] if isinstance(h, dict)})
+        cells = [
+            _optional(row["id"]),
+            _optional(row["state"]),
+            _optional(row["project"]),
+            _optional(_iso_or_none(row["start"])),
+            _optional(_iso_or_none(row["end"])),
+            _text(_reserved(row["reservations"])),
+            _optional(row["on_end"]),
+            _text(", ".join(hosts) or "-"),
+        ]
+        if row["error"] is not None:
+            cells[-1] = Text(printable(f"<{row['error']}>"), style="red")
+        table.add_row(*cells)
+    parts: list[RenderableType] = [table]
+    if calendars:
+        held = Table(title=_text("holds by host, by start"))
+        for column in ("host", "lease", "from", "to", "amount"):
+            held.add_column(column)
+        for host, holds in sorted(calendars.items()):
+            for hold in holds:
+                amount = hold["amount"] if isinstance(hold["amount"], dict) else {}
+                size = (
+                    "whole host"
+                    if hold["whole"]
+                    else (
+                        f"{amount.get('vcpus')} vcpus, {amount.get('ram_mb')} MB, "
+                        f"{amount.get('disk_gb')} GB"
+                    )
+                )
+                held.add_row(
+                    _text(host),
+                    _optional(hold["lease"]),
+                    _optional(_iso_or_none(hold["start"])),
+                    _optional(_iso_or_none(hold["end"])),
+                    _text(size),
+                )
+        parts.append(held)
+    if more:
+        parts.append(
+            Text(f"showing the first {len(rows)} leases; raise --limit for more", style="yellow")
+        )
+    elif not rows:
+        parts.append(Text("no leases"))
+    return document, Group(*parts)
+
+
 #: Each view: whether the options select it, and how it reads and renders.
 VIEWS: tuple[
     tuple[str, Callable[[Options], bool], Callable[[StoreReader, Options], _Rendered]],
@@ -1462,6 +1596,7 @@ VIEWS: tuple[
     ("parked", lambda o: o.parked, _view_parked),
     ("timers", lambda o: o.timers, _view_timers),
     ("migrations", lambda o: o.migrations, _view_migrations),
+    ("leases", lambda o: o.leases, _view_leases),
     ("tasks", lambda o: o.resource is not None and o.tasks, _view_resource_tasks),
     ("history", lambda o: o.resource is not None, _view_history),
     ("resources", lambda o: True, _view_resources),

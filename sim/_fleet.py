@@ -13,7 +13,12 @@ owns, never through the code under test: ``leak-claim`` runs the hosts as an act
 that acknowledges a release and keeps the claim; ``skip-journal-tail`` opens the fleet on a
 store wrapper whose loads drop the journal after the last snapshot;
 ``release-source-early`` runs the instances as an actor subclass that gives up its source
-claim as soon as a move starts, before the switch.
+claim as soon as a move starts, before the switch; ``fit-at-start-only`` runs the hosts as
+an actor subclass whose lease fit check looks at the first second of a window only.
+
+Leases are in the workload too: clients reserve slots of a flavor or whole hosts over
+windows that overlap or follow one another, update them (moved, extended), end them early
+or delete them, and boot into the ones that are active; every end-of-lease policy is used.
 """
 
 from __future__ import annotations
@@ -36,7 +41,10 @@ from stateward.actors import (
     Flavor,
     Fleet,
     HostActor,
+    HostReservation,
     InstanceActor,
+    InstanceReservation,
+    LeasePolicy,
     Move,
     Operation,
     ReleaseClaim,
@@ -102,6 +110,13 @@ class _LeakyHost(HostActor):
         return await super().receive(message)
 
 
+class _StartOnlyHost(HostActor):
+    """A host whose lease fit checks look at the first second of the window only."""
+
+    def checked_window(self, start: float, end: float) -> tuple[float, float]:
+        return start, min(end, start + 1.0)
+
+
 class _ForgetfulStore:
     """A store whose loads drop the journal after the last snapshot."""
 
@@ -125,6 +140,7 @@ PLANTED_BUGS: Mapping[str, str] = {
     "skip-journal-tail": "recovery ignores the journal rows after the last snapshot",
     "leak-claim": "a deleted instance keeps its claim on its host",
     "release-source-early": "a move gives up its source claim before the switch",
+    "fit-at-start-only": "a host checks a lease's fit at the first second of its window only",
 }
 
 
@@ -281,6 +297,13 @@ class FleetScenario(Scenario[Fleet]):
         self.destinations: dict[str, str] = {}
         self.live_sources: dict[str, str] = {}
         self.fleet: Fleet | None = None
+        #: Leases asked for, and how many the workload asked for so far.
+        self.leases: list[str] = []
+        self.next_lease = 0
+        #: Boots into a lease while it had room for them that found no host (a problem).
+        self.lease_boots_refused: list[str] = []
+        #: Boots into each lease in flight.
+        self.lease_boots: dict[str, int] = {}
 
     # -- incarnations ---------------------------------------------------------------------
 
@@ -297,7 +320,11 @@ class FleetScenario(Scenario[Fleet]):
             instance_actor=_EarlyReleaseInstance
             if "release-source-early" in self.planted_bugs
             else _SimInstance,
-            host_actor=_LeakyHost if "leak-claim" in self.planted_bugs else HostActor,
+            host_actor=_LeakyHost
+            if "leak-claim" in self.planted_bugs
+            else _StartOnlyHost
+            if "fit-at-start-only" in self.planted_bugs
+            else HostActor,
             heartbeat_interval=20.0,
         )
         await fleet.__aenter__()
@@ -366,11 +393,24 @@ class FleetScenario(Scenario[Fleet]):
         await fleet.hosts.heartbeat_all()
         report = await fleet.recover()
         world.log("recovered", orphans=len(report.orphans), ghosts=len(report.ghosts))
+        await self._settle_leases(fleet)
         await self.resolve(fleet)
         if self.driver.injected_failures:
             world.faults["driver_failure"] = self.driver.injected_failures
         if self.driver.injected_hangs:
             world.faults["driver_timeout"] = self.driver.injected_hangs
+
+    async def _settle_leases(self, fleet: Fleet) -> None:
+        """Wait for the leases' tasks (a start or an end due while no process ran)."""
+        for _ in range(400):
+            busy = False
+            for lease_id in self.leases:
+                with contextlib.suppress(StatewardError):
+                    tasks = await fleet.tasks.list(lease_id)
+                    busy = busy or any(not t.status.is_terminal for t in tasks)
+            if not busy:
+                return
+            await self.world.clock.sleep(10.0)
 
     async def close(self, fleet: Fleet) -> None:
         await fleet.__aexit__(None, None, None)
@@ -410,7 +450,9 @@ class FleetScenario(Scenario[Fleet]):
 
     async def operate(self, fleet: Fleet, rng: random.Random) -> None:
         live = sorted(i for i, s in self.known.items() if s == "live")
-        if live and rng.random() < 0.005:
+        if rng.random() < 0.08:
+            await self._lease(fleet, rng)
+        elif live and rng.random() < 0.005:
             await self._drain(fleet, rng)
         elif len(live) < self.instances and (not live or rng.random() < 0.5):
             await self._boot(fleet, rng)
@@ -422,17 +464,123 @@ class FleetScenario(Scenario[Fleet]):
         instance = f"i-{self.world.config.seed % 1000:03d}-{self.next_instance:05d}"
         flavor = rng.choice(_FLAVORS).name
         image = rng.choice(_IMAGES)
+        reservation, room = None, False
+        if self.leases and rng.random() < 0.3:
+            reservation, flavor, room = await self._lease_to_boot_into(fleet, rng, flavor)
         self.known[instance] = "booting"
         key = f"{instance}:boot"
 
         async def call() -> TaskRecord:
             return await fleet.instances.boot(
-                instance, flavor=flavor, image=image, idempotency_key=key
+                instance,
+                flavor=flavor,
+                image=image,
+                reservation=reservation,
+                idempotency_key=key,
             )
 
-        record = await self._operation(fleet, "boot", instance, key, call)
+        if reservation is not None:
+            self.lease_boots[reservation] = self.lease_boots.get(reservation, 0) + 1
+        alone = reservation is not None and self.lease_boots[reservation] == 1
+        try:
+            record = await self._operation(fleet, "boot", instance, key, call)
+        finally:
+            if reservation is not None:
+                self.lease_boots[reservation] -= 1
         if record is not None:
             self.known[instance] = "live"  # when in error, a later delete cleans it up
+            if room and alone and record.error_type == "NoValidHost":
+                with contextlib.suppress(StatewardError):
+                    lease = await fleet.leases.get(reservation or "")
+                    if lease.state == "active" and lease.end > fleet.env.clock.now():
+                        self.lease_boots_refused.append(
+                            f"{instance} into {reservation}: {record.error_message}"
+                        )
+
+    async def _lease_to_boot_into(
+        self, fleet: Fleet, rng: random.Random, flavor: str
+    ) -> tuple[str | None, str, bool]:
+        """An active lease to boot into, a flavor it takes, and whether a host had room."""
+        lease_id = rng.choice(self.leases)
+        try:
+            lease = await fleet.leases.get(lease_id)
+        except StatewardError:
+            return None, flavor, False
+        if lease.state != "active":
+            return None, flavor, False
+        slots = [r.flavor for r in lease.reservations if isinstance(r, InstanceReservation)]
+        if slots and len(slots) == len(lease.reservations):
+            flavor = rng.choice(slots)
+        size = next(f for f in _FLAVORS if f.name == flavor)
+        need = (size.vcpus, size.ram_mb, size.disk_gb)
+        room = False
+        for host in lease.hosts:
+            with contextlib.suppress(StatewardError):
+                status = await fleet.hosts.get(host)
+                free = status.leases.get(lease_id)
+                usable = status.up and status.state == "enabled" and free is not None
+                if usable and free is not None:
+                    room = room or all(a <= b for a, b in zip(need, free, strict=True))
+        return lease_id, flavor, room
+
+    async def _lease(self, fleet: Fleet, rng: random.Random) -> None:
+        """Ask for a lease, update one, end one early or delete one."""
+        clock = self.world.clock
+        now = fleet.env.clock.now()
+        choice = rng.random()
+        try:
+            if not self.leases or choice < 0.55:
+                await self._new_lease(fleet, rng, now)
+                return
+            lease_id = rng.choice(self.leases)
+            lease = await fleet.leases.get(lease_id)
+            if choice < 0.8 and lease.state in ("pending", "active"):
+                end = lease.end + rng.uniform(-0.5, 1.0) * (lease.end - max(now, lease.start))
+                if lease.state == "pending" and rng.random() < 0.5:
+                    shift = rng.uniform(-0.5, 1.0) * max(0.0, lease.start - now)
+                    start = lease.start + shift
+                    await fleet.leases.update(
+                        lease_id, start=start, end=max(end, start + 60) + shift
+                    )
+                else:
+                    await fleet.leases.update(lease_id, end=max(end, now + 60))
+            elif choice < 0.92 and lease.state in ("pending", "active"):
+                await fleet.tasks.wait((await fleet.leases.end(lease_id)).id, timeout=3600)
+            elif lease.state in ("ended", "failed"):
+                await fleet.tasks.wait((await fleet.leases.delete(lease_id)).id, timeout=3600)
+        except (StatewardError, TimeoutError) as error:
+            self.world.log("lease refused", error=type(error).__name__)
+            await clock.sleep(1.0)  # did not fit, refused, or the fleet was busy
+
+    async def _new_lease(self, fleet: Fleet, rng: random.Random, now: float) -> None:
+        self.next_lease += 1
+        lease_id = f"l-{self.world.config.seed % 1000:03d}-{self.next_lease:04d}"
+        start = now + rng.uniform(0, 1800)
+        if self.leases and rng.random() < 0.3:  # back to back with another one
+            with contextlib.suppress(StatewardError):
+                other = await fleet.leases.get(rng.choice(self.leases))
+                if other.end > now:
+                    start = other.end
+        if rng.random() < 0.25:
+            reservations: tuple[Any, ...] = (HostReservation(count=1),)
+        else:
+            flavor = rng.choice(_FLAVORS).name
+            # Mostly a few slots; now and then most of a host.
+            count = rng.randint(1, 4) if rng.random() < 0.6 else rng.randint(8, 30)
+            affinity = rng.choice((None, True, False))
+            reservations = (InstanceReservation(flavor, count=count, affinity=affinity),)
+        policy = rng.choice(list(LeasePolicy))
+        self.leases.append(lease_id)
+        self.world.log("lease", resource=lease_id, start=start, policy=policy.value)
+        await fleet.leases.create(
+            lease_id,
+            start=start,
+            end=start + rng.uniform(300, 3600),
+            reservations=reservations,
+            on_end=policy,
+            notify_before=rng.uniform(0, 600),
+            idempotency_key=f"{lease_id}:create",
+        )
 
     async def _act(self, fleet: Fleet, rng: random.Random, instance: str) -> None:
         # Clients mostly ask for what the instance allows, as a UI offering its buttons

@@ -12,6 +12,7 @@ from stateward.flows import TASKS, TaskStatus
 from stateward.runtime import StatewardError
 
 from ._invariants import Invariant, Problem
+from ._lease_checks import LEASE_INVARIANTS
 
 if TYPE_CHECKING:
     from ._fleet import FleetScenario
@@ -260,10 +261,12 @@ FLEET_INVARIANTS = (
     Invariant("placed instances hold a claim", _placed_instances_hold_a_claim),
     Invariant("one current guest per instance, under its epoch", _one_current_guest),
     Invariant("a failed move never left its source", _failed_moves_kept_the_source),
+    *(i for i in LEASE_INVARIANTS if not i.liveness),
     Invariant("no orphan", _no_orphan_or_ghost, liveness=True),
     Invariant("every task terminal", _every_task_terminal, liveness=True),
     Invariant("every instance settled", _every_instance_settled, liveness=True),
     Invariant("every migration ended (or parked)", _every_migration_ended, liveness=True),
     Invariant("nothing acknowledged is lost", _nothing_acknowledged_is_lost, liveness=True),
     Invariant("task records agree with the journal", _tasks_agree_with_the_journal, liveness=True),
+    *(i for i in LEASE_INVARIANTS if i.liveness),
 )

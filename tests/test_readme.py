@@ -46,7 +46,7 @@ def run_example(source: str, where: Path, name: str = "example.py") -> list[str]
 def python_blocks() -> list[str]:
     """The README's ```python blocks, in order."""
     found = blocks("python")
-    assert len(found) == 6
+    assert len(found) == 7
     return found
 
 
@@ -96,12 +96,26 @@ def test_moves_example_resizes_and_confirms(tmp_path: Path, python_blocks: list[
     ]
 
 
+def test_lease_example_hears_the_heads_up_and_the_end(
+    tmp_path: Path, python_blocks: list[str]
+) -> None:
+    """The lease example reserves two hosts, hears ``starting_soon`` 300 s ahead, boots into
+    the lease and hears it end, leaving the instance."""
+    assert run_example(python_blocks[5], tmp_path) == [
+        "pending ('h-1', 'h-2')",
+        "lease.batch.starting_soon -300.0",
+        "True",
+        "lease.batch.ended ['job-1']",
+        "['create', 'created', 'starting_soon', 'start', 'started', 'ending_soon', 'end', 'ended']",
+    ]
+
+
 def test_simulator_example_finds_the_bug_planted_in_its_own_code(
     tmp_path: Path, python_blocks: list[str]
 ) -> None:
     """The simulator example runs alone: the careful bank holds under crashes, the careless
     one loses or makes money, and the failing seed comes with the line that reruns it."""
-    lines = run_example(python_blocks[5], tmp_path)
+    lines = run_example(python_blocks[6], tmp_path)
     assert lines[0] == "careful=True: 0 of 10 seeds failed"
     failed = re.fullmatch(r"careful=False: (\d+) of 10 seeds failed", lines[1])
     assert failed is not None

@@ -516,3 +516,30 @@ async def test_instances_left_by_a_lease_make_way_for_the_next_one(policy: Lease
         assert (await fleet.leases.get("second")).state == "active"
         for n in range(4):
             assert await _boot(fleet, f"new-{n}", reservation="second") is TaskStatus.SUCCEEDED
+
+
+@pytest.mark.virtual_time
+async def test_a_host_reservation_takes_only_hosts_with_the_traits_and_zone_asked() -> None:
+    """Traits and zone filter the hosts a host reservation may take; too few matching
+    hosts is a shortfall that says how many matched."""
+    clock = VirtualClock.current()
+    async with _open(clock) as fleet:
+        await fleet.flavors.add(SMALL)
+        await fleet.images.add("cirros")
+        for n, traits in enumerate((("gpu",), (), ("gpu", "ssd"))):
+            await fleet.hosts.add(f"h-{n}", capacity=HOST_SIZE, traits=traits, zone=f"az{n % 2}")
+        now = clock.now()
+        lease = await fleet.leases.create(
+            "gpus",
+            start=now + 10,
+            end=now + 100,
+            reservations=(HostReservation(count=2, traits=("gpu",)),),
+        )
+        assert lease.hosts == ("h-0", "h-2")
+        with pytest.raises(LeaseDoesNotFit, match="found room for 0 of 1 hosts among 0 matching"):
+            await fleet.leases.create(
+                "ssd-in-az1",
+                start=now + 10,
+                end=now + 100,
+                reservations=(HostReservation(zone="az1", traits=("ssd",)),),
+            )

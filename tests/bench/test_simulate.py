@@ -341,7 +341,9 @@ def test_a_violation_prints_seed_invariant_history_and_reproduce(
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-@pytest.mark.parametrize("bug", ["leak-claim", "skip-journal-tail", "release-source-early"])
+@pytest.mark.parametrize(
+    "bug", ["leak-claim", "skip-journal-tail", "release-source-early", "fit-at-start-only"]
+)
 def test_a_sweep_finds_each_planted_bug(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, bug: str
 ) -> None:
