@@ -11,8 +11,8 @@ from stateward.actors import Capacity, Fleet, GuestRole, task_running, task_stat
 from stateward.flows import TASKS, TaskStatus
 from stateward.runtime import StatewardError
 
+from ._fleet_lease_checks import LEASE_INVARIANTS
 from ._invariants import Invariant, Problem
-from ._lease_checks import LEASE_INVARIANTS
 
 if TYPE_CHECKING:
     from ._fleet import FleetScenario
