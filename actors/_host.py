@@ -703,7 +703,10 @@ class HostActor(FSMActor):
         room beside every hold from now on when it names no lease."""
         data, now = self.ledger, self.context.clock.now()
         if reservation is None:
-            return _short(amount, self._unreserved_free(now), "free beside the leases' holds")
+            if not data.holds:
+                return []  # the plain room was checked already
+            room = self._unreserved_free(self.calendar.peak(now, math.inf))
+            return _short(amount, room, "free beside the leases' holds")
         held = data.open_hold(reservation, now)
         if held is None:
             return [f"lease {reservation} holds nothing open here now"]
@@ -711,14 +714,11 @@ class HostActor(FSMActor):
         left = (held.vcpus - used.vcpus, held.ram_mb - used.ram_mb, held.disk_gb - used.disk_gb)
         return _short(amount, left, f"left in lease {reservation}")
 
-    def _unreserved_free(self, now: float) -> tuple[float, float, float]:
-        """What an unreserved claim may take: the limit less the unreserved claims and the
-        most the holds take from now on."""
+    def _unreserved_free(self, ahead: Capacity) -> tuple[float, float, float]:
+        """What an unreserved claim may take: the limit less the unreserved claims and
+        ``ahead``, the most the holds take from now on."""
         data = self.ledger
-        if not data.holds:
-            return data.free()
         limit, unreserved = data.limit(), data.unreserved()
-        ahead = self.calendar.peak(now, math.inf)
         return (
             limit[0] - unreserved.vcpus - ahead.vcpus,
             limit[1] - unreserved.ram_mb - ahead.ram_mb,
@@ -744,7 +744,7 @@ class HostActor(FSMActor):
         if data.holds:
             now = self.context.clock.now()
             reserved = self.calendar.peak(now, math.inf)
-            room = self._unreserved_free(now)
+            room = self._unreserved_free(reserved)
             for lease_id in sorted(data.leased()):
                 held = data.open_hold(lease_id, now)
                 if held is not None:

@@ -41,6 +41,7 @@ from stateward.runtime import ActorRef, CommandRejected, StatewardError
 
 from ._calendar import Calendar, Shortfall
 from ._capacity import Capacity
+from ._drain import _wait
 from ._errors import LeaseDoesNotFit
 from ._host import (
     ConfirmHold,
@@ -604,11 +605,6 @@ def _start_flow(services: LeaseServices) -> Flow:
         ),
         inputs=("lease_id", "task_id", "early"),
     )
-
-
-async def _wait(services: LeaseServices, task_id: str) -> TaskRecord:
-    handle = services.engine.handle(task_id)
-    return await handle.wait() if handle is not None else await services.engine.get(task_id)
 
 
 # -- end and delete --------------------------------------------------------------------------

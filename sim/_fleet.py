@@ -518,8 +518,7 @@ class FleetScenario(Scenario[Fleet]):
             with contextlib.suppress(StatewardError):
                 status = await fleet.hosts.get(host)
                 free = status.leases.get(lease_id)
-                usable = status.up and status.state == "enabled" and free is not None
-                if usable and free is not None:
+                if status.up and status.state == "enabled" and free is not None:
                     room = room or all(a <= b for a, b in zip(need, free, strict=True))
         return lease_id, flavor, room
 
