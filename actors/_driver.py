@@ -349,6 +349,41 @@ _state_encoder = msgspec.msgpack.Encoder()
 _state_decoder = msgspec.msgpack.Decoder(_SavedState)
 
 
+class _Owned(dict[str, str]):
+    """Items (ports, volumes) and their owners, with each owner's items at hand: what an
+    instance owns is looked up, not searched for among every item of the cloud."""
+
+    def __init__(self, pairs: Mapping[str, str] | None = None) -> None:
+        super().__init__()
+        self._items: dict[str, dict[str, None]] = {}
+        for item, owner in (pairs or {}).items():
+            self[item] = owner
+
+    def __setitem__(self, item: str, owner: str) -> None:
+        self.pop(item, None)
+        super().__setitem__(item, owner)
+        self._items.setdefault(owner, {})[item] = None
+
+    def __delitem__(self, item: str) -> None:
+        owner = self[item]
+        super().__delitem__(item)
+        items = self._items[owner]
+        del items[item]
+        if not items:
+            del self._items[owner]
+
+    def pop(self, item: str, default: Any = None) -> Any:
+        if item not in self:
+            return default
+        owner = self[item]
+        del self[item]
+        return owner
+
+    def of(self, owner: str) -> list[str]:
+        """The items ``owner`` holds, sorted."""
+        return sorted(self._items.get(owner, ()))
+
+
 class FakeDriver:
     """An in-memory hypervisor that behaves like a real one.
 
@@ -393,8 +428,8 @@ class FakeDriver:
             raise InvalidArgument("hang_seconds", expected="seconds > 0", got=hang_seconds)
         self.hang_seconds = float(hang_seconds)
         self._instances: dict[str, _Instance] = {}
-        self._ports: dict[str, str] = {}
-        self._volumes: dict[str, str] = {}
+        self._ports = _Owned()
+        self._volumes = _Owned()
         self._done: dict[str, Any] = {}
         self._port_ids = 0
         self._copies: dict[str, list[_Copy]] = {}
@@ -460,8 +495,8 @@ class FakeDriver:
             copy.transferred = saved_copy.transferred
             self._copies.setdefault(saved_copy.instance_id, []).append(copy)
         self._down = set(saved.down)
-        self._ports = dict(saved.ports)
-        self._volumes = dict(saved.volumes)
+        self._ports = _Owned(saved.ports)
+        self._volumes = _Owned(saved.volumes)
         self._done = dict(saved.done)
         self._port_ids = saved.port_ids
 
@@ -474,8 +509,8 @@ class FakeDriver:
                 )
                 for instance_id, i in self._instances.items()
             },
-            ports=self._ports,
-            volumes=self._volumes,
+            ports=dict(self._ports),
+            volumes=dict(self._volumes),
             done=self._done,
             port_ids=self._port_ids,
             copies=[
@@ -618,8 +653,8 @@ class FakeDriver:
             )
         self._reachable(Operation.SPAWN, op_id, instance_id, host)
         instance = self._instances[instance_id] = _Instance(host, image, epoch)
-        instance.ports = sorted(p for p, owner in self._ports.items() if owner == instance_id)
-        instance.volumes = sorted(v for v, owner in self._volumes.items() if owner == instance_id)
+        instance.ports = self._ports.of(instance_id)
+        instance.volumes = self._volumes.of(instance_id)
         self._finish(Operation.SPAWN, op_id)
 
     async def destroy(self, op_id: str, instance_id: str, *, epoch: int = 0) -> None:
@@ -635,9 +670,9 @@ class FakeDriver:
         self._copies.pop(instance_id, None)
         # Ports and volumes may be bound before the instance exists (as in Neutron and
         # Cinder): everything owned by the id goes.
-        for port in [p for p, owner in self._ports.items() if owner == instance_id]:
+        for port in self._ports.of(instance_id):
             del self._ports[port]
-        for volume in [v for v, owner in self._volumes.items() if owner == instance_id]:
+        for volume in self._volumes.of(instance_id):
             del self._volumes[volume]
         self._finish(Operation.DESTROY, op_id)
 

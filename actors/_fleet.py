@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import enum
 import math
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -596,7 +596,14 @@ class Fleet:
     # -- tasks ----------------------------------------------------------------------------
 
     async def _submit(
-        self, flow: str, resource_id: str, task_id: str, inputs: dict[str, Any], key: str | None
+        self,
+        flow: str,
+        resource_id: str,
+        task_id: str,
+        inputs: dict[str, Any],
+        key: str | None,
+        *,
+        commit: Callable[[Document], Awaitable[object]] | None = None,
     ) -> FlowHandle:
         handle = await self.engine.submit(
             self._flows[flow],
@@ -604,6 +611,7 @@ class Fleet:
             inputs=inputs,
             idempotency_key=key,
             task_id=task_id,
+            commit=commit,
         )
         self._watch(handle)
         return handle
@@ -980,9 +988,16 @@ class _Services:
         return self._fleet.env
 
     async def submit(
-        self, flow: str, resource_id: str, task_id: str, inputs: dict[str, Any], key: str | None
+        self,
+        flow: str,
+        resource_id: str,
+        task_id: str,
+        inputs: dict[str, Any],
+        key: str | None,
+        *,
+        commit: Callable[[Document], Awaitable[object]] | None = None,
     ) -> FlowHandle:
-        return await self._fleet._submit(flow, resource_id, task_id, inputs, key)
+        return await self._fleet._submit(flow, resource_id, task_id, inputs, key, commit=commit)
 
     def cancel_later(self, task_id: str) -> None:
         self._fleet._cancel_later(task_id)
@@ -990,7 +1005,7 @@ class _Services:
     async def progress(
         self, instance_id: str, task_id: str, event: str, payload: Any = None
     ) -> None:
-        await self._fleet.system.lookup(instance_id).ask(Progress(task_id, event, payload))
+        await self._fleet.system.lookup(instance_id).tell(Progress(task_id, event, payload))
 
     def host(self, host_id: str) -> ActorRef | None:
         return self._fleet._host_refs.get(host_id)

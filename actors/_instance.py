@@ -31,6 +31,7 @@ import msgspec
 from stateward.flows import StepStatus, TaskNotFound, TaskRecord, TaskStatus
 from stateward.runtime import (
     CommitFailed,
+    Document,
     FSMActor,
     InvalidArgument,
     InvalidCommand,
@@ -460,6 +461,7 @@ class InstanceActor(FSMActor):
         cause: str | None = None,
         timers: Sequence[Timer] = (),
         cancel: Sequence[str] = (),
+        documents: Sequence[Document] = (),
     ) -> TransitionRecord:
         """Fire ``event`` and commit it; a commit reported failed is read back.
 
@@ -469,7 +471,13 @@ class InstanceActor(FSMActor):
         """
         try:
             return await super().transition(
-                event, payload=payload, task_id=task_id, cause=cause, timers=timers, cancel=cancel
+                event,
+                payload=payload,
+                task_id=task_id,
+                cause=cause,
+                timers=timers,
+                cancel=cancel,
+                documents=documents,
             )
         except CommitFailed:
             landed = await self._read_back(event, task_id)
@@ -591,14 +599,13 @@ class InstanceActor(FSMActor):
         payload = command.spec.inputs()
         key = command.idempotency_key
         journaled = payload if key is None else {**payload, "idempotency_key": key}
-        await self.transition("boot", payload=journaled, task_id=task_id)
         inputs = {
             **payload,
             "instance_id": self.context.resource_id,
             "task_id": task_id,
-            "epoch": self.info.epoch,
+            "epoch": self.info.epoch,  # the boot keeps it: epochs only grow
         }
-        return await self._submit("boot", task_id, inputs, command.idempotency_key)
+        return await self._start_task("boot", task_id, inputs, key, "boot", journaled)
 
     async def _act(self, command: Act) -> TaskRecord:
         action = command.action
@@ -616,7 +623,6 @@ class InstanceActor(FSMActor):
         payload: dict[str, Any] = {"image": command.image} if action == "rebuild" else {}
         if command.idempotency_key is not None:
             payload["idempotency_key"] = command.idempotency_key
-        await self.transition(action, payload=payload or None, task_id=task_id)
         inputs = {
             "instance_id": self.context.resource_id,
             "task_id": task_id,
@@ -627,12 +633,34 @@ class InstanceActor(FSMActor):
             "image": command.image or self.info.image,
             "epoch": self.info.epoch,
         }
-        record = await self._submit(action, task_id, inputs, command.idempotency_key)
+        record = await self._start_task(
+            action, task_id, inputs, command.idempotency_key, action, payload or None
+        )
         if action == "delete" and running is not None:
             # Delete during a build: the delete is queued behind the build (the engine runs
             # one flow per resource), which is cancelled, and so reverted, off this actor.
             self.services.cancel_later(running)
         return record
+
+    async def _start_task(
+        self,
+        flow: str,
+        task_id: str,
+        inputs: dict[str, Any],
+        key: str | None,
+        event: str,
+        payload: Any,
+    ) -> TaskRecord:
+        """Fire ``event`` and submit the task it starts in one write: the transition and the
+        task's first record are committed together, or neither is (and nothing runs)."""
+
+        async def commit(document: Document) -> None:
+            await self.transition(event, payload=payload, task_id=task_id, documents=(document,))
+
+        handle = await self.services.submit(
+            flow, self.context.resource_id, task_id, inputs, key, commit=commit
+        )
+        return handle.record
 
     async def _submit(
         self, flow: str, task_id: str, inputs: dict[str, Any], key: str | None

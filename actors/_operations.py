@@ -4,7 +4,10 @@ Boot, as the seeds describe it — reserve, configure, power on: schedule and cl
 ports, attach volumes, spawn, power on. Each step's revert undoes it (the claim released, the
 ports freed, the volumes detached, the instance destroyed), so a boot that fails at any stage
 leaves no orphan anywhere. Every driver call carries an operation id made of the task id and
-the step, so a step run again after a crash does its work at most once.
+the step, so a step run again after a crash does its work at most once; the placement is
+idempotent on its claim id. So every step of the boot is ``idempotent`` (the spawn
+reconciles): none takes a checkpoint of its own, and the boot's record is committed with the
+transition that starts it and when it ends.
 """
 
 from __future__ import annotations
@@ -83,7 +86,12 @@ def boot_flow(services: FleetServices) -> Flow:
     return Flow(
         "boot",
         linear(
-            task(_schedule(services), provides="placement", revert=_unschedule(services)),
+            task(
+                _schedule(services),
+                provides="placement",
+                revert=_unschedule(services),
+                idempotent=True,
+            ),
             *_networking(services),
             task(
                 _spawn(services),
@@ -91,7 +99,7 @@ def boot_flow(services: FleetServices) -> Flow:
                 reconcile=_spawned_already(services),
                 timeout=DRIVER_TIMEOUT,
             ),
-            task(_power_on(services), provides="power", timeout=DRIVER_TIMEOUT),
+            task(_power_on(services), provides="power", timeout=DRIVER_TIMEOUT, idempotent=True),
         ),
         inputs=_BOOT_INPUTS,
     )
@@ -248,8 +256,20 @@ def _networking(services: FleetServices) -> tuple[Task, Task]:
             )
 
     return (
-        task(allocate_ports, provides="ports", revert=free_ports, timeout=DRIVER_TIMEOUT),
-        task(attach_volumes, provides="attached", revert=detach_volumes, timeout=DRIVER_TIMEOUT),
+        task(
+            allocate_ports,
+            provides="ports",
+            revert=free_ports,
+            timeout=DRIVER_TIMEOUT,
+            idempotent=True,
+        ),
+        task(
+            attach_volumes,
+            provides="attached",
+            revert=detach_volumes,
+            timeout=DRIVER_TIMEOUT,
+            idempotent=True,
+        ),
     )
 
 

@@ -344,6 +344,8 @@ class Scheduler:
         self._refresh = float(refresh)
         # The hosts as last asked, with the claims placed since counted in; see _statuses.
         self._view: dict[str, HostStatus] = {}
+        # Host id -> (the claims of its status in the view, those claims by id).
+        self._claim_index: dict[str, tuple[tuple[Claim, ...], dict[str, Claim]]] = {}
         self._fetched = -math.inf
         self._refreshing: asyncio.Task[None] | None = None
         self._filters = filters
@@ -531,6 +533,15 @@ class Scheduler:
             leases = {**leases, reservation: less(leases[reservation])}
         self._view[host_id] = replace(status, free=less(status.free), leases=leases)
 
+    def _held(self, host_id: str, status: HostStatus, claim_id: str) -> Claim | None:
+        """The claim ``claim_id`` if the host's status holds it: a dict lookup, the host's
+        claims indexed once per status fetched (a host holds thousands)."""
+        cached = self._claim_index.get(host_id)
+        if cached is None or cached[0] is not status.claims:
+            cached = (status.claims, {claim.id: claim for claim in status.claims})
+            self._claim_index[host_id] = cached
+        return cached[1].get(claim_id)
+
     async def _refresh_host(self, host_id: str) -> None:
         ref = self._current_hosts().get(host_id)
         if ref is None:
@@ -549,10 +560,10 @@ class Scheduler:
 
         claim_id = request.claim_id
         for host_id, status in statuses:
-            for held in status.claims:
-                if held.id == claim_id:
-                    self._record(request, host_id)
-                    return Placement(host_id, held)
+            held = self._held(host_id, status, claim_id)
+            if held is not None:
+                self._record(request, host_id)
+                return Placement(host_id, held)
 
         context = FilterContext(self.membership)
         eliminated: list[tuple[str, int]] = [("unreachable", unreachable)] if unreachable else []

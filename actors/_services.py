@@ -8,10 +8,11 @@ The path of a command is Fleet → instance actor → flow engine → steps → 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from stateward.flows import FlowEngine, FlowHandle
-from stateward.runtime import ActorRef, Environment
+from stateward.runtime import ActorRef, Document, Environment
 
 from ._driver import Driver
 from ._scheduler import Scheduler
@@ -46,9 +47,18 @@ class FleetServices(Protocol):
         ...
 
     async def submit(
-        self, flow: str, resource_id: str, task_id: str, inputs: dict[str, Any], key: str | None
+        self,
+        flow: str,
+        resource_id: str,
+        task_id: str,
+        inputs: dict[str, Any],
+        key: str | None,
+        *,
+        commit: Callable[[Document], Awaitable[object]] | None = None,
     ) -> FlowHandle:
-        """Submit the flow named ``flow``; its end is reported to ``resource_id``."""
+        """Submit the flow named ``flow``; its end is reported to ``resource_id``.
+        ``commit`` writes the task's first record with the caller's own write
+        (:meth:`FlowEngine.submit`)."""
         ...
 
     def cancel_later(self, task_id: str) -> None:
@@ -59,7 +69,9 @@ class FleetServices(Protocol):
     async def progress(
         self, instance_id: str, task_id: str, event: str, payload: Any = None
     ) -> None:
-        """Tell the instance its task did a step: fire ``event`` with ``payload``."""
+        """Tell the instance its task did a step: fire ``event`` with ``payload``. The step
+        does not wait for the commit (one the store refuses is fired again from the task's
+        record when the task ends)."""
         ...
 
     @property

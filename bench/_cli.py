@@ -13,7 +13,8 @@ Every command that takes ``--json PATH`` takes ``--json -`` for standard output;
 would print for people then goes to standard error, so standard output holds the JSON alone.
 ``stateward --version`` prints the installed version.
 
-Exit codes: 0 success, 1 a failure while running (for ``simulate``: a violated invariant),
+Exit codes: 0 success, 1 a failure while running (for ``simulate``: a violated invariant;
+for ``bench --check``: a missed goal),
 2 bad usage, 130 interrupted. No command ends in a traceback: an error nobody foresaw is
 reported in one line (exit code 1), Ctrl-C in one line (exit code 130; see
 :mod:`stateward.__main__` for what the process does after it), and output cut short by a
@@ -45,9 +46,9 @@ from rich.progress import (
 from stateward import __version__
 from stateward.runtime import InvalidArgument, SchemaError, StatewardError
 
-from ._harness import FULL_SIZES, QUICK_SIZES, SIZES, Result, Row, Skipped, run_rows
+from ._harness import FULL_SIZES, QUICK_SIZES, SIZES, Result, Row, Settings, Skipped, run_rows
 from ._inspect import DEFAULT_LIMIT, MAX_LIMIT, InspectFailed, Options, printable, run_inspect
-from ._report import format_quantity, report_table, write_json
+from ._report import format_quantity, ratio_text, report_table, verdict, write_json
 from ._rows import ROWS
 from ._simulate import DEFAULTS as SIM_DEFAULTS
 from ._simulate import SimulateOptions, check_options, parse_faults, parse_seeds, run_simulate
@@ -143,6 +144,25 @@ def _add_bench(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="run only the rows whose names match one of these fnmatch globs (e.g. 'actor.*')",
     )
     parser.add_argument("--json", metavar="PATH", help=_JSON_HELP.format(what="results"))
+    parser.add_argument(
+        "--loop",
+        choices=("asyncio", "uvloop"),
+        default="asyncio",
+        help="the event loop every row runs on (default: asyncio; uvloop needs the fast "
+        "extra: pip install 'stateward[fast]')",
+    )
+    parser.add_argument(
+        "--gc",
+        choices=("default", "tuned"),
+        default="default",
+        help="Python's garbage collector as it comes (default), or tuned as the README "
+        "advises a service: gc.freeze() and gc.set_threshold(50_000, 20, 20)",
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="exit with status 1 when a row misses its goal (for CI); the table says which",
+    )
     parser.set_defaults(handler=_bench, command_parser=parser)
 
 
@@ -176,16 +196,25 @@ def _bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             if isinstance(outcome, Skipped):
                 progress.console.print(f"[yellow]skipped[/] {row.name}: {escape(outcome.reason)}")
             else:
+                judged = verdict(outcome)
                 progress.console.print(
                     f"{row.name}: {format_quantity(outcome.value)} {outcome.unit}, "
-                    f"ratio {outcome.ratio:.2f}x vs {outcome.baseline}"
+                    f"ratio {ratio_text(outcome)} vs {escape(outcome.baseline)}"
+                    + (f" ({judged})" if judged else ""),
+                    soft_wrap=True,
                 )
             progress.advance(task)
 
-        report = run_rows(rows, sizes, on_start=on_start, on_done=on_done)
+        report = run_rows(
+            rows,
+            sizes,
+            on_start=on_start,
+            on_done=on_done,
+            chosen=Settings(loop=args.loop, gc=args.gc),
+        )
 
     console = _stdout_console(json_to_stdout=json_target is sys.stdout)
-    console.print(report_table(report))
+    console.print(report_table(report, width=console.width))
     for skipped in report.skipped:
         console.print(
             f"[yellow]skipped[/] {skipped.name}: {escape(skipped.reason)}", soft_wrap=True
@@ -194,6 +223,10 @@ def _bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         write_json(report, json_target)
         if isinstance(json_target, Path):
             console.print(f"results written to {escape(args.json)}", soft_wrap=True)
+    missed = [result.name for result in report.results if result.passed is False]
+    if args.check and missed:
+        print(f"{parser.prog}: {len(missed)} goal(s) missed: {', '.join(missed)}", file=sys.stderr)
+        return EXIT_FAILURE
     return EXIT_OK
 
 

@@ -16,13 +16,16 @@ lower is better (bytes, seconds).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import fnmatch
+import gc
 import importlib.util
 import math
 import os
 import platform
 import statistics
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
@@ -50,6 +53,12 @@ __all__ = (
     "python_description",
     "machine_description",
     "run_rows",
+    "Settings",
+    "DEFAULT_SETTINGS",
+    "TUNED_GC",
+    "settings",
+    "loop_runner",
+    "applied",
 )
 
 
@@ -79,6 +88,8 @@ class Sizes:
         taskflow_flows: flows per round of TaskFlow's in-memory serial engine (``flow.*``).
         taskflow_durable_flows: flows per round of TaskFlow with its SQLite backend in
             ``flow.boot_durable`` (each takes about a third of a second).
+        dbos_flows: workflows per round of DBOS in ``peer.dbos.flow`` (a few dozen a
+            second).
         fleet_boots: instances booted per round in ``fleet.boot`` (and flows of its
             baseline).
         fleet_instances: instances in the database of ``fleet.resident_memory``.
@@ -113,6 +124,7 @@ class Sizes:
     flows: int
     taskflow_flows: int
     taskflow_durable_flows: int
+    dbos_flows: int
     fleet_boots: int
     fleet_instances: int
     fleet_rounds: int
@@ -143,6 +155,7 @@ TINY_SIZES = Sizes(
     flows=20,
     taskflow_flows=3,
     taskflow_durable_flows=2,
+    dbos_flows=2,
     fleet_boots=20,
     fleet_instances=200,
     fleet_rounds=1,
@@ -173,6 +186,7 @@ QUICK_SIZES = Sizes(
     flows=1_000,
     taskflow_flows=100,
     taskflow_durable_flows=5,
+    dbos_flows=10,
     fleet_boots=1_000,
     fleet_instances=20_000,
     fleet_rounds=2,
@@ -203,6 +217,7 @@ FULL_SIZES = Sizes(
     flows=1_000,
     taskflow_flows=300,
     taskflow_durable_flows=20,
+    dbos_flows=50,
     fleet_boots=10_000,
     fleet_instances=100_000,
     fleet_rounds=3,
@@ -215,6 +230,79 @@ FULL_SIZES = Sizes(
 SIZES: Mapping[str, Sizes] = MappingProxyType(
     {sizes.name: sizes for sizes in (TINY_SIZES, QUICK_SIZES, FULL_SIZES)}
 )
+
+#: The cyclic GC's thresholds as Python sets them.
+_PYTHON_GC = gc.get_threshold()
+#: The cyclic GC's thresholds the README recommends for a service, with ``gc.freeze()``.
+TUNED_GC = (50_000, 20, 20)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """How the process runs the rows: the event loop and the cyclic garbage collector.
+
+    Attributes:
+        loop: ``asyncio`` (the standard library's loop) or ``uvloop`` (the ``fast`` extra).
+        gc: ``default`` (Python's thresholds) or ``tuned`` (the README's advice: objects
+            alive when a row starts frozen, the young generation's threshold raised to
+            :data:`TUNED_GC`).
+    """
+
+    loop: Literal["asyncio", "uvloop"] = "asyncio"
+    gc: Literal["default", "tuned"] = "default"
+
+    def to_json(self) -> dict[str, str]:
+        """The settings as JSON-ready data."""
+        return {"loop": self.loop, "gc": self.gc}
+
+
+DEFAULT_SETTINGS = Settings()
+_current = [DEFAULT_SETTINGS]
+
+
+def settings() -> Settings:
+    """The settings the rows run with now."""
+    return _current[-1]
+
+
+def _loop_factory(loop: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    if loop == "uvloop":
+        import uvloop
+
+        factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+        return factory
+    return None
+
+
+def loop_runner() -> asyncio.Runner:
+    """An :class:`asyncio.Runner` on the event loop of the current settings."""
+    return asyncio.Runner(loop_factory=_loop_factory(settings().loop))
+
+
+@contextlib.contextmanager
+def applied(chosen: Settings) -> Generator[None, None, None]:
+    """Run with ``chosen``: its loop for every :func:`loop_runner`, and the collector set as
+    it says (tuned: what is alive now frozen, the young threshold raised; default: Python's
+    thresholds, nothing frozen). The collector is put back as it was on the way out."""
+    thresholds, frozen = gc.get_threshold(), gc.get_freeze_count() > 0
+    _current.append(chosen)
+    try:
+        if chosen.gc == "tuned":
+            gc.collect()
+            gc.freeze()
+            gc.set_threshold(*TUNED_GC)
+        else:
+            gc.unfreeze()
+            gc.set_threshold(*_PYTHON_GC)
+        yield
+    finally:
+        _current.pop()
+        gc.set_threshold(*thresholds)
+        if frozen:
+            gc.freeze()
+        else:
+            gc.unfreeze()
+
 
 #: How the rounds of one side are reduced to one figure.
 Aggregate = Literal["best", "median"]
@@ -515,13 +603,15 @@ class Report:
     sizes: Sizes
     results: tuple[Result, ...]
     skipped: tuple[Skipped, ...]
+    settings: Settings = DEFAULT_SETTINGS
 
     def to_json(self) -> dict[str, object]:
-        """The report in the exact top-level shape of the JSON contract."""
+        """The report in the top-level shape of the JSON contract, and the settings."""
         return {
             "python": self.python,
             "machine": self.machine,
             "results": [result.to_json() for result in self.results],
+            "settings": self.settings.to_json(),
         }
 
 
@@ -582,6 +672,7 @@ def run_rows(
     *,
     on_start: Callable[[Row], None] | None = None,
     on_done: Callable[[Row, Result | Skipped], None] | None = None,
+    chosen: Settings = DEFAULT_SETTINGS,
 ) -> Report:
     """Run ``rows`` one after the other at ``sizes``.
 
@@ -590,6 +681,7 @@ def run_rows(
         sizes: how much work each row does.
         on_start: called before each row (progress display).
         on_done: called after each row with its result or the reason it was skipped.
+        chosen: the event loop and GC settings every row runs with.
     """
     results: list[Result] = []
     skipped: list[Skipped] = []
@@ -598,16 +690,20 @@ def run_rows(
             on_start(row)
         outcome: Result | Skipped
         missing = row.missing_requirements()
+        if chosen.loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+            missing = (*missing, "uvloop")
         if missing:
             outcome = Skipped(
                 row.name,
                 f"{', '.join(missing)} not importable; install the peers extra "
-                "(pip install 'stateward[peers]')",
+                "(pip install 'stateward[peers]')"
+                + (" and the fast extra (pip install 'stateward[fast]')" * ("uvloop" in missing)),
             )
             skipped.append(outcome)
         else:
-            comparison = row.measure(sizes)
-            details = dict(comparison.details)
+            with applied(chosen):
+                comparison = row.measure(sizes)
+            details = {**comparison.details, **chosen.to_json()}
             if comparison.waive_goal is not None:
                 details["goal_waived"] = comparison.waive_goal
             outcome = Result(
@@ -636,4 +732,5 @@ def run_rows(
         sizes=sizes,
         results=tuple(results),
         skipped=tuple(skipped),
+        settings=chosen,
     )

@@ -21,9 +21,10 @@ from ._baselines import (
     bare_tell_round,
     dict_transition_round,
 )
+from ._dbos_rows import DBOS_ROWS
 from ._fleet_rows import FLEET_ROWS
 from ._flow_rows import FLOW_ROWS
-from ._harness import Comparison, Goal, Registry, Round, Row, Sizes, compare
+from ._harness import Comparison, Goal, Registry, Round, Row, Sizes, compare, loop_runner
 from ._lease_rows import LEASE_ROWS
 from ._peers import (
     AUTOMATON,
@@ -68,7 +69,7 @@ def _async_pair(
     higher_is_better: bool = True,
     median: bool = False,
 ) -> Comparison:
-    with asyncio.Runner() as runner:
+    with loop_runner() as runner:
         subject_side, baseline_side = compare(
             (subject[0], _on(runner, subject[1], size)),
             (baseline[0], _on(runner, baseline[1], size)),
@@ -156,7 +157,7 @@ def _measure_actor_transition(sizes: Sizes) -> Comparison:
 def _measure_pykka(
     sizes: Sizes, size: int, peer_round: Callable[[int], Round], bare_round: _AsyncRound
 ) -> Comparison:
-    with asyncio.Runner() as runner:
+    with loop_runner() as runner:
         subject_side, baseline_side = compare(
             (PYKKA, lambda: peer_round(size)),
             (BARE_ACTOR, _on(runner, bare_round, size)),
@@ -253,6 +254,7 @@ ROWS = Registry(
         ),
         *STORE_ROWS,
         *FLOW_ROWS,
+        *DBOS_ROWS,
         *FLEET_ROWS,
         *LEASE_ROWS,
         *SIM_ROWS,

@@ -24,7 +24,6 @@ shared (:func:`_measure`), so selecting both rows does not run them twice.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import itertools
 import tempfile
@@ -35,7 +34,7 @@ from stateward.sim.fleet import FleetConfig, FleetScenario, simulate_fleet
 
 from ._fleet_rows import fleet_boot_round
 from ._flow_rows import quiet_logs
-from ._harness import FULL_SIZES, Comparison, Goal, Round, Row, Side, Sizes, compare
+from ._harness import FULL_SIZES, Comparison, Goal, Round, Row, Side, Sizes, compare, loop_runner
 
 __all__ = (
     "SIM_ROWS",
@@ -108,7 +107,7 @@ def _measure(sizes: Sizes) -> tuple[Comparison, Comparison]:
     with (
         tempfile.TemporaryDirectory(prefix="stateward-bench-") as directory,
         quiet_logs(),
-        asyncio.Runner() as runner,
+        loop_runner() as runner,
     ):
         numbers = itertools.count()
 

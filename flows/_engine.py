@@ -2,9 +2,15 @@
 
 Every change to a task record is a *checkpoint*: the whole record, committed through the
 store's group commit as a document of the ``"task"`` collection, before the flow moves on.
-A step's start, its result and its failure are each checkpointed before the next step starts,
-so after a crash the record tells exactly which steps completed (they never run again) and
-which one was interrupted (it is reconciled, then run again).
+A step that must not run twice has its start checkpointed (with every result before it)
+before it runs, and its result before the step after it starts; its failure is checkpointed
+before the flow reverts. So after a crash the record tells which steps completed (they never
+run again) and which one was interrupted (it is reconciled, then run again).
+
+A step that may run twice (``idempotent``, or with a ``reconcile``) takes no checkpoint of its
+own: its result rides on the next one (the next step's start, or the task's end). A crash
+before that runs it again, or asks its ``reconcile`` first. A flow of such steps commits its
+record twice: when it is submitted and when it ends.
 
 If a checkpoint cannot be committed (the store is down), the run stops where it is, like a
 crash: nothing is marked done that was not, and :meth:`FlowEngine.resume` continues it once
@@ -17,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +63,9 @@ MAX_RECORD_BYTES = 1 << 20
 
 _encoder = msgspec.msgpack.Encoder()
 _record_decoder = msgspec.msgpack.Decoder(TaskRecord)
+#: What a step's result adds to its record's encoding besides the result itself, at most:
+#: its status, times and attempts (the size check's estimate; the checkpoint measures).
+_STEP_OVERHEAD = 64
 #: The largest page a query takes: what a database's 64-bit integer column holds.
 _MAX_PAGE = 2**63 - 1
 #: Why msgpack may refuse a value: a type it does not know, an int beyond 64 bits, a str
@@ -171,9 +180,19 @@ class _Run:
         # True while the driver itself runs a step (a lone ready step runs inline, without
         # a task of its own); a cancel request then cancels the driver.
         self.inline = False
-        # A change is in memory only; the next checkpoint must be taken before anything
-        # else happens (set by a deferred step result).
+        # A change is in memory only (a deferred step result); the next checkpoint takes it.
         self.dirty = False
+        # A deferred result of a step that must not run twice: checkpoint it before the
+        # next step starts, whatever that step is.
+        self.flush = False
+        # Resumed after a crash: a step that may run twice is reconciled before it runs, its
+        # start and its result having perhaps never been recorded. Those reconciled already.
+        self.resumed = False
+        self.reconciled: set[str] = set()
+        # The encoded size of the last checkpoint, and what deferred results added since:
+        # an oversized record is caught without encoding it for every step.
+        self.size = 0
+        self.added = 0
         # Insertion-ordered (a dict), so cancelling them is deterministic.
         self.steps: dict[asyncio.Task[None], None] = {}
         self.driver: asyncio.Task[None] | None = None
@@ -276,6 +295,7 @@ class FlowEngine:
         inputs: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         task_id: str | None = None,
+        commit: Callable[[Document], Awaitable[object]] | None = None,
     ) -> FlowHandle:
         """Start ``flow`` for ``resource_id``; return once its task record is committed.
 
@@ -287,6 +307,11 @@ class FlowEngine:
                 returns the first task instead of starting another.
             task_id: the new task's id, when the caller recorded it already (for example
                 in the transition that started the operation); a fresh id by default.
+            commit: commits the task record's first version (the document it is given)
+                together with the caller's own write, in one transaction: an actor's
+                transition that starts the operation, say (``FSMActor.transition(...,
+                documents=(document,))``). The flow starts once it returns; if it raises,
+                nothing was submitted. The engine commits the record alone by default.
 
         Raises:
             FlowBusy: the resource runs a flow and the policy is ``Busy.REJECT``.
@@ -333,7 +358,7 @@ class FlowEngine:
                 history=[HistoryEvent(now, TaskStatus.PENDING.value)],
             )
             run = _Run(flow, record)
-            await self._checkpoint(run)
+            await self._checkpoint(run, commit=commit)
             self._runs[record.id] = run
             # Decided after the commit: the active flow may have ended while it ran.
             if resource_id not in self._active:
@@ -612,6 +637,22 @@ class FlowEngine:
         step = record.step(task.name)
         inputs = {name: run.values.get(name) for name in task.requires}
         clock = self.env.clock
+        rerunnable = task.rerunnable
+        if run.resumed and task.reconciles and task.name not in run.reconciled:
+            # Its start may never have been recorded: ask whether it happened before a crash.
+            run.reconciled.add(task.name)
+            outcome = await task.reconcile(**inputs)
+            done = outcome is not None and outcome.done
+            detail = "already done: not run again" if done else "not done: runs again"
+            record.history.append(HistoryEvent(clock.now(), "reconciled", task.name, detail))
+            run.dirty = True
+            run.added += len(detail) + _STEP_OVERHEAD
+            if done:
+                assert outcome is not None
+                step.attempts += 1
+                step.started = clock.now()
+                await self._succeeded(run, task, step, outcome.result, rerunnable=True)
+                return
         tries = 0
         while True:
             tries += 1
@@ -619,10 +660,10 @@ class FlowEngine:
             step.attempts += 1
             step.started = clock.now()
             step.finished = None
-            await self._checkpoint(run)
+            if not rerunnable or run.flush or tries > 1:
+                await self._checkpoint(run)
             try:
                 result = await self._execute(task, inputs)
-                result = msgspec.msgpack.decode(_encoder.encode(result))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -637,34 +678,54 @@ class FlowEngine:
                 step.finished = clock.now()
                 await self._checkpoint(run)
                 raise _StepFailed(Failure(task.name, step.error_type, step.error_message)) from exc
-            # The output enters the run's values together with the status: whoever sees
-            # the step succeeded finds its output.
-            step.status = StepStatus.SUCCEEDED
-            step.result = result
-            step.finished = clock.now()
-            step.error_type = step.error_message = None
-            if task.provides is not None:
-                run.values[task.provides] = result
-            try:
-                if run.inline:
-                    # The next checkpoint (the next step's start, or the flow's end) records
-                    # this result, before anything else runs: one commit instead of two.
-                    # The size is checked now, so an oversized result fails this step.
-                    self._check_size(run)
-                    run.dirty = True
-                else:
-                    await self._checkpoint(run)
-            except RecordTooLarge as exc:
-                step.status = StepStatus.FAILED
-                step.result = None
-                if task.provides is not None:
-                    run.values.pop(task.provides, None)
-                    if task.provides in record.request:
-                        run.values[task.provides] = record.request[task.provides]
-                step.error_type, step.error_message = type(exc).__name__, str(exc)
-                await self._checkpoint(run)
-                raise _StepFailed(Failure(task.name, step.error_type, step.error_message)) from exc
+            await self._succeeded(run, task, step, result, rerunnable=rerunnable)
             return
+
+    async def _succeeded(
+        self, run: _Run, task: Task, step: StepRecord, result: Any, *, rerunnable: bool
+    ) -> None:
+        """Record a step's result: deferred to the next checkpoint when the step may run
+        twice or runs in the driver, committed now otherwise; a result that cannot be
+        encoded, or makes the record too large, fails the step instead."""
+        record = run.record
+        try:
+            body = _encoder.encode(result)
+            result = msgspec.msgpack.decode(body)
+        except _UNENCODABLE as exc:
+            step.status = StepStatus.FAILED
+            step.finished = self.env.clock.now()
+            step.error_type, step.error_message = type(exc).__name__, str(exc)
+            await self._checkpoint(run)
+            raise _StepFailed(Failure(task.name, step.error_type, step.error_message)) from exc
+        # The output enters the run's values together with the status: whoever sees the
+        # step succeeded finds its output.
+        step.status = StepStatus.SUCCEEDED
+        step.result = result
+        step.finished = self.env.clock.now()
+        step.error_type = step.error_message = None
+        if task.provides is not None:
+            run.values[task.provides] = result
+        try:
+            run.added += len(body) + _STEP_OVERHEAD
+            if rerunnable or run.inline:
+                # The next checkpoint (a step's start, or the flow's end) records this
+                # result; one that must not run twice is recorded before any step starts.
+                # The size is checked now, so an oversized result fails this step.
+                self._check_size(run)
+                run.dirty = True
+                run.flush = run.flush or not rerunnable
+            else:
+                await self._checkpoint(run)
+        except RecordTooLarge as exc:
+            step.status = StepStatus.FAILED
+            step.result = None
+            if task.provides is not None:
+                run.values.pop(task.provides, None)
+                if task.provides in record.request:
+                    run.values[task.provides] = record.request[task.provides]
+            step.error_type, step.error_message = type(exc).__name__, str(exc)
+            await self._checkpoint(run)
+            raise _StepFailed(Failure(task.name, step.error_type, step.error_message)) from exc
 
     async def _execute(self, task: Task, inputs: dict[str, Any]) -> Any:
         if task.timeout == math.inf:
@@ -791,12 +852,19 @@ class FlowEngine:
                 self._queued.pop(resource_id, None)
 
     def _check_size(self, run: _Run) -> None:
+        """RecordTooLarge if the record, with what was added since its last checkpoint,
+        would exceed the limit; encoded only when the running estimate comes close."""
+        if run.size + run.added <= self.max_record_bytes:
+            return
         size = len(_encoder.encode(run.record))
         if size > self.max_record_bytes:
             raise RecordTooLarge(run.record.id, size=size, limit=self.max_record_bytes)
 
-    async def _checkpoint(self, run: _Run) -> None:
-        """Commit the whole record as its next version; serialised per task."""
+    async def _checkpoint(
+        self, run: _Run, *, commit: Callable[[Document], Awaitable[object]] | None = None
+    ) -> None:
+        """Commit the whole record as its next version (through ``commit``, when the caller
+        writes it with its own); serialised per task."""
         async with run.lock:
             record = run.record
             record.updated = self.env.clock.now()
@@ -805,7 +873,8 @@ class FlowEngine:
             if len(body) > self.max_record_bytes:
                 record.version -= 1
                 raise RecordTooLarge(record.id, size=len(body), limit=self.max_record_bytes)
-            run.dirty = False
+            run.dirty = run.flush = False
+            run.size, run.added = len(body), 0
             document = Document(
                 TASKS,
                 record.id,
@@ -817,6 +886,13 @@ class FlowEngine:
                 created=record.created,
                 updated=record.updated,
             )
+            if commit is not None:
+                try:
+                    await commit(document)
+                except BaseException:
+                    record.version -= 1
+                    raise
+                return
             pending = self.store.submit(Write(documents=(document,)))
             try:
                 await asyncio.shield(pending)
@@ -882,11 +958,13 @@ class FlowEngine:
             self._log.error("task parked", task_id=record.id, kind=record.kind, detail=detail)
             return None
         run = _Run(flow, record)
+        run.resumed = True
         record.history.append(HistoryEvent(self.env.clock.now(), "resumed"))
         for step in record.steps:
             if step.status is not StepStatus.RUNNING:
                 continue
             task = flow.task(step.name)
+            run.reconciled.add(step.name)
             outcome = None
             if task.reconciles:
                 inputs = {name: run.values.get(name) for name in task.requires}

@@ -117,6 +117,11 @@ class Task:
         revert_retry: the retry policy of revert (one try by default): a revert that
             fails for good leaves the task ``revert_failed`` and the steps before it
             unreverted, so a revert whose failures are transient should retry.
+        idempotent: running it again with the same inputs does its work at most once and
+            returns the same result (its side effects are keyed by an operation id, say).
+            Such a step, like one with a ``reconcile``, gets no checkpoint of its own: its
+            result is committed with the next checkpoint, and a crash before that runs it
+            again (or asks its ``reconcile``).
     """
 
     def __init__(
@@ -128,6 +133,7 @@ class Task:
         timeout: float = math.inf,
         retry: Retry | None = None,
         revert_retry: Retry | None = None,
+        idempotent: bool = False,
     ) -> None:
         self.name = name if name is not None else type(self).__name__
         if not isinstance(self.name, str) or not self.name:
@@ -139,6 +145,9 @@ class Task:
         for name, policy in (("retry", retry), ("revert_retry", revert_retry)):
             if policy is not None and not isinstance(policy, Retry):
                 raise InvalidArgument(name, expected="a Retry", got=policy)
+        if not isinstance(idempotent, bool):
+            raise InvalidArgument("idempotent", expected="a bool", got=idempotent)
+        self.idempotent = idempotent
         self.provides = provides
         self.requires: tuple[str, ...] = (
             tuple(requires) if requires is not None else _parameters(self.execute)
@@ -167,6 +176,12 @@ class Task:
     def reconciles(self) -> bool:
         """True when the task has its own reconcile."""
         return type(self).reconcile is not Task.reconcile
+
+    @property
+    def rerunnable(self) -> bool:
+        """True when a crash may run the step again (it is idempotent) or ask it whether it
+        happened (it reconciles), so that it needs no checkpoint of its own."""
+        return self.idempotent or self.reconciles
 
     def __repr__(self) -> str:
         return f"<Task {self.name!r} requires={list(self.requires)} provides={self.provides!r}>"
@@ -221,9 +236,11 @@ def task(
     timeout: float = math.inf,
     retry: Retry | None = None,
     revert_retry: Retry | None = None,
+    idempotent: bool = False,
 ) -> Task:
     """A task from async functions: ``execute(**inputs)``,
-    ``revert(result, failure, **inputs)``, ``reconcile(**inputs)``."""
+    ``revert(result, failure, **inputs)``, ``reconcile(**inputs)``; the options are
+    :class:`Task`'s."""
     if not inspect.iscoroutinefunction(execute):
         raise InvalidArgument("execute", expected="an async function", got=execute)
     return _FunctionTask(
@@ -235,6 +252,7 @@ def task(
         timeout=timeout,
         retry=retry,
         revert_retry=revert_retry,
+        idempotent=idempotent,
     )
 
 

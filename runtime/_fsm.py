@@ -44,7 +44,7 @@ from ._errors import (
 )
 from ._machine import Machine, MachineInstance, TransitionRecord
 from ._request import Request
-from ._store import Loaded, Store, Write, decode, encode
+from ._store import Document, Loaded, Store, Write, decode, encode
 from ._timers import Timer, TimerFired
 
 __all__ = ("Fire", "DriveTo", "FSMActor", "NoData")
@@ -210,11 +210,14 @@ class FSMActor(Actor):
         cause: str | None = None,
         timers: Sequence[Timer] = (),
         cancel: Sequence[str] = (),
+        documents: Sequence[Document] = (),
     ) -> TransitionRecord:
         """Fire ``event``, commit it, then publish it and call :meth:`on_transition`.
 
         ``timers`` (from :meth:`timer`) are set and the pending timers ``cancel`` names are
-        cancelled in the same write: they exist exactly when the transition does.
+        cancelled in the same write: they exist exactly when the transition does. So are
+        ``documents`` written (a task record the transition starts, say: ``FlowEngine.
+        submit(..., commit=...)`` hands it over).
 
         Raises:
             InvalidTransition: the event is not allowed now; nothing changed.
@@ -268,9 +271,11 @@ class FSMActor(Actor):
             if record.sequence == 1 or record.sequence % self.snapshot_every == 0:
                 snapshot = msgspec.msgpack.encode(data)
             if timers or cancel or self._firing is not None:
-                await self._commit_with_timers(record, snapshot, tuple(timers), tuple(cancel))
+                await self._commit_with_timers(
+                    record, snapshot, tuple(timers), tuple(cancel), tuple(documents)
+                )
             else:
-                await commit(Write(self.machine.name, record, snapshot))
+                await commit(Write(self.machine.name, record, snapshot, tuple(documents)))
         except InvalidArgument as exc:
             # The store refused this write alone (data it cannot encode); nothing changed.
             self.instance = self.machine.instance(
@@ -311,13 +316,14 @@ class FSMActor(Actor):
         snapshot: bytes | None,
         timers: tuple[Timer, ...],
         cancel: tuple[str, ...],
+        documents: tuple[Document, ...] = (),
     ) -> None:
         for timer in timers:
             if not isinstance(timer, Timer):
                 raise InvalidArgument("timers", expected="Timers from self.timer()", got=timer)
         service = self.context.system.timers
         fired, self._firing = self._firing, None
-        documents = service.documents(added=timers, cancel=cancel, fired=fired)
+        documents += service.documents(added=timers, cancel=cancel, fired=fired)
         await self.store.commit(Write(self.machine.name, record, snapshot, documents))
         service.committed(added=timers, cancel=cancel, fired=fired)
 

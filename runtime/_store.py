@@ -178,7 +178,8 @@ class StoreStatistics:
     """Counters of a store.
 
     Attributes:
-        commits: transitions committed.
+        commits: writes committed (each one a command's transition, its documents, or both;
+            each awaited by its writer).
         batches: transactions that committed them (commits / batches is the group size).
         largest_batch: the most transitions one transaction carried.
         retries: transient failures retried.
@@ -188,6 +189,8 @@ class StoreStatistics:
         quarantined: resources taken out of service.
         pruned: journal rows removed by the retention policy.
         pending: writes waiting for the next transaction.
+        rows: journal rows and document rows the committed writes carried (a write of a
+            transition with two documents is three); snapshots are not counted.
     """
 
     commits: int
@@ -200,6 +203,7 @@ class StoreStatistics:
     quarantined: int
     pruned: int
     pending: int
+    rows: int = 0
 
 
 @runtime_checkable
@@ -473,7 +477,7 @@ class GroupCommitter:
         self._quarantined: dict[str, str] = {}
         self._closed = False
         self._log = get_logger("stateward.store")
-        self._commits = self._batches = self._largest = 0
+        self._commits = self._batches = self._largest = self._rows_written = 0
         self._retried = self._failures = self._conflicts = self._pruned = 0
         self._degraded = False
 
@@ -600,6 +604,7 @@ class GroupCommitter:
             for document in write.documents:
                 self._known_documents[document.collection, document.key] = document.version
         self._commits += len(writes)
+        self._rows_written += sum((w.record is not None) + len(w.documents) for w in writes)
         self._batches += 1
         self._largest = max(self._largest, len(writes))
         if pruned:
@@ -764,6 +769,7 @@ class GroupCommitter:
             quarantined=len(self._quarantined),
             pruned=self._pruned,
             pending=len(self._pending),
+            rows=self._rows_written,
         )
 
     async def _stop_writer(self) -> None:

@@ -520,7 +520,8 @@ async def test_delete_during_boot_cancels_the_boot_then_deletes() -> None:
 async def test_delete_while_the_claim_is_made_leaves_no_claim() -> None:
     """A delete that arrives as the build's claim lands (before the instance hears where it
     was placed) cancels the build mid-step; the delete still releases that claim."""
-    driver = FakeDriver()
+    # The port takes a while, so the build is still running when the delete comes.
+    driver = FakeDriver(latency={Operation.ALLOCATE_PORT: 0.05})
     async with Fleet.open(None, driver=driver) as fleet:
         await setup(fleet)
         with fleet.subscribe("host.*.claim") as claimed:
@@ -872,8 +873,9 @@ async def test_a_fleet_opens_past_a_task_record_it_cannot_read() -> None:
         await fleet.tasks.wait(stop.id)
     crashed = store.snapshot
     assert crashed is not None
+    # The image holds the stop's first record, committed with its transition: overwrite it.
     corrupt = Document(
-        TASKS, stop.id, 1, b"\xc1 not msgpack", resource_id="web-1", status="running"
+        TASKS, stop.id, 2, b"\xc1 not msgpack", resource_id="web-1", status="running"
     )
     await crashed.commit(Write(documents=(corrupt,)))
     for _ in range(2):

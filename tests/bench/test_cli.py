@@ -141,7 +141,8 @@ def test_bench_json_directory_must_exist(
 
 def _check_contract(path: Path) -> list[dict[str, object]]:
     data = json.loads(path.read_text(encoding="utf-8"))
-    assert set(data) == {"python", "machine", "results"}
+    assert set(data) == {"python", "machine", "results", "settings"}
+    assert data["settings"] == {"loop": "asyncio", "gc": "default"}
     assert isinstance(data["python"], str)
     assert isinstance(data["machine"], str)
     results: list[dict[str, object]] = data["results"]
@@ -185,11 +186,11 @@ def test_bench_every_row_runs_at_tiny_sizes(tmp_path: Path) -> None:
 def test_bench_without_peers_skips_and_falls_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Without the peers extra, pykka rows are skipped with a note and fsm uses the dict floor."""
+    """Without the peers extra, peer rows are skipped with a note and fsm uses the dict floor."""
     real_find_spec = importlib.util.find_spec
 
     def find_spec(name: str, package: str | None = None) -> ModuleSpec | None:
-        if name in {"pykka", "automaton"}:
+        if name in {"pykka", "automaton", "dbos"}:
             return None
         return real_find_spec(name, package)
 

@@ -84,16 +84,12 @@ async def stored_tasks(db: Path) -> tuple[Any, ...]:
         return await engine.tasks("vm-1")
 
 
-@pytest.mark.parametrize(("reconcile", "interrupted_runs"), [(False, 2), (True, 1)])
-def test_sigkilled_flow_resumes_without_rerunning_completed_steps(
-    tmp_path: Path, reconcile: bool, interrupted_runs: int
-) -> None:
+def test_sigkilled_flow_resumes_without_rerunning_completed_steps(tmp_path: Path) -> None:
     """A process killed mid-flow leaves a record that a second process resumes: completed
-    steps never run again; the interrupted one runs again, or not when reconcile says done."""
+    steps never run again; the interrupted one runs again, having no reconcile."""
     db, side = tmp_path / "flows.db", tmp_path / "side.txt"
-    flags = ("--reconcile",) if reconcile else ()
     assert STEPS[2] == KILLED_IN
-    kill_after(spawn(db, side, *flags), side, 3)  # STEPS[2] has started, and is sleeping
+    kill_after(spawn(db, side), side, 3)  # STEPS[2] has started, and is sleeping
     assert lines(side) == [f"ran {s}" for s in STEPS[:3]]
 
     [killed] = asyncio.run(stored_tasks(db))
@@ -105,20 +101,43 @@ def test_sigkilled_flow_resumes_without_rerunning_completed_steps(
         *[StepStatus.PENDING] * (len(STEPS) - 3),
     ]
 
-    result = finish(spawn(db, side, "--resume", *flags))
+    result = finish(spawn(db, side, "--resume"))
     assert result == {"resumed": [killed.id], "statuses": ["succeeded"]}
     ran = Counter(lines(side))
-    assert ran == {f"ran {s}": (interrupted_runs if s == STEPS[2] else 1) for s in STEPS}
+    assert ran == {f"ran {s}": (2 if s == STEPS[2] else 1) for s in STEPS}
 
     [record] = asyncio.run(stored_tasks(db))
     assert record.status is TaskStatus.SUCCEEDED
     assert [s.result for s in record.steps] == [f"{s}-done" for s in STEPS]
     [reconciled] = [h for h in record.history if h.event == "reconciled"]
-    assert reconciled.step == STEPS[2]
-    assert reconciled.detail == (
-        "already done: not run again" if reconcile else "no reconcile: runs again"
-    )
+    assert (reconciled.step, reconciled.detail) == (STEPS[2], "no reconcile: runs again")
     assert [h.event for h in record.history].count("resumed") == 1
+
+
+def test_sigkilled_flow_of_reconciling_steps_asks_each_step(tmp_path: Path) -> None:
+    """Steps that reconcile take no checkpoint of their own: the killed run left only the
+    submitted record, and the resume asks each step in turn whether it happened; none of
+    them runs twice, and those that had not run, run once."""
+    db, side = tmp_path / "flows.db", tmp_path / "side.txt"
+    kill_after(spawn(db, side, "--reconcile"), side, 3)  # STEPS[2] has started
+    assert lines(side) == [f"ran {s}" for s in STEPS[:3]]
+
+    [killed] = asyncio.run(stored_tasks(db))
+    assert killed.version == 1  # committed once, when it was submitted
+    assert [s.status for s in killed.steps] == [StepStatus.PENDING] * len(STEPS)
+
+    result = finish(spawn(db, side, "--resume", "--reconcile"))
+    assert result == {"resumed": [killed.id], "statuses": ["succeeded"]}
+    assert Counter(lines(side)) == {f"ran {s}": 1 for s in STEPS}
+
+    [record] = asyncio.run(stored_tasks(db))
+    assert record.status is TaskStatus.SUCCEEDED
+    assert [s.result for s in record.steps] == [f"{s}-done" for s in STEPS]
+    asked = [(h.step, h.detail) for h in record.history if h.event == "reconciled"]
+    assert asked == [
+        *[(s, "already done: not run again") for s in STEPS[:3]],
+        *[(s, "not done: runs again") for s in STEPS[3:]],
+    ]
 
 
 # --------------------------------------------------------------------------------------------
