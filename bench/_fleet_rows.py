@@ -884,7 +884,7 @@ async def fleet_drain_round(path: Path, *, instances: int, concurrency: int) -> 
 
 
 def _measure_drain(sizes: Sizes) -> Comparison:
-    instances = min(DRAIN_INSTANCES, sizes.fleet_boots)
+    instances = max(1, min(DRAIN_INSTANCES, sizes.fleet_boots // 10))
     with _scratch() as (runner, fresh):
 
         def side(concurrency: int) -> Callable[[], Round]:

@@ -165,35 +165,35 @@ TINY_SIZES = Sizes(
     sim_boots=20,
 )
 
-#: ``stateward bench --quick``: the whole suite in a few seconds on a 2-core machine.
+#: ``stateward bench --quick``: the whole suite in under a minute on a 2-core machine.
 QUICK_SIZES = Sizes(
     name="quick",
-    rounds=5,
+    rounds=3,
     warmup_rounds=1,
     messages=20_000,
-    asks=5_000,
-    idle_actors=2_000,
-    spawns=5_000,
-    transitions=100_000,
-    peer_messages=10_000,
-    peer_asks=1_000,
-    peer_rounds=3,
-    store_rounds=3,
-    durable_actors=5_000,
-    durable_transitions=4,
-    recovery_resources=20_000,
-    recovery_asks=1_000,
-    flows=1_000,
-    taskflow_flows=100,
-    taskflow_durable_flows=5,
-    dbos_flows=10,
-    fleet_boots=1_000,
-    fleet_instances=20_000,
-    fleet_rounds=2,
+    asks=2_000,
+    idle_actors=1_000,
+    spawns=2_000,
+    transitions=50_000,
+    peer_messages=5_000,
+    peer_asks=500,
+    peer_rounds=2,
+    store_rounds=2,
+    durable_actors=1_000,
+    durable_transitions=3,
+    recovery_resources=5_000,
+    recovery_asks=500,
+    flows=300,
+    taskflow_flows=20,
+    taskflow_durable_flows=3,
+    dbos_flows=5,
+    fleet_boots=300,
+    fleet_instances=5_000,
+    fleet_rounds=1,
     fleet_memory_rounds=1,
-    sim_duration=14_400.0,
-    sim_rounds=2,
-    sim_boots=300,
+    sim_duration=3_600.0,
+    sim_rounds=1,
+    sim_boots=100,
 )
 
 #: ``stateward bench``: large enough rounds that timer resolution and loop start-up vanish.
@@ -693,11 +693,13 @@ def run_rows(
         if chosen.loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
             missing = (*missing, "uvloop")
         if missing:
+            extras = sorted({"fast" if name == "uvloop" else "peers" for name in missing})
             outcome = Skipped(
                 row.name,
-                f"{', '.join(missing)} not importable; install the peers extra "
-                "(pip install 'stateward[peers]')"
-                + (" and the fast extra (pip install 'stateward[fast]')" * ("uvloop" in missing)),
+                f"{', '.join(missing)} not importable; install the "
+                + " and the ".join(
+                    f"{extra} extra (pip install 'stateward[{extra}]')" for extra in extras
+                ),
             )
             skipped.append(outcome)
         else:

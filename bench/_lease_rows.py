@@ -161,7 +161,7 @@ async def lease_create_round(path: Path, *, leases: int, clients: int = FLEET_CL
 
 
 def _measure_create(sizes: Sizes) -> Comparison:
-    leases = min(CREATE_LEASES, sizes.fleet_boots)
+    leases = max(1, min(CREATE_LEASES, sizes.fleet_boots // 4))
     with _scratch() as (runner, fresh):
 
         def lease_side() -> Round:

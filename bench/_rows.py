@@ -33,6 +33,7 @@ from ._peers import (
     pykka_ask_round,
     pykka_tell_round,
 )
+from ._settings_rows import SETTINGS_ROWS
 from ._sim_rows import SIM_ROWS
 from ._stateward import (
     STATEWARD,
@@ -258,5 +259,6 @@ ROWS = Registry(
         *FLEET_ROWS,
         *LEASE_ROWS,
         *SIM_ROWS,
+        *SETTINGS_ROWS,
     ]
 )
