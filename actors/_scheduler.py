@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import heapq
 import math
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -174,16 +175,22 @@ class FilterContext:
 class Filter:
     """A named host filter: ``check(request, host, context)`` is True to keep the host.
 
-    The name is what :class:`NoValidHost` reports, so keep it stable.
+    The name is what :class:`NoValidHost` reports, so keep it stable. ``applies(request)``,
+    when given, says whether the filter can remove any host for that request at all: when it
+    is False the hosts are not checked one by one (a zone filter for a request without a
+    zone keeps every host).
     """
 
     name: str
     check: Callable[[PlacementRequest, HostStatus, FilterContext], bool]
+    applies: Callable[[PlacementRequest], bool] | None = None
 
     def __post_init__(self) -> None:
         _require_name("name", self.name)
         if not callable(self.check):
             raise InvalidArgument("check", expected="a callable", got=self.check)
+        if self.applies is not None and not callable(self.applies):
+            raise InvalidArgument("applies", expected="a callable or None", got=self.applies)
 
     def __call__(self, request: PlacementRequest, host: HostStatus, context: FilterContext) -> bool:
         return self.check(request, host, context)
@@ -241,11 +248,11 @@ def server_group_filter(
 
 #: The filters a :class:`Scheduler` runs by default, in this order.
 DEFAULT_FILTERS: tuple[Filter, ...] = (
-    Filter("reservation", reservation_filter),
+    Filter("reservation", reservation_filter, lambda request: request.reservation is not None),
     Filter("capacity", capacity_filter),
     Filter("enabled_and_up", enabled_and_up_filter),
-    Filter("zone", zone_filter),
-    Filter("server_group", server_group_filter),
+    Filter("zone", zone_filter, lambda request: request.zone is not None),
+    Filter("server_group", server_group_filter, lambda request: request.group is not None),
 )
 
 
@@ -344,8 +351,9 @@ class Scheduler:
         self._refresh = float(refresh)
         # The hosts as last asked, with the claims placed since counted in; see _statuses.
         self._view: dict[str, HostStatus] = {}
-        # Host id -> (the claims of its status in the view, those claims by id).
-        self._claim_index: dict[str, tuple[tuple[Claim, ...], dict[str, Claim]]] = {}
+        # Claim id -> (host id, claim): every claim of the view, and those placed since, so
+        # that a retried placement finds its claim without a look at every host.
+        self._claims: dict[str, tuple[str, Claim]] = {}
         self._fetched = -math.inf
         self._refreshing: asyncio.Task[None] | None = None
         self._filters = filters
@@ -433,7 +441,7 @@ class Scheduler:
         if host_id is None:
             self._fetched = -math.inf
         else:
-            self._view.pop(host_id, None)
+            self._index(host_id, None)
 
     # -- internals -----------------------------------------------------------------------
 
@@ -467,7 +475,7 @@ class Scheduler:
         """
         loop = asyncio.get_running_loop()
         stale = self._refresh == 0 or loop.time() - self._fetched > self._refresh
-        if stale or set(host_ids) != set(self._view):
+        if stale or self._view.keys() != set(host_ids):
             if self._refreshing is None:
                 self._refreshing = loop.create_task(self._refresh_view(host_ids))
             refreshing = self._refreshing
@@ -499,6 +507,7 @@ class Scheduler:
                     got=answer,
                 )
         self._view = view
+        self._claims = {c.id: (h, c) for h, status in view.items() for c in status.claims}
         self._fetched = asyncio.get_running_loop().time()
         # Membership is what the ledgers say: a claim released is a member gone.
         members: dict[str, dict[str, str]] = {}
@@ -533,24 +542,28 @@ class Scheduler:
             leases = {**leases, reservation: less(leases[reservation])}
         self._view[host_id] = replace(status, free=less(status.free), leases=leases)
 
-    def _held(self, host_id: str, status: HostStatus, claim_id: str) -> Claim | None:
-        """The claim ``claim_id`` if the host's status holds it: a dict lookup, the host's
-        claims indexed once per status fetched (a host holds thousands)."""
-        cached = self._claim_index.get(host_id)
-        if cached is None or cached[0] is not status.claims:
-            cached = (status.claims, {claim.id: claim for claim in status.claims})
-            self._claim_index[host_id] = cached
-        return cached[1].get(claim_id)
+    def _index(self, host_id: str, status: HostStatus | None) -> None:
+        """Put ``status`` (None: nothing) in the view of ``host_id``, and its claims in the
+        index by claim id in place of the host's earlier ones."""
+        old = self._view.pop(host_id, None)
+        if old is not None:
+            for claim in old.claims:
+                if self._claims.get(claim.id, ("",))[0] == host_id:
+                    del self._claims[claim.id]
+        if status is not None:
+            self._view[host_id] = status
+            for claim in status.claims:
+                self._claims[claim.id] = (host_id, claim)
 
     async def _refresh_host(self, host_id: str) -> None:
         ref = self._current_hosts().get(host_id)
         if ref is None:
-            self._view.pop(host_id, None)
+            self._index(host_id, None)
             return
         try:
-            self._view[host_id] = await ref.ask(GetHost())
+            self._index(host_id, await ref.ask(GetHost()))
         except ActorError:
-            self._view.pop(host_id, None)
+            self._index(host_id, None)
 
     async def _place(self, request: PlacementRequest) -> Placement:
         refs = self._current_hosts()
@@ -559,26 +572,33 @@ class Scheduler:
         statuses, unreachable = await self._statuses(host_ids)
 
         claim_id = request.claim_id
-        for host_id, status in statuses:
-            held = self._held(host_id, status, claim_id)
-            if held is not None:
-                self._record(request, host_id)
-                return Placement(host_id, held)
+        found = self._claims.get(claim_id)
+        if found is not None and found[0] in self._view:
+            self._record(request, found[0])
+            return Placement(*found)
 
         context = FilterContext(self.membership)
         eliminated: list[tuple[str, int]] = [("unreachable", unreachable)] if unreachable else []
-        survivors = [
-            (h, s)
-            for h, s in statuses
-            if h not in request.exclude and (request.host is None or h == request.host)
-        ]
+        survivors = statuses
+        if request.exclude or request.host is not None:
+            survivors = [
+                (h, s)
+                for h, s in statuses
+                if h not in request.exclude and (request.host is None or h == request.host)
+            ]
         if len(survivors) < len(statuses):
             eliminated.append(("requested", len(statuses) - len(survivors)))
         for host_filter in self._filters:
-            kept = [(h, s) for h, s in survivors if host_filter(request, s, context)]
+            if host_filter.applies is not None and not host_filter.applies(request):
+                eliminated.append((host_filter.name, 0))
+                continue
+            check = host_filter.check
+            kept = [(h, s) for h, s in survivors if check(request, s, context)]
             eliminated.append((host_filter.name, len(survivors) - len(kept)))
             survivors = kept
-        ranked = sorted(survivors, key=lambda pair: self._weigher.key(*pair))
+        # Only the best few are tried: pick them rather than sort every host.
+        key = self._weigher.key
+        ranked = heapq.nsmallest(1 + self._alternates, survivors, key=lambda pair: key(*pair))
 
         group = request.group
         amount = request.flavor.amount
@@ -608,6 +628,7 @@ class Scheduler:
                 self._reserve(host_id, amount, -1, reservation)
                 raise
             self._record(request, host_id)
+            self._claims[claim_id] = (host_id, claim)
             return Placement(host_id, claim)
         raise NoValidHost(
             request.instance_id,
