@@ -402,7 +402,9 @@ def compare(
     """Warm up both sides, then run their rounds interleaved and reduce each to one figure.
 
     Interleaving matters more than it looks: measuring all subject rounds and then all
-    baseline rounds lets a slow drift of the machine masquerade as a difference.
+    baseline rounds lets a slow drift of the machine masquerade as a difference. Each round
+    starts after a full collection, untimed, so that neither side pays for the other's
+    garbage.
 
     Args:
         subject: a name and a callable that runs one round of the subject.
@@ -420,14 +422,21 @@ def compare(
         raise InvalidArgument("rounds", expected="at least 1", got=rounds)
     subject_name, run_subject = subject
     baseline_name, run_baseline = baseline
+
+    def clean(run: Callable[[], Round]) -> Round:
+        # Every round starts from a collected heap: the garbage one side left must not make
+        # the other side's collections slower (a peer that allocates much would tax us).
+        gc.collect()
+        return run()
+
     for _ in range(warmup_rounds):
-        run_subject()
-        run_baseline()
+        clean(run_subject)
+        clean(run_baseline)
     subject_rounds: list[Round] = []
     baseline_rounds: list[Round] = []
     for _ in range(rounds):
-        subject_rounds.append(run_subject())
-        baseline_rounds.append(run_baseline())
+        subject_rounds.append(clean(run_subject))
+        baseline_rounds.append(clean(run_baseline))
     return (
         _side(subject_name, subject_rounds, higher_is_better=higher_is_better, how=how),
         _side(baseline_name, baseline_rounds, higher_is_better=higher_is_better, how=how),
