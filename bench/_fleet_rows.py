@@ -5,13 +5,15 @@ embedding API (:class:`~stateward.actors.Fleet` on a SQLite file, ``Durability.F
 :class:`~stateward.actors.FakeDriver` with zero latency). Every boot is the whole domain path:
 the instance actor journals ``boot``, the boot flow schedules (filters and weighers over every
 host's status), claims on the chosen host's actor, allocates a port, attaches volumes (none),
-spawns and powers on, every step checkpointed and every instance transition journaled. The
-boots are submitted by :data:`FLEET_CLIENTS` client tasks at most; each client submits a boot
+spawns and powers on (the task's record committed with the ``boot`` transition and at its
+end, every instance transition journaled). The boots are submitted by :data:`FLEET_CLIENTS` client tasks at most; each client submits a boot
 (``fleet.instances.boot``), waits for its task to end (``fleet.tasks.wait``) and takes the
 next. A boot's latency is submit to task succeeded. The baseline is the same number of
 ``flow.boot_durable`` flows (:func:`~stateward.bench._flow_rows.stateward_durable_round`:
-6 no-op steps checkpointed on SQLite FULL, all submitted at once), so the ratio is what the
-domain costs over bare durable flows. After the clock stops, every instance is checked
+6 idempotent no-op steps on SQLite FULL, all submitted at once), so the ratio is what the
+domain costs over bare durable flows. ``fleet.boot.commits`` and ``fleet.boot.rows`` count
+the store writes and rows of a boot on an in-memory fleet, against one 6-step flow whose
+steps each commit their start. After the clock stops, every instance is checked
 ``active`` on a host, and every host's usage against the instances placed on it.
 
 ``fleet.resident_memory`` is the traced memory a fleet holds per registered instance after
