@@ -6,7 +6,8 @@ embedding API (:class:`~stateward.actors.Fleet` on a SQLite file, ``Durability.F
 the instance actor journals ``boot``, the boot flow schedules (filters and weighers over every
 host's status), claims on the chosen host's actor, allocates a port, attaches volumes (none),
 spawns and powers on (the task's record committed with the ``boot`` transition and at its
-end, every instance transition journaled). The boots are submitted by :data:`FLEET_CLIENTS` client tasks at most; each client submits a boot
+end, every instance transition journaled). The boots are submitted by
+:data:`FLEET_CLIENTS` client tasks at most; each client submits a boot
 (``fleet.instances.boot``), waits for its task to end (``fleet.tasks.wait``) and takes the
 next. A boot's latency is submit to task succeeded. The baseline is the same number of
 ``flow.boot_durable`` flows (:func:`~stateward.bench._flow_rows.stateward_durable_round`:
