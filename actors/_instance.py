@@ -605,7 +605,7 @@ class InstanceActor(FSMActor):
             "task_id": task_id,
             "epoch": self.info.epoch,  # the boot keeps it: epochs only grow
         }
-        return await self._start_task("boot", task_id, inputs, key, "boot", journaled)
+        return await self._start_task("boot", task_id, inputs, key, journaled)
 
     async def _act(self, command: Act) -> TaskRecord:
         action = command.action
@@ -634,7 +634,7 @@ class InstanceActor(FSMActor):
             "epoch": self.info.epoch,
         }
         record = await self._start_task(
-            action, task_id, inputs, command.idempotency_key, action, payload or None
+            action, task_id, inputs, command.idempotency_key, payload or None
         )
         if action == "delete" and running is not None:
             # Delete during a build: the delete is queued behind the build (the engine runs
@@ -643,22 +643,17 @@ class InstanceActor(FSMActor):
         return record
 
     async def _start_task(
-        self,
-        flow: str,
-        task_id: str,
-        inputs: dict[str, Any],
-        key: str | None,
-        event: str,
-        payload: Any,
+        self, action: str, task_id: str, inputs: dict[str, Any], key: str | None, payload: Any
     ) -> TaskRecord:
-        """Fire ``event`` and submit the task it starts in one write: the transition and the
-        task's first record are committed together, or neither is (and nothing runs)."""
+        """Fire the command ``action`` and submit its flow (of the same name) in one write:
+        the transition and the task's first record are committed together, or neither is
+        (and nothing runs)."""
 
         async def commit(document: Document) -> None:
-            await self.transition(event, payload=payload, task_id=task_id, documents=(document,))
+            await self.transition(action, payload=payload, task_id=task_id, documents=(document,))
 
         handle = await self.services.submit(
-            flow, self.context.resource_id, task_id, inputs, key, commit=commit
+            action, self.context.resource_id, task_id, inputs, key, commit=commit
         )
         return handle.record
 

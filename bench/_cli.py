@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import importlib.util
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -177,6 +178,11 @@ def _bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     json_target, problem = _json_target("--json", args.json)
     if problem is not None:
         return _usage_error(parser, problem)
+    if args.loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        return _usage_error(
+            parser,
+            "--loop uvloop needs uvloop, which is not installed: pip install 'stateward[fast]'",
+        )
 
     progress_console = Console(stderr=True)
     with Progress(

@@ -64,6 +64,8 @@ def dbos_round(directory: Path, flows: int) -> Round:
     config: DBOSConfig = {
         "name": "stateward-bench",
         "system_database_url": f"sqlite:///{database}",
+        # DBOS installs a console handler of its own: only errors reach it.
+        "log_level": "ERROR",
     }
     DBOS(config=config)
     try:

@@ -55,13 +55,12 @@ def format_against(value: float, bound: float) -> str:
     if not math.isfinite(value):
         return str(value)
     side = (value > bound) - (value < bound)
-    text = _significant(value, 3)
-    for digits in range(3, 13):
+    for digits in range(3, 12):
         text = _significant(value, digits)
         printed = float(text.replace(",", ""))
         if (printed > bound) - (printed < bound) == side:
-            break
-    return text
+            return text
+    return _significant(value, 12)
 
 
 def _significant(value: float, digits: int) -> str:

@@ -84,49 +84,34 @@ def _pair(
 
 
 _DEFAULT = Settings()
-_TUNED = Settings(gc="tuned")
-_UVLOOP = Settings(loop="uvloop")
+#: What each row measures: its name, unit and workload, as named in its summary.
+_WORKLOADS: tuple[tuple[str, str, _Workload, str], ...] = (
+    ("durable_transition", "transition/s", _durable, "store.durable_transition's workload"),
+    ("flow.boot_durable", "flow/s", _flows, "flow.boot_durable's flows"),
+    ("fleet.boot", "boot/s", _boots, "fleet.boot's workload"),
+)
+
+
+def _row(prefix: str, workload: tuple[str, str, _Workload, str], subject: Settings) -> Row:
+    name, unit, run, what = workload
+    gc_row = subject.gc == "tuned"
+    return Row(
+        name=f"{prefix}.{name}",
+        unit=unit,
+        higher_is_better=True,
+        measure=_pair(run, subject, _DEFAULT),
+        summary=f"{what} with the README's GC tuning vs Python's defaults (reference)"
+        if gc_row
+        else f"{what} on uvloop vs asyncio's loop (reference)",
+        requires=() if gc_row else ("uvloop",),
+    )
+
+
+_DURABLE, _FLOWS, _BOOTS = _WORKLOADS
 
 #: The settings rows, in report order.
 SETTINGS_ROWS = (
-    Row(
-        name="gc.durable_transition",
-        unit="transition/s",
-        higher_is_better=True,
-        measure=_pair(_durable, _TUNED, _DEFAULT),
-        summary="store.durable_transition's workload with the README's GC tuning vs Python's "
-        "defaults (reference)",
-    ),
-    Row(
-        name="gc.fleet.boot",
-        unit="boot/s",
-        higher_is_better=True,
-        measure=_pair(_boots, _TUNED, _DEFAULT),
-        summary="fleet.boot's workload with the README's GC tuning vs Python's defaults "
-        "(reference)",
-    ),
-    Row(
-        name="loop.uvloop.durable_transition",
-        unit="transition/s",
-        higher_is_better=True,
-        measure=_pair(_durable, _UVLOOP, _DEFAULT),
-        summary="store.durable_transition's workload on uvloop vs asyncio's loop (reference)",
-        requires=("uvloop",),
-    ),
-    Row(
-        name="loop.uvloop.flow.boot_durable",
-        unit="flow/s",
-        higher_is_better=True,
-        measure=_pair(_flows, _UVLOOP, _DEFAULT),
-        summary="flow.boot_durable's flows on uvloop vs asyncio's loop (reference)",
-        requires=("uvloop",),
-    ),
-    Row(
-        name="loop.uvloop.fleet.boot",
-        unit="boot/s",
-        higher_is_better=True,
-        measure=_pair(_boots, _UVLOOP, _DEFAULT),
-        summary="fleet.boot's workload on uvloop vs asyncio's loop (reference)",
-        requires=("uvloop",),
-    ),
+    _row("gc", _DURABLE, Settings(gc="tuned")),
+    _row("gc", _BOOTS, Settings(gc="tuned")),
+    *(_row("loop.uvloop", workload, Settings(loop="uvloop")) for workload in _WORKLOADS),
 )

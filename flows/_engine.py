@@ -25,7 +25,7 @@ import enum
 import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import msgspec
 
@@ -330,6 +330,8 @@ class FlowEngine:
             idempotency_key = _text("idempotency_key", idempotency_key, optional=True)
         if task_id is not None:
             task_id = _text("task_id", task_id, optional=True)
+        if commit is not None and not callable(commit):
+            raise InvalidArgument("commit", expected="an async callable or None", got=commit)
         request = self._request(flow, inputs)
         registered = self._flows.setdefault(flow.name, flow)
         if registered is not flow:
@@ -674,12 +676,17 @@ class FlowEngine:
                     what = f"attempt {tries} failed ({step.error_type}: {step.error_message})"
                     await self._retry_after(run, task.name, what, delay)
                     continue
-                step.status = StepStatus.FAILED
-                step.finished = clock.now()
-                await self._checkpoint(run)
-                raise _StepFailed(Failure(task.name, step.error_type, step.error_message)) from exc
+                await self._fail(run, task, step, exc)
             await self._succeeded(run, task, step, result, rerunnable=rerunnable)
             return
+
+    async def _fail(self, run: _Run, task: Task, step: StepRecord, exc: Exception) -> NoReturn:
+        """Record the step failed with ``exc``, commit that, and stop the flow with it."""
+        step.status = StepStatus.FAILED
+        step.finished = self.env.clock.now()
+        step.error_type, step.error_message = type(exc).__name__, str(exc)
+        await self._checkpoint(run)
+        raise _StepFailed(Failure(task.name, step.error_type, step.error_message)) from exc
 
     async def _succeeded(
         self, run: _Run, task: Task, step: StepRecord, result: Any, *, rerunnable: bool
@@ -692,11 +699,7 @@ class FlowEngine:
             body = _encoder.encode(result)
             result = msgspec.msgpack.decode(body)
         except _UNENCODABLE as exc:
-            step.status = StepStatus.FAILED
-            step.finished = self.env.clock.now()
-            step.error_type, step.error_message = type(exc).__name__, str(exc)
-            await self._checkpoint(run)
-            raise _StepFailed(Failure(task.name, step.error_type, step.error_message)) from exc
+            await self._fail(run, task, step, exc)
         # The output enters the run's values together with the status: whoever sees the
         # step succeeded finds its output.
         step.status = StepStatus.SUCCEEDED
@@ -717,15 +720,12 @@ class FlowEngine:
             else:
                 await self._checkpoint(run)
         except RecordTooLarge as exc:
-            step.status = StepStatus.FAILED
             step.result = None
             if task.provides is not None:
                 run.values.pop(task.provides, None)
                 if task.provides in record.request:
                     run.values[task.provides] = record.request[task.provides]
-            step.error_type, step.error_message = type(exc).__name__, str(exc)
-            await self._checkpoint(run)
-            raise _StepFailed(Failure(task.name, step.error_type, step.error_message)) from exc
+            await self._fail(run, task, step, exc)
 
     async def _execute(self, task: Task, inputs: dict[str, Any]) -> Any:
         if task.timeout == math.inf:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import importlib.util
 import io
 
 import pytest
@@ -17,6 +18,7 @@ from stateward.bench._harness import (
     Settings,
     Side,
     applied,
+    loop_runner,
     run_rows,
 )
 from stateward.bench._report import format_against, report_table, verdict
@@ -112,3 +114,29 @@ def test_the_tuned_collector_is_applied_and_undone() -> None:
         assert gc.get_freeze_count() > 0
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
+
+
+def test_the_uvloop_setting_runs_rows_on_uvloop() -> None:
+    """`--loop uvloop` gives every row's runner a uvloop loop; the default stays asyncio's."""
+    uvloop = pytest.importorskip("uvloop", reason="the fast extra is not installed")
+    with applied(Settings(loop="uvloop")), loop_runner() as runner:
+        assert isinstance(runner.get_loop(), uvloop.Loop)
+    with loop_runner() as runner:
+        assert not isinstance(runner.get_loop(), uvloop.Loop)
+
+
+def test_uvloop_missing_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without the fast extra, `--loop uvloop` says what to install instead of failing rows."""
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *args: None if name == "uvloop" else real(name, *args),
+    )
+    assert (
+        main(["bench", "--sizes", "tiny", "--only", "actor.passivated_memory", "--loop", "uvloop"])
+        == 2
+    )
+    assert "pip install 'stateward[fast]'" in capsys.readouterr().err

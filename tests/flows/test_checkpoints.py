@@ -26,7 +26,14 @@ from stateward.flows import (
     linear,
     task,
 )
-from stateward.runtime import Document, Environment, MemoryStore, VirtualClock, Write
+from stateward.runtime import (
+    Document,
+    Environment,
+    InvalidArgument,
+    MemoryStore,
+    VirtualClock,
+    Write,
+)
 
 STEPS = ("reserve", "network", "attach", "spawn", "power", "announce")
 
@@ -199,6 +206,8 @@ async def test_the_first_version_commits_with_the_callers_write() -> None:
 
         with pytest.raises(RuntimeError, match="refused"):
             await engine.submit(flow, resource_id="vm-2", commit=refuse)
+        with pytest.raises(InvalidArgument, match="commit"):
+            await engine.submit(flow, resource_id="vm-2", commit="not a callable")  # type: ignore[arg-type]
         assert await engine.tasks("vm-2") == ()
         assert engine.statistics().running == 0
     assert runs == dict.fromkeys(STEPS, 1)
