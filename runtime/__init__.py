@@ -55,6 +55,9 @@ from ._machine import MachineInstance as MachineInstance
 from ._machine import StateKind as StateKind
 from ._machine import Transition as Transition
 from ._machine import TransitionRecord as TransitionRecord
+from ._postgres import POSTGRES_SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION
+from ._postgres import PostgresStore as PostgresStore
+from ._postgres import open_postgres_store as open_postgres_store
 from ._reader import DocumentRow as DocumentRow
 from ._reader import HeadRow as HeadRow
 from ._reader import JournalRow as JournalRow
@@ -164,6 +167,9 @@ __all__ = (
     "Retention",
     "MemoryStore",
     "SqliteStore",
+    "POSTGRES_SCHEMA_VERSION",
+    "PostgresStore",
+    "open_postgres_store",
     "open_sqlite_store",
     "Durability",
     "SCHEMA_VERSION",

@@ -30,29 +30,20 @@ from pathlib import PurePath
 from typing import Any, TypeVar
 
 import aiosqlite
-import msgspec
 
 from ._check import (
-    check_documents_query,
-    check_history,
-    check_history_between,
     check_ids,
-    check_resources_query,
     check_text,
 )
 from ._env import Clock
 from ._errors import InvalidArgument, ResourceQuarantined, SchemaError, StoreUnavailable
-from ._machine import TransitionRecord
+from ._sql import HEAD_COLUMNS, RECORD_COLUMNS, SqlQueries
 from ._store import (
-    Document,
-    GroupCommitter,
     Loaded,
-    ResourceSummary,
     Retention,
     Write,
+    _rows,
     _Transient,
-    decode,
-    encode,
 )
 
 __all__ = ("Durability", "SqliteStore", "open_sqlite_store", "SCHEMA_VERSION")
@@ -160,9 +151,6 @@ ON CONFLICT (collection, key) DO UPDATE SET
     updated = excluded.updated,
     body = excluded.body
 """
-_DOCUMENT_COLUMNS = "collection, key, version, body, resource_id, status, dedupe, created, updated"
-_RECORD_COLUMNS = "resource_id, sequence, source, event, target, task_id, cause, at, payload"
-_HEAD_COLUMNS = "id, kind, state, revision, updated, snapshot, snapshot_revision, snapshot_state"
 
 _TRANSIENT_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
 _REASONS = {
@@ -309,7 +297,7 @@ def _claim(path: str, *, create: bool) -> str:
     return f"{PurePath(os.path.abspath(path)).as_uri()}?mode=rw"
 
 
-class SqliteStore(GroupCommitter):
+class SqliteStore(SqlQueries):
     """A durable store in one SQLite file. Open it with :func:`open_sqlite_store`."""
 
     def __init__(
@@ -517,58 +505,7 @@ class SqliteStore(GroupCommitter):
 
     async def _write(self, writes: list[Write]) -> int:
         db = self._db(self._writer_db)
-        journal_rows = []
-        head_rows = []
-        document_rows: list[tuple[Any, ...]] = []
-        snapshots: list[tuple[str, int]] = []
-        for write in writes:
-            document_rows.extend(
-                (
-                    d.collection,
-                    d.key,
-                    d.version,
-                    d.resource_id,
-                    d.status,
-                    d.dedupe,
-                    d.created,
-                    d.updated,
-                    d.body,
-                )
-                for d in write.documents
-            )
-            r = write.record
-            if r is None:
-                continue
-            payload = encode(r.payload) if r.payload is not None else None
-            journal_rows.append(
-                (
-                    r.resource_id,
-                    r.sequence,
-                    r.source,
-                    r.event,
-                    r.target,
-                    r.task_id,
-                    r.cause,
-                    r.at,
-                    payload,
-                )
-            )
-            # A new resource without a snapshot has none yet: its whole journal is the tail.
-            taken = write.snapshot is not None
-            head_rows.append(
-                (
-                    r.resource_id,
-                    write.kind,
-                    r.target,
-                    r.sequence,
-                    r.at,
-                    write.snapshot,
-                    r.sequence if taken else 0,
-                    r.target if taken else None,
-                )
-            )
-            if write.snapshot is not None:
-                snapshots.append((r.resource_id, r.sequence))
+        journal_rows, head_rows, document_rows, snapshots = _rows(writes)
 
         async def transaction() -> int:
             await db.execute("BEGIN IMMEDIATE")
@@ -612,79 +549,6 @@ class SqliteStore(GroupCommitter):
         return found
 
     # -- reading ------------------------------------------------------------------------
-
-    def _document(self, row: Sequence[Any]) -> Document:
-        return self._seen(
-            Document(
-                str(row[0]),
-                str(row[1]),
-                int(row[2]),
-                bytes(row[3]),
-                row[4],
-                row[5],
-                row[6],
-                float(row[7]),
-                float(row[8]),
-            )
-        )
-
-    async def get_document(self, collection: str, key: str) -> Document | None:
-        """The current version of one document, or None."""
-        check_text("collection", collection)
-        check_text("key", key)
-        rows = await self._fetch(
-            "get_document",
-            f"SELECT {_DOCUMENT_COLUMNS} FROM documents WHERE collection = ? AND key = ?",
-            (collection, key),
-        )
-        return self._document(rows[0]) if rows else None
-
-    async def find_documents(
-        self,
-        collection: str,
-        *,
-        resource_id: str | None = None,
-        status: str | None = None,
-        dedupe: str | None = None,
-        before: tuple[float, str] | None = None,
-        limit: int = 100,
-    ) -> tuple[Document, ...]:
-        """Documents matching every given field, newest first (by created, then key)."""
-        cursor = check_documents_query(collection, resource_id, status, dedupe, before, limit)
-        created, key = cursor if cursor is not None else (math.inf, "")
-        rows = await self._fetch(
-            "find_documents",
-            f"SELECT {_DOCUMENT_COLUMNS} FROM documents WHERE collection = ? "
-            "AND (? IS NULL OR resource_id = ?) AND (? IS NULL OR status = ?) "
-            "AND (? IS NULL OR dedupe = ?) AND (? OR (created, key) < (?, ?)) "
-            "ORDER BY created DESC, key DESC LIMIT ?",
-            (
-                collection,
-                resource_id,
-                resource_id,
-                status,
-                status,
-                dedupe,
-                dedupe,
-                before is None,
-                created,
-                key,
-                limit,
-            ),
-        )
-        return tuple(self._document(row) for row in rows)
-
-    def _record(self, row: Sequence[Any]) -> TransitionRecord:
-        resource_id, sequence = str(row[0]), int(row[1])
-        try:
-            payload = decode(row[8]) if row[8] is not None else None
-        except msgspec.DecodeError as exc:
-            reason = f"journal row {sequence} cannot be decoded: {exc}"
-            self._quarantined[resource_id] = reason
-            raise ResourceQuarantined(resource_id, reason=reason) from exc
-        return TransitionRecord(
-            resource_id, sequence, row[2], row[3], row[4], row[5], row[6], float(row[7]), payload
-        )
 
     async def _fetch(self, operation: str, sql: str, params: Sequence[Any]) -> list[Any]:
         db = self._db(self._reader_db)
@@ -742,55 +606,20 @@ class SqliteStore(GroupCommitter):
                     raise ResourceQuarantined(resource_id, reason=self._quarantined[resource_id])
         marks = ",".join("?" * len(ids))
         heads = await self._fetch(
-            "load", f"SELECT {_HEAD_COLUMNS} FROM resources WHERE id IN ({marks})", ids
+            "load", f"SELECT {HEAD_COLUMNS} FROM resources WHERE id IN ({marks})", ids
         )
         if not heads:
             return {}
         # Journal tails of every resource in one query: rows after each one's snapshot.
         tails = await self._fetch(
             "load",
-            f"SELECT {', '.join('j.' + c.strip() for c in _RECORD_COLUMNS.split(','))} "
+            f"SELECT {', '.join('j.' + c.strip() for c in RECORD_COLUMNS.split(','))} "
             f"FROM journal j JOIN resources r ON r.id = j.resource_id "
             f"WHERE r.id IN ({marks}) AND j.sequence > r.snapshot_revision "
             f"ORDER BY j.resource_id, j.sequence",
             ids,
         )
-        by_resource: dict[str, list[Sequence[Any]]] = {}
-        for row in tails:
-            by_resource.setdefault(str(row[0]), []).append(row)
-        found: dict[str, Loaded] = {}
-        for head in heads:
-            resource_id = str(head[0])
-            if resource_id in self._quarantined and not quarantine_raises:
-                continue
-            try:
-                tail = tuple(self._record(row) for row in by_resource.get(resource_id, ()))
-                loaded = Loaded(
-                    resource_id,
-                    str(head[1]),
-                    str(head[2]),
-                    int(head[3]),
-                    float(head[4]),
-                    head[5],
-                    int(head[6]),
-                    head[7],
-                    tail,
-                )
-                self._check_chain(loaded)
-            except ResourceQuarantined as error:
-                await self.quarantine(resource_id, error.reason)
-                if quarantine_raises:
-                    raise
-                continue
-            except (TypeError, ValueError) as exc:
-                reason = f"row cannot be read: {exc}"
-                await self.quarantine(resource_id, reason)
-                if quarantine_raises:
-                    raise ResourceQuarantined(resource_id, reason=reason) from exc
-                continue
-            self._loaded(loaded)
-            found[resource_id] = loaded
-        return found
+        return await self._assemble(heads, tails, quarantine_raises=quarantine_raises)
 
     async def quarantine(self, resource_id: str, reason: str) -> None:
         """Take a resource out of service, durably: it stays quarantined after a restart."""
@@ -811,62 +640,6 @@ class SqliteStore(GroupCommitter):
         except (StoreUnavailable, _Transient) as exc:
             # The quarantine holds in memory; it is re-detected on the next open anyway.
             self._log.warning("quarantine not persisted", resource_id=resource_id, error=str(exc))
-
-    async def history(
-        self, resource_id: str, *, after: int = 0, limit: int = 100
-    ) -> tuple[TransitionRecord, ...]:
-        """Journal records of one resource with sequence > ``after``, oldest first."""
-        check_history(resource_id, after, limit)
-        rows = await self._fetch(
-            "history",
-            f"SELECT {_RECORD_COLUMNS} FROM journal WHERE resource_id = ? AND sequence > ? "
-            "ORDER BY sequence LIMIT ?",
-            (resource_id, after, limit),
-        )
-        return tuple(self._record(row) for row in rows)
-
-    async def history_between(
-        self,
-        start: float,
-        end: float,
-        *,
-        after: tuple[float, str, int] | None = None,
-        limit: int = 100,
-    ) -> tuple[TransitionRecord, ...]:
-        """Journal records with ``start <= at < end`` by (at, resource, sequence)."""
-        low, high, cursor = check_history_between(start, end, after, limit)
-        at, resource_id, sequence = cursor if cursor is not None else (low, "", -1)
-        rows = await self._fetch(
-            "history",
-            f"SELECT {_RECORD_COLUMNS} FROM journal WHERE at >= ? AND at < ? "
-            "AND (at, resource_id, sequence) > (?, ?, ?) "
-            "ORDER BY at, resource_id, sequence LIMIT ?",
-            (low, high, at, resource_id, sequence, limit),
-        )
-        return tuple(self._record(row) for row in rows)
-
-    async def resources(
-        self, *, kind: str | None = None, after: str | None = None, limit: int = 1000
-    ) -> tuple[ResourceSummary, ...]:
-        """Resources ordered by id, starting after ``after``."""
-        check_resources_query(kind, after, limit)
-        rows = await self._fetch(
-            "resources",
-            "SELECT id, kind, state, revision, updated FROM resources "
-            "WHERE (? IS NULL OR kind = ?) AND id > ? ORDER BY id LIMIT ?",
-            (kind, kind, after if after is not None else "", limit),
-        )
-        return tuple(
-            ResourceSummary(
-                str(r[0]),
-                str(r[1]),
-                str(r[2]),
-                int(r[3]),
-                float(r[4]),
-                self._quarantined.get(str(r[0])),
-            )
-            for r in rows
-        )
 
 
 def open_sqlite_store(

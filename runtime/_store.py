@@ -435,6 +435,74 @@ def _field_problems(write: object) -> InvalidArgument | None:
     return None
 
 
+#: The rows of one transaction, by table: journal rows, resource heads, documents, and the
+#: (resource, revision) of every snapshot taken (where retention prunes the journal).
+_BatchRows = tuple[
+    list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[str, int]]
+]
+
+
+def _rows(writes: Iterable[Write]) -> _BatchRows:
+    """The rows an SQL store writes for ``writes``, in their order, as its columns list them.
+
+    Raises:
+        TypeError, ValueError: a payload msgpack cannot encode (the write is refused).
+    """
+    journal_rows: list[tuple[Any, ...]] = []
+    head_rows: list[tuple[Any, ...]] = []
+    document_rows: list[tuple[Any, ...]] = []
+    snapshots: list[tuple[str, int]] = []
+    for write in writes:
+        document_rows.extend(
+            (
+                d.collection,
+                d.key,
+                d.version,
+                d.resource_id,
+                d.status,
+                d.dedupe,
+                d.created,
+                d.updated,
+                d.body,
+            )
+            for d in write.documents
+        )
+        r = write.record
+        if r is None:
+            continue
+        payload = encode(r.payload) if r.payload is not None else None
+        journal_rows.append(
+            (
+                r.resource_id,
+                r.sequence,
+                r.source,
+                r.event,
+                r.target,
+                r.task_id,
+                r.cause,
+                r.at,
+                payload,
+            )
+        )
+        # A new resource without a snapshot has none yet: its whole journal is the tail.
+        taken = write.snapshot is not None
+        head_rows.append(
+            (
+                r.resource_id,
+                write.kind,
+                r.target,
+                r.sequence,
+                r.at,
+                write.snapshot,
+                r.sequence if taken else 0,
+                r.target if taken else None,
+            )
+        )
+        if taken:
+            snapshots.append((r.resource_id, r.sequence))
+    return journal_rows, head_rows, document_rows, snapshots
+
+
 class GroupCommitter:
     """The shared write path: batching, revision checks, retries, statistics.
 
@@ -723,6 +791,90 @@ class GroupCommitter:
         raise NotImplementedError
 
     # -- shared bookkeeping ---------------------------------------------------------------
+
+    def _document(self, row: Sequence[Any]) -> Document:
+        """A document from the columns ``collection, key, version, body, resource_id, status,
+        dedupe, created, updated`` of an SQL store's row."""
+        return self._seen(
+            Document(
+                str(row[0]),
+                str(row[1]),
+                int(row[2]),
+                bytes(row[3]),
+                row[4],
+                row[5],
+                row[6],
+                float(row[7]),
+                float(row[8]),
+            )
+        )
+
+    def _record(self, row: Sequence[Any]) -> TransitionRecord:
+        """A journal row (``resource_id, sequence, source, event, target, task_id, cause, at,
+        payload``) as a record; an undecodable payload quarantines its resource."""
+        resource_id, sequence = str(row[0]), int(row[1])
+        try:
+            payload = decode(row[8]) if row[8] is not None else None
+        except msgspec.DecodeError as exc:
+            reason = f"journal row {sequence} cannot be decoded: {exc}"
+            self._quarantined[resource_id] = reason
+            raise ResourceQuarantined(resource_id, reason=reason) from exc
+        return TransitionRecord(
+            resource_id, sequence, row[2], row[3], row[4], row[5], row[6], float(row[7]), payload
+        )
+
+    async def _assemble(
+        self,
+        heads: Iterable[Sequence[Any]],
+        tails: Iterable[Sequence[Any]],
+        *,
+        quarantine_raises: bool,
+    ) -> dict[str, Loaded]:
+        """Resources from their head rows (``id, kind, state, revision, updated, snapshot,
+        snapshot_revision, snapshot_state``) and journal tails, read in one snapshot.
+
+        A resource whose rows do not hold together is quarantined: left out, or raised with
+        ``quarantine_raises``.
+        """
+        by_resource: dict[str, list[Sequence[Any]]] = {}
+        for row in tails:
+            by_resource.setdefault(str(row[0]), []).append(row)
+        found: dict[str, Loaded] = {}
+        for head in heads:
+            resource_id = str(head[0])
+            if resource_id in self._quarantined and not quarantine_raises:
+                continue
+            try:
+                tail = tuple(self._record(row) for row in by_resource.get(resource_id, ()))
+                loaded = Loaded(
+                    resource_id,
+                    str(head[1]),
+                    str(head[2]),
+                    int(head[3]),
+                    float(head[4]),
+                    None if head[5] is None else bytes(head[5]),
+                    int(head[6]),
+                    head[7],
+                    tail,
+                )
+                self._check_chain(loaded)
+            except ResourceQuarantined as error:
+                await self.quarantine(resource_id, error.reason)
+                if quarantine_raises:
+                    raise
+                continue
+            except (TypeError, ValueError) as exc:
+                reason = f"row cannot be read: {exc}"
+                await self.quarantine(resource_id, reason)
+                if quarantine_raises:
+                    raise ResourceQuarantined(resource_id, reason=reason) from exc
+                continue
+            self._loaded(loaded)
+            found[resource_id] = loaded
+        return found
+
+    async def quarantine(self, resource_id: str, reason: str) -> None:
+        raise NotImplementedError
 
     def _loaded(self, loaded: Loaded) -> None:
         self._known[loaded.resource_id] = loaded.revision

@@ -13,18 +13,23 @@ It needs pytest-asyncio. It adds:
 - ``env``: an :class:`~stateward.runtime.Environment` on the test's clock with seed 0;
 - ``memory_store``: a :class:`~stateward.runtime.MemoryStore` on the test's clock, closed
   after the test (``memory_store.image()`` is what a crashed process leaves);
-- ``fake_driver``: a seeded :class:`~stateward.actors.FakeDriver`.
+- ``fake_driver``: a seeded :class:`~stateward.actors.FakeDriver`;
+- ``postgres``: the PostgreSQL server of ``STATEWARD_TEST_POSTGRES`` (a DSN), for the session;
+  without one the test skips, or fails where ``STATEWARD_REQUIRE_POSTGRES=1`` (CI);
+- ``postgres_schema``: a fresh schema name on it for one test, dropped afterwards.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 
 import pytest
 
 from stateward.actors import FakeDriver
 from stateward.runtime import Environment, MemoryStore, RealClock, VirtualClock, VirtualEventLoop
+
+from ._postgres import PostgresServer, postgres_server
 
 __all__ = (
     "pytest_configure",
@@ -33,6 +38,8 @@ __all__ = (
     "env",
     "memory_store",
     "fake_driver",
+    "postgres",
+    "postgres_schema",
 )
 
 
@@ -84,3 +91,17 @@ async def memory_store() -> AsyncIterator[MemoryStore]:
 async def fake_driver(env: Environment) -> FakeDriver:
     """A fake hypervisor driver, seeded from ``env``."""
     return FakeDriver(env=env)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> PostgresServer:
+    """The test PostgreSQL server; skips without one (fails under STATEWARD_REQUIRE_POSTGRES)."""
+    return postgres_server()
+
+
+@pytest.fixture
+def postgres_schema(postgres: PostgresServer) -> Iterator[str]:
+    """A schema name no other test uses, dropped after the test."""
+    schema = postgres.fresh_schema()
+    yield schema
+    postgres.drop_schema(schema)

@@ -1,9 +1,10 @@
-"""The store contract, run against MemoryStore and SqliteStore alike, and FSMActor on each.
+"""The store contract, run against MemoryStore, SqliteStore and PostgresStore, and FSMActor on each.
 
 Every test here takes the ``open_store`` factory: ``async with open_store(**options) as store``
 opens the store under test. Each call opens the same durable image again, as a process that
-restarts would: a new SqliteStore on the same file, or a new MemoryStore over the rows of the
-previous one. SQLite-only behaviour (schema, durable quarantine, raw bytes) comes last.
+restarts would: a new SqliteStore on the same file, a new PostgresStore on the same schema of
+the test server (``postgres`` fixture), or a new MemoryStore over the rows of the previous
+one. SQLite-only behaviour (schema, durable quarantine, raw bytes) comes last.
 """
 
 from __future__ import annotations
@@ -43,8 +44,10 @@ from stateward.runtime import (
     TransitionRecord,
     Write,
     open_actor_system,
+    open_postgres_store,
     open_sqlite_store,
 )
+from stateward.testing import PostgresServer
 
 # --------------------------------------------------------------------------------------------
 # The store under test
@@ -53,14 +56,22 @@ from stateward.runtime import (
 class StoreFactory:
     """Opens the store under test; every call reopens the same durable image."""
 
-    def __init__(self, name: str, path: Path) -> None:
+    def __init__(
+        self, name: str, path: Path, postgres: tuple[PostgresServer, str] | None = None
+    ) -> None:
         self.name = name
         self.path = path
+        self.postgres = postgres
         self._image: MemoryStore | None = None
 
     def __call__(self, **options: Any) -> AbstractAsyncContextManager[Store]:
         if self.name == "sqlite":
             return open_sqlite_store(self.path, durability=Durability.NORMAL, **options)
+        if self.postgres is not None:
+            server, schema = self.postgres
+            return open_postgres_store(
+                server.dsn, schema=schema, durability=Durability.NORMAL, **options
+            )
         return self._open_memory(**options)
 
     @contextlib.asynccontextmanager
@@ -80,6 +91,15 @@ class StoreFactory:
         if isinstance(store, MemoryStore):
             store.corrupt(resource_id)
             return
+        if self.postgres is not None:
+            server, schema = self.postgres
+            server.execute(
+                "UPDATE journal SET payload = '\\xc1'::bytea WHERE resource_id = $1 AND sequence "
+                "= (SELECT max(sequence) FROM journal WHERE resource_id = $1)",
+                resource_id,
+                schema=schema,
+            )
+            return
         with contextlib.closing(sqlite3.connect(self.path)) as db, db:
             db.execute(
                 "UPDATE journal SET payload = x'c1' WHERE resource_id = ? AND sequence = "
@@ -88,9 +108,14 @@ class StoreFactory:
             )
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
-    """A factory opening a MemoryStore or a SqliteStore under ``tmp_path``."""
+    """A factory opening a MemoryStore, a SqliteStore under ``tmp_path``, or a PostgresStore
+    on a fresh schema of the test server."""
+    if request.param == "postgres":
+        server = request.getfixturevalue("postgres")
+        schema = request.getfixturevalue("postgres_schema")
+        return StoreFactory("postgres", tmp_path / "unused", (server, schema))
     return StoreFactory(request.param, tmp_path / "stateward.db")
 
 

@@ -35,6 +35,7 @@ from stateward.runtime import (
     VirtualClock,
     Write,
     open_actor_system,
+    open_postgres_store,
     open_sqlite_store,
 )
 
@@ -371,16 +372,19 @@ async def test_failed_batch_fails_every_write_in_it() -> None:
 
 
 class Opener:
-    """Opens a MemoryStore or a SqliteStore under a test's tmp_path."""
+    """Opens a MemoryStore, a SqliteStore under a test's tmp_path, or a PostgresStore."""
 
-    def __init__(self, name: str, path: Path) -> None:
+    def __init__(self, name: str, path: Path, dsn: str = "", schema: str = "") -> None:
         self.name = name
         self.path = path
+        self.dsn, self.schema = dsn, schema
         self._image: MemoryStore | None = None
 
     def __call__(self) -> AbstractAsyncContextManager[Store]:
         if self.name == "sqlite":
             return open_sqlite_store(self.path)
+        if self.name == "postgres":
+            return open_postgres_store(self.dsn, schema=self.schema)
         return self._memory()
 
     @contextlib.asynccontextmanager
@@ -393,9 +397,13 @@ class Opener:
         self._image = store
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Opener:
-    """A factory opening a MemoryStore or a SqliteStore; each call reopens the same data."""
+    """A factory opening a MemoryStore, a SqliteStore or a PostgresStore; each call reopens
+    the same data."""
+    if request.param == "postgres":
+        server = request.getfixturevalue("postgres")
+        return Opener("postgres", tmp_path, server.dsn, request.getfixturevalue("postgres_schema"))
     return Opener(request.param, tmp_path / "closing.db")
 
 

@@ -9,9 +9,11 @@ that would blame the disk; and the store goes on serving every other call.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import math
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +29,34 @@ from stateward.runtime import (
     StoreUnavailable,
     TransitionRecord,
     Write,
+    open_postgres_store,
     open_sqlite_store,
 )
+from stateward.testing import postgres_server
 
 BIG = 2**63
-STORES = ["memory", "sqlite"]
+STORES = ["memory", "sqlite", "postgres"]
 
 
-def open_store(kind: str, path: Path) -> Any:
-    """A MemoryStore, or a SqliteStore at ``path``, to use with ``async with``."""
-    return MemoryStore() if kind == "memory" else open_sqlite_store(path)
+@contextlib.asynccontextmanager
+async def open_store(kind: str, path: Path) -> AsyncIterator[Store]:
+    """A MemoryStore, a SqliteStore at ``path``, or a PostgresStore on a schema of the test
+    server made for ``path`` and dropped afterwards."""
+    if kind == "memory":
+        async with MemoryStore() as memory:
+            yield memory
+        return
+    if kind == "sqlite":
+        async with open_sqlite_store(path) as sqlite:
+            yield sqlite
+        return
+    server = postgres_server()
+    schema = "test_" + hashlib.sha256(str(path).encode()).hexdigest()[:16]
+    try:
+        async with open_postgres_store(server.dsn, schema=schema) as postgres:
+            yield postgres
+    finally:
+        server.drop_schema(schema)
 
 
 #: A hostile call must end within this (it touches no lock): longer is a hang.
