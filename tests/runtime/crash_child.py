@@ -1,11 +1,12 @@
-"""A process for ``test_crash_safety``: durable FSM actors on SQLite, killed at any instant.
+"""A process for ``test_crash_safety``: durable FSM actors on a store, killed at any instant.
 
-Run as ``python crash_child.py DB SEED ROUND [--resources N] [--verify]``. It opens the
-SQLite store at ``DB`` (``Durability.FULL``), restores every resource already stored, spawns
-the missing ones, and then drives all of them at once with asks. Every *acknowledged* command
-(the ask returned, so the runtime says the transition is durable) becomes one JSON line on
-stdout, flushed at once; the parent kills the process with SIGKILL whenever it likes and then
-checks that every acknowledged line is in the database.
+Run as ``python crash_child.py DB SEED ROUND [--resources N] [--verify] [--schema S]
+[--retries N]``. It opens the SQLite store at ``DB`` (``Durability.FULL``), or the PostgreSQL
+store in schema ``S`` when ``DB`` is a ``postgresql://`` DSN, restores every resource already
+stored, spawns the missing ones, and then drives all of them at once with asks. Every
+*acknowledged* command (the ask returned, so the runtime says the transition is durable)
+becomes one JSON line on stdout, flushed at once; the parent kills the process with SIGKILL
+whenever it likes and then checks that every acknowledged line is in the database.
 
 With ``--verify`` it only restores, reports each resource's state, revision and data as the
 runtime rebuilt them, and exits cleanly.
@@ -38,10 +39,13 @@ from stateward.runtime import (
     Fire,
     FSMActor,
     Machine,
+    PostgresStore,
+    SqliteStore,
     StateKind,
     Transition,
     TransitionRecord,
     open_actor_system,
+    open_postgres_store,
     open_sqlite_store,
 )
 
@@ -171,18 +175,37 @@ async def _drive(ref: Any, resource_id: str, state: str, rng: random.Random, tag
             state = records[-1].target
 
 
-async def run(db: str, seed: int, round_: int, *, resources: int, verify: bool) -> None:
+def open_store(db: str, *, schema: str, retries: int) -> PostgresStore | SqliteStore:
+    """The store at ``db``: a PostgreSQL DSN (in ``schema``, ``retries`` its budget for a
+    restarting server) or a SQLite file."""
+    if db.startswith(("postgresql://", "postgres://")):
+        return open_postgres_store(db, schema=schema, retries=retries)
+    return open_sqlite_store(db)
+
+
+async def run(
+    db: str,
+    seed: int,
+    round_: int,
+    *,
+    resources: int,
+    verify: bool,
+    schema: str = "stateward",
+    retries: int = 6,
+) -> None:
     """Restore, then drive every resource until killed (or report them, with ``verify``).
 
     Args:
-        db: the SQLite file.
+        db: the SQLite file, or a PostgreSQL DSN.
         seed: the test's seed; with ``round_`` it seeds every resource's command stream.
         round_: which run on this file this is.
         resources: how many resources to drive.
         verify: restore and report instead of driving.
+        schema: the PostgreSQL schema.
+        retries: the PostgreSQL store's budget for transient failures.
     """
     async with (
-        open_sqlite_store(db) as store,
+        open_store(db, schema=schema, retries=retries) as store,
         open_actor_system(store=store, ask_timeout=60.0) as system,
     ):
         restored = await system.restore({CYCLE.name: Cycler}, eager=True)
@@ -221,10 +244,22 @@ def main() -> None:
     parser.add_argument("round", type=int)
     parser.add_argument("--resources", type=int, default=RESOURCES)
     parser.add_argument("--verify", action="store_true")
+    parser.add_argument("--schema", default="stateward")
+    parser.add_argument("--retries", type=int, default=6)
     args = parser.parse_args()
     # stdout carries acknowledgements only: the runtime's log lines go to stderr.
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
-    asyncio.run(run(args.db, args.seed, args.round, resources=args.resources, verify=args.verify))
+    asyncio.run(
+        run(
+            args.db,
+            args.seed,
+            args.round,
+            resources=args.resources,
+            verify=args.verify,
+            schema=args.schema,
+            retries=args.retries,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -1,12 +1,15 @@
-"""Crash safety with real processes: SIGKILL a busy child, then audit the SQLite file.
+"""Crash safety with real processes: SIGKILL a busy child, then audit the store it used.
 
-``crash_child.py`` drives 200 durable FSM actors on one SQLite file and prints a line for each
-acknowledged transition. Each test kills it at seeded random instants (after a random number
-of acknowledgements, or after a random delay that may land during start-up or recovery),
-several times on the same file, and after every kill checks, with plain ``sqlite3`` and an
+``crash_child.py`` drives 200 durable FSM actors on one store (a SQLite file, or a schema of
+the test PostgreSQL server) and prints a line for each acknowledged transition. Each test
+kills it at seeded random instants (after a random number of acknowledgements, or after a
+random delay that may land during start-up or recovery), several times on the same store, and
+after every kill checks, with plain ``sqlite3`` or SQL of its own on the server and an
 independent replay of the journal, that nothing acknowledged was lost and nothing is half
 applied. A last child restores everything and reports what the runtime rebuilt, which must
-match the replay.
+match the replay. On PostgreSQL, the *server* is killed too (``pg_ctl stop -m immediate``)
+while a child commits: the child's store reconnects when it is back, and the audit finds
+every transition acknowledged before and after.
 """
 
 from __future__ import annotations
@@ -18,15 +21,17 @@ import sqlite3
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import msgspec
 import pytest
 from crash_child import CYCLE, SNAPSHOT_EVERY, Tally, fold
 
 from stateward.runtime import TransitionRecord
+from stateward.testing import PostgresServer
 
 CHILD = Path(__file__).with_name("crash_child.py")
 SEEDS = (7, 1234, 98765)
@@ -40,6 +45,82 @@ EARLY = 0.2
 MAX_DELAY = 0.5
 #: A child that has not been killed after this long is stuck: kill it and fail.
 WATCHDOG = 30.0
+
+
+class Tables(NamedTuple):
+    """A store's rows as the audit reads them, without stateward."""
+
+    names: set[str]
+    heads: list[tuple[Any, ...]]
+    journal: list[tuple[Any, ...]]
+    quarantined: list[tuple[Any, ...]]
+
+
+_HEADS = (
+    "SELECT id, kind, state, revision, updated, snapshot, snapshot_revision, snapshot_state "
+    "FROM resources ORDER BY id"
+)
+_JOURNAL = (
+    "SELECT resource_id, sequence, source, event, target, task_id, cause, at, payload "
+    "FROM journal ORDER BY resource_id, sequence"
+)
+_QUARANTINE = "SELECT resource_id, reason FROM quarantine"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where the children keep their store, and how the audit reads it back."""
+
+    where: str
+    options: tuple[str, ...]
+    read: Callable[[], Tables]
+
+
+def sqlite_target(db: Path) -> Target:
+    """A SQLite file, read with plain ``sqlite3``."""
+
+    def read() -> Tables:
+        if not db.exists():
+            return Tables(set(), [], [], [])
+        con = sqlite3.connect(db)
+        try:
+            con.execute("PRAGMA query_only = ON")
+            names = {name for (name,) in con.execute("SELECT name FROM sqlite_master")}
+            if "resources" not in names:
+                return Tables(names, [], [], [])
+            return Tables(
+                names,
+                con.execute(_HEADS).fetchall(),
+                con.execute(_JOURNAL).fetchall(),
+                con.execute(_QUARANTINE).fetchall(),
+            )
+        finally:
+            con.close()
+
+    return Target(str(db), (), read)
+
+
+def postgres_target(server: PostgresServer, schema: str, *, retries: int = 6) -> Target:
+    """A schema of the test server, read over a connection of the audit's own."""
+
+    def read() -> Tables:
+        names = {
+            str(name)
+            for (name,) in server.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = $1",
+                schema,
+            )
+        }
+        if "resources" not in names:
+            return Tables(names, [], [], [])
+        return Tables(
+            names,
+            server.execute(_HEADS, schema=schema),
+            server.execute(_JOURNAL, schema=schema),
+            server.execute(_QUARANTINE, schema=schema),
+        )
+
+    return Target(server.dsn, ("--schema", schema, "--retries", str(retries)), read)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,14 +156,26 @@ class Run:
     stderr: str
 
 
-def _child(db: Path, seed: int, round_: int, *, verify: bool, stderr: IO[bytes]) -> Any:
-    args = [sys.executable, str(CHILD), str(db), str(seed), str(round_)]
+def _child(target: Target, seed: int, round_: int, *, verify: bool, stderr: IO[bytes]) -> Any:
+    args = [sys.executable, str(CHILD), target.where, str(seed), str(round_), *target.options]
     if verify:
         args.append("--verify")
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=stderr, text=True)
 
 
-def _run_and_kill(db: Path, seed: int, round_: int, rng: random.Random, tmp: Path) -> Run:
+def _ack(message: dict[str, Any]) -> Ack:
+    return Ack(
+        message["r"],
+        message["seq"],
+        message["source"],
+        message["event"],
+        message["target"],
+        message["payload"],
+        message["task"],
+    )
+
+
+def _run_and_kill(target: Target, seed: int, round_: int, rng: random.Random, tmp: Path) -> Run:
     """Start a child and SIGKILL it after a seeded number of acks or a seeded delay."""
     by_count = rng.random() < 0.5
     kill_after_acks = rng.randint(1, MAX_ACKS) if by_count else None
@@ -93,7 +186,7 @@ def _run_and_kill(db: Path, seed: int, round_: int, rng: random.Random, tmp: Pat
     acks: list[Ack] = []
     ready = False
     with err_path.open("wb") as err:
-        proc = _child(db, seed, round_, verify=False, stderr=err)
+        proc = _child(target, seed, round_, verify=False, stderr=err)
 
         def kill() -> None:
             if by_count:
@@ -111,17 +204,7 @@ def _run_and_kill(db: Path, seed: int, round_: int, rng: random.Random, tmp: Pat
                 if message["t"] == "ready":
                     ready = True
                     continue
-                acks.append(
-                    Ack(
-                        message["r"],
-                        message["seq"],
-                        message["source"],
-                        message["event"],
-                        message["target"],
-                        message["payload"],
-                        message["task"],
-                    )
-                )
+                acks.append(_ack(message))
                 if kill_after_acks is not None and len(acks) == kill_after_acks:
                     proc.send_signal(signal.SIGKILL)
             # Lines the child wrote before dying are acknowledged too; the loop read them all.
@@ -149,31 +232,14 @@ def _replay(records: list[TransitionRecord], start: Tally | None = None) -> Tall
     return data
 
 
-def _audit(db: Path, acked: dict[tuple[str, int], Ack]) -> dict[str, Resource]:
-    """Check every invariant of the file against the acks; return the replayed resources."""
-    if not db.exists():
-        assert not acked, "acknowledged transitions but the database was never created"
+def _audit(target: Target, acked: dict[tuple[str, int], Ack]) -> dict[str, Resource]:
+    """Check every invariant of the store against the acks; return the replayed resources."""
+    tables, heads, rows, quarantined = target.read()
+    if "resources" not in tables:
+        # Killed before the schema's migration committed: it must have written nothing.
+        assert not acked, "acknowledged transitions but the schema is missing"
+        assert tables <= {"schema_version"}, tables
         return {}
-    con = sqlite3.connect(db)
-    try:
-        con.execute("PRAGMA query_only = ON")
-        tables = {name for (name,) in con.execute("SELECT name FROM sqlite_master")}
-        if "resources" not in tables:
-            # Killed before the schema's migration committed: it must have written nothing.
-            assert not acked, "acknowledged transitions but the schema is missing"
-            assert tables <= {"schema_version"}, tables
-            return {}
-        heads = con.execute(
-            "SELECT id, kind, state, revision, updated, snapshot, snapshot_revision, "
-            "snapshot_state FROM resources ORDER BY id"
-        ).fetchall()
-        rows = con.execute(
-            "SELECT resource_id, sequence, source, event, target, task_id, cause, at, payload "
-            "FROM journal ORDER BY resource_id, sequence"
-        ).fetchall()
-        quarantined = con.execute("SELECT resource_id, reason FROM quarantine").fetchall()
-    finally:
-        con.close()
     assert quarantined == []
     journals: dict[str, list[TransitionRecord]] = {}
     for row in rows:
@@ -226,11 +292,11 @@ def _audit(db: Path, acked: dict[tuple[str, int], Ack]) -> dict[str, Resource]:
     return replayed
 
 
-def _verify(db: Path, seed: int, tmp: Path) -> tuple[int, dict[str, Resource]]:
+def _verify(target: Target, seed: int, tmp: Path) -> tuple[int, dict[str, Resource]]:
     """Run a child that only restores, and return what the runtime rebuilt."""
     err_path = tmp / f"verify-{seed}.err"
     with err_path.open("wb") as err:
-        proc = _child(db, seed, KILLS, verify=True, stderr=err)
+        proc = _child(target, seed, KILLS, verify=True, stderr=err)
         try:
             out, _ = proc.communicate(timeout=WATCHDOG)
         finally:
@@ -250,16 +316,24 @@ def _verify(db: Path, seed: int, tmp: Path) -> tuple[int, dict[str, Resource]]:
     return restored, found
 
 
-@pytest.mark.parametrize("seed", SEEDS)
-def test_sigkill_loses_nothing_acknowledged(seed: int, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("store", "seed"), [*(("sqlite", seed) for seed in SEEDS), ("postgres", SEEDS[0])]
+)
+def test_sigkill_loses_nothing_acknowledged(
+    store: str, seed: int, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     """Repeated SIGKILLs of a busy child lose no acknowledged transition and half-apply none."""
     rng = random.Random(seed)
-    db = tmp_path / "crash.db"
+    if store == "postgres":
+        server = request.getfixturevalue("postgres")
+        target = postgres_target(server, request.getfixturevalue("postgres_schema"))
+    else:
+        target = sqlite_target(tmp_path / "crash.db")
     acked: dict[tuple[str, int], Ack] = {}
     revisions: dict[str, int] = {}
     total_acks = 0
     for round_ in range(KILLS):
-        run = _run_and_kill(db, seed, round_, rng, tmp_path)
+        run = _run_and_kill(target, seed, round_, rng, tmp_path)
         context = f"seed {seed} round {round_}: {run.stderr[-2000:]}"
         assert not run.watchdog_fired, f"the child never reached its kill point; {context}"
         assert run.returncode == -signal.SIGKILL, context
@@ -269,13 +343,74 @@ def test_sigkill_loses_nothing_acknowledged(seed: int, tmp_path: Path) -> None:
             assert key not in acked, f"revision acknowledged twice: {ack}; {context}"
             acked[key] = ack
             first.setdefault(ack.resource_id, ack.sequence)
-        # Each resource continued from the revision the previous run left in the file.
+        # Each resource continued from the revision the previous run left in the store.
         for rid, sequence in first.items():
             assert sequence == revisions.get(rid, 0) + 1, f"{rid}; {context}"
         total_acks += len(run.acks)
-        replayed = _audit(db, acked)
+        replayed = _audit(target, acked)
         revisions = {rid: resource.revision for rid, resource in replayed.items()}
     assert total_acks > 0
-    restored, rebuilt = _verify(db, seed, tmp_path)
+    restored, rebuilt = _verify(target, seed, tmp_path)
+    assert restored == len(replayed)
+    assert {rid: rebuilt[rid] for rid in replayed} == replayed
+
+
+#: Acknowledgements read before the server is killed, and committed after it is back.
+BEFORE_KILL = 500
+AFTER_RESTART = 500
+
+
+def test_a_killed_server_loses_nothing_acknowledged_and_the_child_reconnects(
+    postgres: PostgresServer, postgres_schema: str, tmp_path: Path
+) -> None:
+    """``pg_ctl stop -m immediate`` under a busy child, then start: the same child goes on
+    committing once the server is back, and nothing it acknowledged is lost."""
+    target = postgres_target(postgres, postgres_schema, retries=12)
+    acked: dict[tuple[str, int], Ack] = {}
+    stored_at_restart: set[tuple[str, int]] | None = None
+    after = 0
+    err_path = tmp_path / "server-kill.err"
+    with err_path.open("wb") as err:
+        proc = _child(target, SEEDS[0], 0, verify=False, stderr=err)
+        watchdog = threading.Timer(WATCHDOG * 2, proc.kill)
+        watchdog.start()
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                message = json.loads(line)
+                if message["t"] != "ack":
+                    continue
+                ack = _ack(message)
+                key = (ack.resource_id, ack.sequence)
+                assert key not in acked, ack
+                acked[key] = ack
+                if stored_at_restart is None and len(acked) >= BEFORE_KILL:
+                    postgres.control("kill")
+                    postgres.control("start")
+                    # What the server held when it came back: an ack of anything else was
+                    # committed after the restart, by the reconnected store.
+                    stored_at_restart = {
+                        (str(r), int(s))
+                        for r, s in postgres.execute(
+                            "SELECT resource_id, sequence FROM journal", schema=postgres_schema
+                        )
+                    }
+                elif stored_at_restart is not None and key not in stored_at_restart:
+                    after += 1
+                    if after >= AFTER_RESTART:
+                        proc.send_signal(signal.SIGKILL)
+                        break
+        finally:
+            watchdog.cancel()
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
+    stderr = err_path.read_text(errors="replace")[-2000:]
+    assert after >= AFTER_RESTART, f"the child did not commit after the restart: {stderr}"
+    assert proc.returncode == -signal.SIGKILL, stderr
+    replayed = _audit(target, acked)
+    restored, rebuilt = _verify(target, SEEDS[0], tmp_path)
     assert restored == len(replayed)
     assert {rid: rebuilt[rid] for rid in replayed} == replayed
