@@ -70,8 +70,10 @@ from stateward.runtime import (
     Write,
     get_logger,
     open_actor_system,
+    open_postgres_store,
     open_sqlite_store,
 )
+from stateward.runtime._postgres import is_dsn
 
 from ._checks import (
     MAX_INT,
@@ -417,12 +419,16 @@ class Fleet:
         """A fleet to open with ``async with``.
 
         Args:
-            path: the SQLite database (a str or ``os.PathLike``; created if missing); in
+            path: the SQLite database (a str or ``os.PathLike``; created if missing), or a
+                PostgreSQL DSN (``postgresql://user@host:port/database``: the tables live
+                in its schema ``stateward``, created if missing; pass ``store=`` with
+                :func:`~stateward.runtime.open_postgres_store` for another schema); in
                 memory when None.
             driver: the hypervisor boundary.
             env: clock, randomness and ids.
             store: a store to use instead of ``path`` (opened and closed by the caller).
-            durability: the SQLite durability mode.
+            durability: the store's durability mode (on PostgreSQL, ``FULL`` is
+                ``synchronous_commit=on``).
             weigher: spread or pack instances.
             networks: the networks an instance gets a port on by default.
             heartbeat_interval: how often the fleet heartbeats hosts whose agent is alive.
@@ -484,6 +490,12 @@ class Fleet:
     async def _open(self, stack: contextlib.AsyncExitStack) -> None:
         if self._given_store is not None:
             store: Store = self._given_store
+        elif is_dsn(self.path):
+            store = await stack.enter_async_context(
+                open_postgres_store(
+                    str(self.path), durability=self._durability, clock=self.env.clock
+                )
+            )
         elif self.path is not None:
             store = await stack.enter_async_context(
                 open_sqlite_store(self.path, durability=self._durability, clock=self.env.clock)

@@ -175,6 +175,11 @@ _OPEN_ADVICE = {
 _DATA_CLASSES = ("22", "23", "54")
 
 
+def is_dsn(target: object) -> bool:
+    """Whether ``target`` names a PostgreSQL database (``postgresql://`` or ``postgres://``)."""
+    return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
+
+
 def _redacted(dsn: str) -> str:
     """``dsn`` with its password hidden, for messages and logs."""
     try:

@@ -16,6 +16,7 @@ import os
 import secrets
 import subprocess
 import threading
+import urllib.parse
 from typing import Any
 
 __all__ = ("PostgresServer", "postgres_server")
@@ -91,6 +92,19 @@ class PostgresServer:
 
     def drop_schema(self, schema: str) -> None:
         self.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+    def fresh_database(self) -> str:
+        """The DSN of a new, empty database on the server (for code that takes a DSN alone,
+        and so uses the default schema)."""
+        name = f"test_{secrets.token_hex(6)}"
+        self.execute(f'CREATE DATABASE "{name}"')
+        parts = urllib.parse.urlsplit(self.dsn)
+        return urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
+
+    def drop_database(self, dsn: str) -> None:
+        """Drop the database of ``dsn`` (made by :meth:`fresh_database`), connections and all."""
+        name = urllib.parse.urlsplit(dsn).path.lstrip("/")
+        self.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def terminate_store_connections(self) -> int:
         """Terminate every stateward backend (``pg_terminate_backend``); how many there were."""

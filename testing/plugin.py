@@ -16,7 +16,8 @@ It needs pytest-asyncio. It adds:
 - ``fake_driver``: a seeded :class:`~stateward.actors.FakeDriver`;
 - ``postgres``: the PostgreSQL server of ``STATEWARD_TEST_POSTGRES`` (a DSN), for the session;
   without one the test skips, or fails where ``STATEWARD_REQUIRE_POSTGRES=1`` (CI);
-- ``postgres_schema``: a fresh schema name on it for one test, dropped afterwards.
+- ``postgres_schema``: a fresh schema name on it for one test, dropped afterwards;
+- ``postgres_database``: the DSN of a fresh database on it for one test, dropped afterwards.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ __all__ = (
     "fake_driver",
     "postgres",
     "postgres_schema",
+    "postgres_database",
 )
 
 
@@ -105,3 +107,11 @@ def postgres_schema(postgres: PostgresServer) -> Iterator[str]:
     schema = postgres.fresh_schema()
     yield schema
     postgres.drop_schema(schema)
+
+
+@pytest.fixture
+def postgres_database(postgres: PostgresServer) -> Iterator[str]:
+    """The DSN of a new database no other test uses, dropped after the test."""
+    dsn = postgres.fresh_database()
+    yield dsn
+    postgres.drop_database(dsn)

@@ -39,9 +39,12 @@ HOST_SIZE = Capacity(vcpus=8, ram_mb=16384, disk_gb=200)
 HOSTS = ("h-0", "h-1", "h-2")
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Path | None:
-    """Where a fleet keeps its state: in memory (None) or an SQLite file."""
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str | None:
+    """Where a fleet keeps its state: in memory (None), an SQLite file or a PostgreSQL DSN."""
+    if request.param == "postgres":
+        dsn: str = request.getfixturevalue("postgres_database")
+        return dsn
     return None if request.param == "memory" else tmp_path / "cloud.db"
 
 
@@ -98,7 +101,7 @@ async def assert_nothing_left(fleet: Fleet, driver: FakeDriver, name: str = "web
 # -- boot -----------------------------------------------------------------------------------
 
 
-async def test_boot_reaches_active(db: Path | None) -> None:
+async def test_boot_reaches_active(db: Path | str | None) -> None:
     """A boot schedules, claims, allocates a port, spawns and powers on: active and running,
     with the claim of exactly the flavor's size held on the chosen host."""
     driver = FakeDriver()
@@ -185,7 +188,7 @@ async def test_each_command_moves_the_instance_and_the_driver(action: str) -> No
             assert [i.power for i in view.instances] == [on_driver]
 
 
-async def test_rebuild_recreates_from_the_new_image(db: Path | None) -> None:
+async def test_rebuild_recreates_from_the_new_image(db: Path | str | None) -> None:
     """Rebuild puts the new image on the driver and ends active and running."""
     driver = FakeDriver()
     async with Fleet.open(db, driver=driver) as fleet:
@@ -261,7 +264,7 @@ async def test_command_the_state_does_not_allow_changes_nothing() -> None:
             await fleet.instances.delete("web-1")
 
 
-async def test_idempotency_keys_return_the_same_task(db: Path | None) -> None:
+async def test_idempotency_keys_return_the_same_task(db: Path | str | None) -> None:
     """A boot or a command repeated with its idempotency key returns the first task and
     does the work once."""
     driver = FakeDriver()
@@ -340,7 +343,7 @@ async def test_bad_input_gets_typed_errors() -> None:
         assert [i.id for i in await fleet.instances.list()] == ["web-1"]
 
 
-async def test_no_valid_host_fails_the_boot_and_holds_nothing(db: Path | None) -> None:
+async def test_no_valid_host_fails_the_boot_and_holds_nothing(db: Path | str | None) -> None:
     """A flavor no host can take: the boot fails with NoValidHost naming the filter that
     eliminated the hosts; the instance is in error with the boot as its fault."""
     driver = FakeDriver()

@@ -36,8 +36,12 @@ LARGE = Flavor("m1.large", vcpus=4, ram_mb=8192, disk_gb=40)
 HOST_SIZE = Capacity(vcpus=8, ram_mb=16384, disk_gb=200)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Path | None:
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str | None:
+    """Where a fleet keeps its state: in memory (None), an SQLite file or a PostgreSQL DSN."""
+    if request.param == "postgres":
+        dsn: str = request.getfixturevalue("postgres_database")
+        return dsn
     return None if request.param == "memory" else tmp_path / "cloud.db"
 
 
@@ -82,7 +86,7 @@ async def _guests(driver: FakeDriver, name: str) -> list[tuple[str, int, str]]:
 
 
 async def test_a_cold_migration_moves_the_instance_and_leaves_nothing_behind(
-    db: Path | None,
+    db: Path | str | None,
 ) -> None:
     driver = FakeDriver()
     async with Fleet.open(db, driver=driver) as fleet:
