@@ -86,6 +86,24 @@ def test_fleet_example_boots_and_deletes(tmp_path: Path, python_blocks: list[str
     ]
 
 
+def test_durable_and_fleet_examples_run_unchanged_on_postgresql(
+    tmp_path: Path, python_blocks: list[str], request: pytest.FixtureRequest
+) -> None:
+    """The durable and fleet examples, their file name swapped for a PostgreSQL DSN (as the
+    README's PostgreSQL section says), print what they print on SQLite."""
+    durable = python_blocks[1]
+    fleet = python_blocks[3]
+    assert 'open_sqlite_store("state.db")' in durable
+    assert 'Fleet.open("cloud.db"' in fleet
+    dsn = request.getfixturevalue("postgres_database")
+    durable = durable.replace('open_sqlite_store("state.db")', f"open_postgres_store({dsn!r})")
+    durable = durable.replace("    open_sqlite_store,\n", "    open_postgres_store,\n")
+    assert run_example(durable, tmp_path) == ["srv-1 at revision 3"]
+    assert run_example(durable, tmp_path) == ["srv-1 at revision 6"]
+    on_sqlite = run_example(fleet, tmp_path / "sqlite")
+    assert run_example(fleet.replace('"cloud.db"', repr(dsn)), tmp_path / "pg") == on_sqlite
+
+
 def test_moves_example_resizes_and_confirms(tmp_path: Path, python_blocks: list[str]) -> None:
     """The moves example runs alone: a resize to the other host, confirmed, the source claim
     given up."""
