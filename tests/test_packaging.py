@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -65,14 +66,43 @@ def test_every_dependency_is_imported() -> None:
     assert sorted(_dependencies() - set(imported)) == []
 
 
+#: The extras the library imports when present: each import is guarded, so the library works
+#: without them and says which extra to install.
+OPTIONAL = ("postgres", "testing")
+
+
 def test_the_library_imports_only_declared_dependencies() -> None:
-    """Every module the library imports is the standard library's, stateward's or declared."""
+    """Every module the library imports is the standard library's, stateward's, declared, or
+    an optional extra's."""
     foreign = {
         name
         for name in _imported(LIBRARY)
         if name not in sys.stdlib_module_names and name != "stateward"
     }
-    assert sorted(foreign - _dependencies()) == []
+    declared = _dependencies().union(*(_dependencies(extra) for extra in OPTIONAL))
+    assert sorted(foreign - declared) == []
+
+
+def test_the_library_works_without_its_optional_extras() -> None:
+    """With asyncpg and pytest absent the library imports, and the PostgreSQL store names the
+    extra to install instead of failing on an import."""
+    blocked = sorted(_dependencies("postgres") | _dependencies("testing"))
+    script = f"""
+import asyncio, sys
+for name in {blocked!r}:
+    sys.modules[name] = None
+import stateward, stateward.runtime, stateward.testing
+from stateward.runtime import StoreUnavailable, open_postgres_store
+try:
+    asyncio.run(open_postgres_store("postgresql://localhost/db"))
+except StoreUnavailable as error:
+    print(error)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "install stateward[postgres]" in done.stdout
 
 
 def test_rich_is_imported_only_by_the_command_line() -> None:
