@@ -45,7 +45,7 @@ from rich.progress import (
 )
 
 from stateward import __version__
-from stateward.runtime import InvalidArgument, SchemaError, StatewardError
+from stateward.runtime import InvalidArgument, SchemaError, StatewardError, is_dsn
 
 from ._harness import FULL_SIZES, QUICK_SIZES, SIZES, Result, Row, Settings, Skipped, run_rows
 from ._inspect import DEFAULT_LIMIT, MAX_LIMIT, InspectFailed, Options, printable, run_inspect
@@ -336,13 +336,22 @@ def _add_inspect(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         "inspect",
         help="read a stateward database offline: resources, their history, tasks",
         description=(
-            "List the resources of a stateward SQLite database, one resource's transition "
-            "history or tasks, one task record, or the parked tasks. The file is opened "
-            "read-only and never locked for writing, so the process that owns it may keep "
-            "running."
+            "List the resources of a stateward database, one resource's transition "
+            "history or tasks, one task record, or the parked tasks. A SQLite file is opened "
+            "read-only and never locked for writing; a PostgreSQL schema is read in one "
+            "read-only transaction; either way the processes that own it may keep running."
         ),
     )
-    parser.add_argument("db", type=Path, metavar="DB", help="the SQLite file")
+    parser.add_argument(
+        "db",
+        metavar="DB",
+        help="the SQLite file, or a PostgreSQL DSN (postgresql://user@host:port/database)",
+    )
+    parser.add_argument(
+        "--schema",
+        metavar="NAME",
+        help="with a PostgreSQL DSN: the schema the store wrote (default: stateward)",
+    )
     # One view per invocation.
     view = parser.add_mutually_exclusive_group()
     view.add_argument("--resource", metavar="ID", help="show this resource's transition history")
@@ -420,13 +429,17 @@ def _inspect(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             "--kind filters the resource list; drop it with --resource, --task, --parked, "
             "--timers, --migrations, --leases",
         )
+    postgres = is_dsn(args.db)
+    if args.schema is not None and not postgres:
+        return _usage_error(parser, "--schema names a PostgreSQL schema: give a DSN as DB")
     if args.tasks and args.resource is None:
         return _usage_error(parser, "--tasks lists one resource's tasks: add --resource ID")
     json_target, problem = _json_target("--json", args.json)
     if problem is not None:
         return _usage_error(parser, problem)
     options = Options(
-        db=args.db,
+        db=args.db if postgres else Path(args.db),
+        schema=args.schema or "stateward",
         resource=args.resource,
         kind=args.kind,
         limit=args.limit,

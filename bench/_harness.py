@@ -495,6 +495,8 @@ class Row:
         summary: one line saying what is measured against what.
         goal: what the row must reach; reference rows have none.
         requires: modules that must be importable, else the row is skipped with a note.
+        unavailable: says why the row cannot run here (a server it needs is not configured
+            or not reachable), or ``None`` when it can; such a row is skipped with that note.
     """
 
     name: str
@@ -504,6 +506,7 @@ class Row:
     summary: str
     goal: Goal | None = None
     requires: tuple[str, ...] = ()
+    unavailable: Callable[[], str | None] | None = None
 
     def missing_requirements(self) -> tuple[str, ...]:
         """The modules of ``requires`` that cannot be imported here."""
@@ -675,6 +678,10 @@ class Registry:
         )
 
 
+#: The extra that installs each optional module a row may require (``peers`` otherwise).
+_EXTRAS = {"uvloop": "fast", "asyncpg": "postgres"}
+
+
 def run_rows(
     rows: Iterable[Row],
     sizes: Sizes,
@@ -701,15 +708,16 @@ def run_rows(
         missing = row.missing_requirements()
         if chosen.loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
             missing = (*missing, "uvloop")
+        reason = None
         if missing:
-            extras = sorted({"fast" if name == "uvloop" else "peers" for name in missing})
-            outcome = Skipped(
-                row.name,
-                f"{', '.join(missing)} not importable; install the "
-                + " and the ".join(
-                    f"{extra} extra (pip install 'stateward[{extra}]')" for extra in extras
-                ),
+            extras = sorted({_EXTRAS.get(name, "peers") for name in missing})
+            reason = f"{', '.join(missing)} not importable; install the " + " and the ".join(
+                f"{extra} extra (pip install 'stateward[{extra}]')" for extra in extras
             )
+        elif row.unavailable is not None:
+            reason = row.unavailable()
+        if reason is not None:
+            outcome = Skipped(row.name, reason)
             skipped.append(outcome)
         else:
             with applied(chosen):

@@ -60,7 +60,6 @@ from rich.text import Text
 from stateward.actors import EVACUATE, LIVE_MIGRATE, MIGRATE, RESIZE
 from stateward.flows import TASKS, StepRecord, TaskRecord, TaskStatus
 from stateward.runtime import (
-    SCHEMA_VERSION,
     DocumentRow,
     HeadRow,
     JournalRow,
@@ -70,7 +69,9 @@ from stateward.runtime import (
     StoreReader,
     StoreUnavailable,
     Timer,
+    is_dsn,
     open_store_reader,
+    redact_dsn,
 )
 
 __all__ = (
@@ -138,7 +139,8 @@ class Options:
     """What to show, as parsed from the command line.
 
     Attributes:
-        db: the database file.
+        db: the database file, or a PostgreSQL DSN.
+        schema: the PostgreSQL schema the store wrote.
         resource: show this resource's history instead of the resource list.
         kind: list only resources of this kind.
         limit: rows to show at most.
@@ -151,7 +153,8 @@ class Options:
         leases: list the leases, and the holds on each host.
     """
 
-    db: Path
+    db: Path | str
+    schema: str = "stateward"
     resource: str | None = None
     kind: str | None = None
     limit: int = DEFAULT_LIMIT
@@ -605,6 +608,7 @@ _READ_FAILURES: dict[ReadFailure, tuple[str, str, bool]] = {
         False,
     ),
     ReadFailure.UNREADABLE: ("cannot be read ({cause})", "check the file", False),
+    ReadFailure.CANNOT_CONNECT: ("cannot be reached ({detail})", "check the server", False),
 }
 
 
@@ -614,6 +618,9 @@ def _failed(path: str, error: StoreUnavailable) -> InspectFailed | StoreUnavaila
         reason = ReadFailure(error.reason)
     except ValueError:
         return error
+    if is_dsn(path):  # the reader words a server's failures itself
+        problem = str(reason) + (f" ({error.detail})" if error.detail else "")
+        return InspectFailed(redact_dsn(path), problem, hint=error.advice or "check the server")
     problem, hint, usage = _READ_FAILURES[reason]
     problem = problem.format(cause=error.__cause__, detail=error.detail)
     return InspectFailed(path, problem, hint=hint, usage=usage)
@@ -626,21 +633,22 @@ def _check_version(reader: StoreReader, *, tasks: bool) -> None:
         reader: the open database.
         tasks: the view reads task records, which the documents table holds.
     """
-    found = reader.schema_version
-    if found >= SCHEMA_VERSION:
+    found, latest = reader.schema_version, reader.latest_version
+    if found >= latest:
         return
+    store = "SqliteStore" if reader.schema is None else "PostgresStore"
     if tasks and not reader.has_documents:
         raise InspectFailed(
             reader.path,
             f"has no task records: its schema version {found} predates the documents table "
             "that holds them",
-            hint="open it once with this stateward's SqliteStore, which adds the table; "
+            hint=f"open it once with this stateward's {store}, which adds the table; "
             "`stateward inspect` without task options still lists its resources after that",
         )
     raise InspectFailed(
         reader.path,
-        f"has schema version {found}, from an older stateward (this one reads {SCHEMA_VERSION})",
-        hint="open it once with this stateward's SqliteStore, which brings the schema up to date",
+        f"has schema version {found}, from an older stateward (this one reads {latest})",
+        hint=f"open it once with this stateward's {store}, which brings the schema up to date",
     )
 
 
@@ -1190,11 +1198,11 @@ _Rendered = tuple[dict[str, Any], RenderableType]
 
 
 def _view_resources(reader: StoreReader, options: Options) -> _Rendered:
-    path = str(options.db)
+    path = reader.path
     found, more = _resources(reader, kind=options.kind, limit=options.limit)
     document = {
         "database": path,
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": reader.schema_version,
         "kind": options.kind,
         "limit": options.limit,
         "truncated": more,
@@ -1215,12 +1223,12 @@ def _view_resources(reader: StoreReader, options: Options) -> _Rendered:
 
 
 def _view_history(reader: StoreReader, options: Options) -> _Rendered:
-    path = str(options.db)
+    path = reader.path
     assert options.resource is not None
     head, entries, total = _history(reader, options.resource, limit=options.limit)
     document = {
         "database": path,
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": reader.schema_version,
         "resource": _head_json(head),
         "limit": options.limit,
         "total": total,
@@ -1242,12 +1250,12 @@ def _view_history(reader: StoreReader, options: Options) -> _Rendered:
 
 
 def _view_task(reader: StoreReader, options: Options) -> _Rendered:
-    path = str(options.db)
+    path = reader.path
     assert options.task is not None
     record = _task(reader, options.task)
     document = {
         "database": path,
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": reader.schema_version,
         "task": _task_json(record),
     }
     parts: list[RenderableType] = [
@@ -1259,12 +1267,12 @@ def _view_task(reader: StoreReader, options: Options) -> _Rendered:
 
 
 def _view_resource_tasks(reader: StoreReader, options: Options) -> _Rendered:
-    path = str(options.db)
+    path = reader.path
     assert options.resource is not None
     rows, total = _resource_tasks(reader, options.resource, limit=options.limit)
     document = {
         "database": path,
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": reader.schema_version,
         "resource_id": options.resource,
         "limit": options.limit,
         "total": total,
@@ -1287,11 +1295,11 @@ def _view_resource_tasks(reader: StoreReader, options: Options) -> _Rendered:
 
 
 def _view_parked(reader: StoreReader, options: Options) -> _Rendered:
-    path = str(options.db)
+    path = reader.path
     rows, total = _parked_tasks(reader, limit=options.limit)
     document = {
         "database": path,
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": reader.schema_version,
         "limit": options.limit,
         "total": total,
         "truncated": total > len(rows),
@@ -1337,7 +1345,7 @@ def _timer_row(row: DocumentRow) -> dict[str, Any]:
 
 
 def _view_timers(reader: StoreReader, options: Options) -> _Rendered:
-    path = str(options.db)
+    path = reader.path
     total = reader.document_count(TIMER_DOCUMENTS, status="pending")
     rows = [
         _timer_row(row)
@@ -1347,7 +1355,7 @@ def _view_timers(reader: StoreReader, options: Options) -> _Rendered:
     ]
     document = {
         "database": path,
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": reader.schema_version,
         "limit": options.limit,
         "total": total,
         "truncated": total > len(rows),
@@ -1418,7 +1426,7 @@ def _migration_row(reader: StoreReader, head: HeadRow) -> dict[str, Any]:
 
 
 def _view_migrations(reader: StoreReader, options: Options) -> _Rendered:
-    path = str(options.db)
+    path = reader.path
     heads = sorted(
         (h for kind in MIGRATION_KINDS for h in reader.heads(kind=kind, limit=options.limit + 1)),
         key=lambda h: h.id or "",
@@ -1427,7 +1435,7 @@ def _view_migrations(reader: StoreReader, options: Options) -> _Rendered:
     more = len(heads) > options.limit
     document = {
         "database": path,
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": reader.schema_version,
         "limit": options.limit,
         "truncated": more,
         "migrations": rows,
@@ -1509,7 +1517,7 @@ def _reserved(reservations: Any) -> str:
 
 
 def _view_leases(reader: StoreReader, options: Options) -> _Rendered:
-    path = str(options.db)
+    path = reader.path
     heads = sorted(reader.heads(kind="lease", limit=options.limit + 1), key=lambda h: h.id or "")
     rows = [_lease_row(reader, h) for h in heads[: options.limit]]
     more = len(heads) > options.limit
@@ -1530,7 +1538,7 @@ def _view_leases(reader: StoreReader, options: Options) -> _Rendered:
         holds.sort(key=lambda h: (h["start"] or 0, h["lease"] or ""))
     document = {
         "database": path,
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": reader.schema_version,
         "limit": options.limit,
         "truncated": more,
         "leases": rows,
@@ -1623,7 +1631,7 @@ def run_inspect(options: Options, *, console: Console, out: TextIO | None = None
     name, view = next((name, render) for name, selects, render in VIEWS if selects(options))
     try:
         with open_store_reader(
-            options.db, text_bytes=TEXT_BYTES, busy_timeout=BUSY_TIMEOUT
+            options.db, text_bytes=TEXT_BYTES, busy_timeout=BUSY_TIMEOUT, schema=options.schema
         ) as reader:
             _check_version(reader, tasks=name in TASK_VIEWS)
             document, renderable = view(reader, options)

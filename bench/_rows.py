@@ -33,6 +33,7 @@ from ._peers import (
     pykka_ask_round,
     pykka_tell_round,
 )
+from ._pg_rows import PG_ROWS
 from ._settings_rows import SETTINGS_ROWS
 from ._sim_rows import SIM_ROWS
 from ._stateward import (
@@ -254,6 +255,7 @@ ROWS = Registry(
             requires=(_PYKKA_MODULE,),
         ),
         *STORE_ROWS,
+        *PG_ROWS,
         *FLOW_ROWS,
         *DBOS_ROWS,
         *FLEET_ROWS,

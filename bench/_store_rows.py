@@ -55,7 +55,21 @@ __all__ = (
     "resource_id",
     "expected_resource",
     "build_recovery_database",
+    "StoreOpener",
+    "durable_round",
+    "durable_comparison",
     "durable_transition_round",
+    "lazy_restore_round",
+    "eager_restore_round",
+    "recovery_rows",
+    "HEAD_CONFLICT",
+    "SELECT_LISTING",
+    "SELECT_HEAD",
+    "SELECT_HEADS",
+    "SELECT_TAIL",
+    "SELECT_TAILS",
+    "cycle_step",
+    "chosen_resources",
     "raw_durable_round",
     "lazy_recovery_round",
     "eager_recovery_round",
@@ -94,10 +108,8 @@ _INSERT_JOURNAL = (
     "INSERT INTO journal (resource_id, sequence, source, event, target, task_id, cause, at,"
     " payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_UPSERT_HEAD = """
-INSERT INTO resources (id, kind, state, revision, updated, snapshot, snapshot_revision,
-                       snapshot_state)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+#: How a head row replaces the stored one (SQLite's and PostgreSQL's syntax alike).
+HEAD_CONFLICT = """
 ON CONFLICT (id) DO UPDATE SET
     state = excluded.state,
     revision = excluded.revision,
@@ -108,25 +120,29 @@ ON CONFLICT (id) DO UPDATE SET
     snapshot_state = CASE WHEN excluded.snapshot IS NULL
         THEN resources.snapshot_state ELSE excluded.snapshot_state END
 """
+_UPSERT_HEAD = (
+    "INSERT INTO resources (id, kind, state, revision, updated, snapshot, snapshot_revision,"
+    " snapshot_state) VALUES (?, ?, ?, ?, ?, ?, ?, ?)" + HEAD_CONFLICT
+)
 _INSERT_HEAD = (
     "INSERT INTO resources (id, kind, state, revision, updated, snapshot, snapshot_revision,"
     " snapshot_state) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_SELECT_LISTING = "SELECT id, kind, state, revision, updated FROM resources ORDER BY id"
-_SELECT_HEAD = (
+SELECT_LISTING = "SELECT id, kind, state, revision, updated FROM resources ORDER BY id"
+SELECT_HEAD = (
     "SELECT id, kind, state, revision, updated, snapshot, snapshot_revision, snapshot_state"
     " FROM resources WHERE id = ?"
 )
-_SELECT_HEADS = (
+SELECT_HEADS = (
     "SELECT id, kind, state, revision, updated, snapshot, snapshot_revision, snapshot_state"
     " FROM resources ORDER BY id"
 )
-_SELECT_TAIL = (
+SELECT_TAIL = (
     "SELECT j.resource_id, j.sequence, j.source, j.event, j.target, j.task_id, j.cause, j.at,"
     " j.payload FROM journal j JOIN resources r ON r.id = j.resource_id"
     " WHERE r.id = ? AND j.sequence > r.snapshot_revision ORDER BY j.sequence"
 )
-_SELECT_TAILS = (
+SELECT_TAILS = (
     "SELECT j.resource_id, j.sequence, j.source, j.event, j.target, j.task_id, j.cause, j.at,"
     " j.payload FROM journal j JOIN resources r ON r.id = j.resource_id"
     " WHERE j.sequence > r.snapshot_revision ORDER BY j.resource_id, j.sequence"
@@ -134,12 +150,15 @@ _SELECT_TAILS = (
 
 _encoder = msgspec.msgpack.Encoder()
 
+#: Opens the store a round runs on: ``async with open_store() as store``.
+StoreOpener = Callable[[], contextlib.AbstractAsyncContextManager[Any]]
+
 
 def _kind() -> str:
     return cycle_machine().name
 
 
-def _step(step: int) -> tuple[str, str, str]:
+def cycle_step(step: int) -> tuple[str, str, str]:
     """Source, event and target of the ``step``-th transition (0-based) around the loop."""
     count = len(CYCLE_STATES)
     return CYCLE_STATES[step % count], CYCLE_EVENTS[step % count], CYCLE_STATES[(step + 1) % count]
@@ -194,20 +213,35 @@ async def durable_transition_round(
 ) -> DurableOutcome:
     """Committed transitions per second of ``actors`` durable FSM actors on a fresh file.
 
+    See :func:`durable_round`; the store is a :class:`~stateward.runtime.SqliteStore` on
+    ``path`` (``Durability.FULL``, ``max_batch`` :data:`RAW_BATCH`).
+    """
+    from stateward.runtime import Durability, open_sqlite_store
+
+    return await durable_round(
+        lambda: open_sqlite_store(path, durability=Durability.FULL, max_batch=RAW_BATCH),
+        actors=actors,
+        transitions=transitions,
+        clients=clients,
+    )
+
+
+async def durable_round(
+    open_store: StoreOpener, *, actors: int, transitions: int, clients: int = DURABLE_CLIENTS
+) -> DurableOutcome:
+    """Committed transitions per second of ``actors`` durable FSM actors on a fresh store.
+
     Every actor first makes one untimed transition (its head and first snapshot are written,
     as the baseline's set-up does). Then ``clients`` tasks each ask their share of the actors
     in turn, ``transitions`` times around, every ask awaited until committed.
     """
-    from stateward.runtime import Durability, open_actor_system, open_sqlite_store
+    from stateward.runtime import open_actor_system
 
     actor = _cycle_actor()
     addresses = [f"vm-{i:06d}" for i in range(actors)]
     lanes = max(1, min(clients, actors))
     latencies: list[list[float]] = [[] for _ in range(lanes)]
-    async with (
-        open_sqlite_store(path, durability=Durability.FULL, max_batch=RAW_BATCH) as store,
-        open_actor_system(store=store) as system,
-    ):
+    async with open_store() as store, open_actor_system(store=store) as system:
         refs = [system.spawn(actor, address=address) for address in addresses]
         await asyncio.gather(*(ref.ask(CYCLE_EVENTS[0]) for ref in refs))
         before = store.statistics()
@@ -217,7 +251,7 @@ async def durable_transition_round(
             record = latencies[lane].append
             clock = time.perf_counter
             for step in range(1, transitions + 1):
-                event = _step(step)[1]
+                event = cycle_step(step)[1]
                 for ref in mine:
                     sent = clock()
                     await ref.ask(event)
@@ -257,7 +291,7 @@ async def raw_durable_round(path: Path, *, actors: int, transitions: int) -> Rou
     try:
 
         def write(sequence: int, step: int) -> None:
-            source, event, target = _step(step)
+            source, event, target = cycle_step(step)
             snap = snapshot if sequence == 1 or sequence % every == 0 else None
             for first in range(0, actors, RAW_BATCH):
                 chunk = ids[first : first + RAW_BATCH]
@@ -313,25 +347,45 @@ def _measure_durable(sizes: Sizes) -> Comparison:
             _discard(path)
             return round_
 
-        subject_side, baseline_side = compare(
+        return durable_comparison(
+            sizes,
             (DURABLE_SUBJECT, subject),
             (RAW_WRITER, baseline),
-            rounds=sizes.store_rounds,
-            warmup_rounds=sizes.warmup_rounds,
-            higher_is_better=True,
+            outcomes,
+            {"durability": "FULL", "temp_dir": tempfile.gettempdir()},
         )
+
+
+def durable_comparison(
+    sizes: Sizes,
+    subject: tuple[str, Callable[[], Round]],
+    baseline: tuple[str, Callable[[], Round]],
+    outcomes: Sequence[DurableOutcome],
+    details: dict[str, object],
+) -> Comparison:
+    """Both sides of a durable-transition row, and its details (plus ``details``).
+
+    ``outcomes`` fills as the subject's rounds run: one per round, warm-up first.
+    """
+    actors, transitions = sizes.durable_actors, sizes.durable_transitions
+    subject_side, baseline_side = compare(
+        subject,
+        baseline,
+        rounds=sizes.store_rounds,
+        warmup_rounds=sizes.warmup_rounds,
+        higher_is_better=True,
+    )
     measured = outcomes[sizes.warmup_rounds :]
-    details: dict[str, object] = {
+    details = {
         "actors": actors,
         "transitions_per_actor": transitions,
         "transitions_per_round": actors * transitions,
         "clients": min(DURABLE_CLIENTS, actors),
-        "durability": "FULL",
         "max_batch": RAW_BATCH,
         "raw_rows_per_transaction": RAW_BATCH,
         "avg_batch_size": statistics.fmean(o.batch_size for o in measured),
         "largest_batch": max(o.largest_batch for o in measured),
-        "temp_dir": tempfile.gettempdir(),
+        **details,
     }
     if actors != FULL_SIZES.durable_actors:
         details["size_note"] = (
@@ -403,11 +457,11 @@ def expected_resource(index: int, *, history: int = RECOVERY_HISTORY) -> tuple[s
     """What the ``index``-th resource must rebuild to: state, revision and data."""
     data = Tally()
     for sequence in range(1, history + 1):
-        data = _tallied(data, _step(sequence - 1)[1], _payload(index, sequence))
-    return _step(history - 1)[2], history, data
+        data = _tallied(data, cycle_step(sequence - 1)[1], _payload(index, sequence))
+    return cycle_step(history - 1)[2], history, data
 
 
-def _recovery_rows(
+def recovery_rows(
     resources: int, history: int, every: int
 ) -> tuple[Iterator[tuple[object, ...]], Iterator[tuple[object, ...]]]:
     """Journal rows and heads exactly as an FSMActor and the store would have written them."""
@@ -418,7 +472,7 @@ def _recovery_rows(
         for index in range(resources):
             rid = resource_id(index)
             for sequence in range(1, history + 1):
-                source, event, target = _step(sequence - 1)
+                source, event, target = cycle_step(sequence - 1)
                 payload = _encoder.encode(_payload(index, sequence))
                 at = _EPOCH + index * 1e-3 + sequence
                 yield rid, sequence, source, event, target, None, None, at, payload
@@ -427,8 +481,8 @@ def _recovery_rows(
         for index in range(resources):
             data = Tally()
             for sequence in range(1, snapshot_at + 1):
-                data = _tallied(data, _step(sequence - 1)[1], _payload(index, sequence))
-            state = _step(history - 1)[2]
+                data = _tallied(data, cycle_step(sequence - 1)[1], _payload(index, sequence))
+            state = cycle_step(history - 1)[2]
             updated = _EPOCH + index * 1e-3 + history
             snapshot = _encoder.encode(data)
             yield (
@@ -439,7 +493,7 @@ def _recovery_rows(
                 updated,
                 snapshot,
                 snapshot_at,
-                _step(snapshot_at - 1)[2],
+                cycle_step(snapshot_at - 1)[2],
             )
 
     return journal(), heads()
@@ -457,7 +511,7 @@ async def build_recovery_database(
     if history < 1:
         raise ValueError(f"history must be >= 1, got {history}")
     await _create_schema(path)
-    journal, heads = _recovery_rows(resources, history, tally_actor().snapshot_every)
+    journal, heads = recovery_rows(resources, history, tally_actor().snapshot_every)
     db = _raw_connection(path, synchronous="OFF")
     try:
         db.execute("BEGIN IMMEDIATE")
@@ -514,13 +568,25 @@ def _check_replies(indexes: Sequence[int], replies: Sequence[Any]) -> None:
 
 
 async def lazy_recovery_round(path: Path, *, resources: int, indexes: Sequence[int]) -> Round:
-    """Seconds to open ``path``, restore lazily and answer one probe from each of ``indexes``.
+    """Seconds to open ``path``, restore lazily and answer one probe from each of ``indexes``
+    (see :func:`lazy_restore_round`)."""
+    from stateward.runtime import open_sqlite_store
+
+    return await lazy_restore_round(
+        lambda: open_sqlite_store(path), resources=resources, indexes=indexes
+    )
+
+
+async def lazy_restore_round(
+    open_store: StoreOpener, *, resources: int, indexes: Sequence[int]
+) -> Round:
+    """Seconds to open the store, restore lazily and answer one probe from each of ``indexes``.
 
     The probes are sent together (the first requests after a restart); each one activates
     its resource, which loads itself from the store. Per-probe latencies are kept. After the
     clock stops, every reply is checked against what the resource's journal adds up to.
     """
-    from stateward.runtime import open_actor_system, open_sqlite_store
+    from stateward.runtime import open_actor_system
 
     actor = tally_actor()
     kind = _kind()
@@ -534,7 +600,7 @@ async def lazy_recovery_round(path: Path, *, resources: int, indexes: Sequence[i
         return reply
 
     start = clock()
-    async with open_sqlite_store(path) as store, open_actor_system(store=store) as system:
+    async with open_store() as store, open_actor_system(store=store) as system:
         restored = await system.restore({kind: actor})
         replies = await asyncio.gather(
             *(first(slot, resource_id(i), system) for slot, i in enumerate(indexes))
@@ -547,13 +613,22 @@ async def lazy_recovery_round(path: Path, *, resources: int, indexes: Sequence[i
 
 
 async def eager_recovery_round(path: Path, *, resources: int, check: int) -> Round:
-    """Seconds to open ``path`` and rebuild every resource (``restore(eager=True)``)."""
-    from stateward.runtime import open_actor_system, open_sqlite_store
+    """Seconds to open ``path`` and rebuild every resource (see :func:`eager_restore_round`)."""
+    from stateward.runtime import open_sqlite_store
+
+    return await eager_restore_round(
+        lambda: open_sqlite_store(path), resources=resources, check=check
+    )
+
+
+async def eager_restore_round(open_store: StoreOpener, *, resources: int, check: int) -> Round:
+    """Seconds to open the store and rebuild every resource (``restore(eager=True)``)."""
+    from stateward.runtime import open_actor_system
 
     actor = tally_actor()
     kind = _kind()
     start = time.perf_counter()
-    async with open_sqlite_store(path) as store, open_actor_system(store=store) as system:
+    async with open_store() as store, open_actor_system(store=store) as system:
         restored = await system.restore({kind: actor}, eager=True)
         elapsed = time.perf_counter() - start
         reply = await system.lookup(resource_id(check)).ask(_PROBE)
@@ -572,11 +647,11 @@ def raw_lazy_read_round(path: Path, *, resources: int, indexes: Sequence[int]) -
     start = time.perf_counter()
     db = sqlite3.connect(path, isolation_level=None)
     try:
-        listing = db.execute(_SELECT_LISTING).fetchall()
+        listing = db.execute(SELECT_LISTING).fetchall()
         loaded = [
             (
-                db.execute(_SELECT_HEAD, (resource_id(i),)).fetchone(),
-                db.execute(_SELECT_TAIL, (resource_id(i),)).fetchall(),
+                db.execute(SELECT_HEAD, (resource_id(i),)).fetchone(),
+                db.execute(SELECT_TAIL, (resource_id(i),)).fetchall(),
             )
             for i in indexes
         ]
@@ -593,8 +668,8 @@ def raw_eager_read_round(path: Path, *, resources: int) -> Round:
     start = time.perf_counter()
     db = sqlite3.connect(path, isolation_level=None)
     try:
-        heads = db.execute(_SELECT_HEADS).fetchall()
-        tails = db.execute(_SELECT_TAILS).fetchall()
+        heads = db.execute(SELECT_HEADS).fetchall()
+        tails = db.execute(SELECT_TAILS).fetchall()
         elapsed = time.perf_counter() - start
     finally:
         db.close()
@@ -646,13 +721,13 @@ def _recovery_pair(
     )
 
 
-def _chosen(sizes: Sizes) -> list[int]:
+def chosen_resources(sizes: Sizes) -> list[int]:
     count = min(sizes.recovery_asks, sizes.recovery_resources)
     return random.Random(RECOVERY_SEED).sample(range(sizes.recovery_resources), count)
 
 
 def _measure_lazy_recovery(sizes: Sizes) -> Comparison:
-    resources, indexes = sizes.recovery_resources, _chosen(sizes)
+    resources, indexes = sizes.recovery_resources, chosen_resources(sizes)
     return _recovery_pair(
         sizes,
         lambda path: lazy_recovery_round(path, resources=resources, indexes=indexes),
@@ -663,7 +738,7 @@ def _measure_lazy_recovery(sizes: Sizes) -> Comparison:
 
 def _measure_eager_recovery(sizes: Sizes) -> Comparison:
     resources = sizes.recovery_resources
-    check = _chosen(sizes)[0]
+    check = chosen_resources(sizes)[0]
     return _recovery_pair(
         sizes,
         lambda path: eager_recovery_round(path, resources=resources, check=check),

@@ -57,7 +57,9 @@ from ._machine import Transition as Transition
 from ._machine import TransitionRecord as TransitionRecord
 from ._postgres import POSTGRES_SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION
 from ._postgres import PostgresStore as PostgresStore
+from ._postgres import is_dsn as is_dsn
 from ._postgres import open_postgres_store as open_postgres_store
+from ._postgres import redact_dsn as redact_dsn
 from ._reader import DocumentRow as DocumentRow
 from ._reader import HeadRow as HeadRow
 from ._reader import JournalRow as JournalRow
@@ -170,6 +172,8 @@ __all__ = (
     "POSTGRES_SCHEMA_VERSION",
     "PostgresStore",
     "open_postgres_store",
+    "redact_dsn",
+    "is_dsn",
     "open_sqlite_store",
     "Durability",
     "SCHEMA_VERSION",

@@ -47,7 +47,13 @@ from ._store import (
     _Transient,
 )
 
-__all__ = ("PostgresStore", "open_postgres_store", "POSTGRES_SCHEMA_VERSION")
+__all__ = (
+    "PostgresStore",
+    "open_postgres_store",
+    "redact_dsn",
+    "is_dsn",
+    "POSTGRES_SCHEMA_VERSION",
+)
 
 _T = TypeVar("_T")
 
@@ -180,7 +186,7 @@ def is_dsn(target: object) -> bool:
     return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
 
 
-def _redacted(dsn: str) -> str:
+def redact_dsn(dsn: str) -> str:
     """``dsn`` with its password hidden, for messages and logs."""
     try:
         parts = urllib.parse.urlsplit(dsn)
@@ -198,7 +204,11 @@ def _lost(error: BaseException) -> bool:
     if isinstance(error, asyncpg.PostgresError):
         state = error.sqlstate or ""
         return state.startswith("08") or state in ("57P01", "57P02", "57P03")
-    return isinstance(error, OSError | asyncpg.InterfaceError | TimeoutError)
+    # InternalClientError: the protocol is in a state no statement can use (a backend that
+    # was terminated under a statement in flight).
+    return isinstance(
+        error, OSError | asyncpg.InterfaceError | asyncpg.InternalClientError | TimeoutError
+    )
 
 
 def _translate(operation: str, error: BaseException) -> StoreUnavailable | _Transient | None:
@@ -303,7 +313,7 @@ class PostgresStore(SqlQueries):
                 advice="nothing was opened: install stateward[postgres]",
             )
         if type(dsn) is not str or not dsn or "\x00" in dsn:
-            shown = _redacted(dsn) if type(dsn) is str else dsn
+            shown = redact_dsn(dsn) if type(dsn) is str else dsn
             raise InvalidArgument(
                 "dsn", expected="a PostgreSQL DSN (postgresql://user@host:port/db)", got=shown
             )
@@ -326,7 +336,7 @@ class PostgresStore(SqlQueries):
         super().__init__(
             clock=clock, max_batch=max_batch, retries=retries, backoff=backoff, retention=retention
         )
-        self.dsn = _redacted(dsn)
+        self.dsn = redact_dsn(dsn)
         self.schema = schema
         self.create = create
         self.durability = durability

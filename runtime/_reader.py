@@ -1,4 +1,7 @@
-"""A read-only reader of a SQLite store's file: the offline view of what a store wrote.
+"""A read-only reader of a store: the offline view of what a store wrote.
+
+This module reads a SQLite store's file; :mod:`stateward.runtime._pg_reader` gives the same
+:class:`StoreReader` over a PostgreSQL schema (``open_store_reader("postgresql://...")``).
 
 :func:`open_store_reader` opens the file read-only (``file:...?mode=ro``, plus
 ``PRAGMA query_only``): it never takes a write lock, never creates a missing file and works on
@@ -30,9 +33,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from ._errors import InvalidArgument, SchemaError, StoreUnavailable
+from ._postgres import is_dsn
 from ._sqlite import _TABLES, SCHEMA_VERSION, _file_path
 
 __all__ = (
@@ -57,7 +61,8 @@ _MAX_ROWS = 2**63 - 1
 class ReadFailure(enum.StrEnum):
     """Why :func:`open_store_reader` or a read failed: the ``reason`` of its StoreUnavailable.
 
-    Its ``detail`` is the path, except for ``BAD_VERSION`` (what the schema_version table
+    Its ``detail`` is the path (for PostgreSQL: the schema and DSN, or the DSN and the
+    driver's error), except for ``BAD_VERSION`` (what the schema_version table
     holds, e.g. ``text 'abc'``) and ``MISSING_TABLES`` (the tables, comma-separated); the
     SQLite error, where there was one, is the ``__cause__``.
     """
@@ -73,6 +78,7 @@ class ReadFailure(enum.StrEnum):
     UNFINISHED = "schema creation never finished"
     MISSING_TABLES = "stateward tables are missing"
     UNREADABLE = "the file cannot be read"
+    CANNOT_CONNECT = "cannot connect to the PostgreSQL server"
 
 
 _ADVICE = {
@@ -173,10 +179,42 @@ class _Column:
     sql: str | None = None
 
 
-def _select(columns: Sequence[_Column], source: str, limits: Mapping[str, int]) -> str:
+class Engine(Protocol):
+    """How a :class:`StoreReader` reads one database, in one read-only transaction.
+
+    SQL comes with ``?`` placeholders; rows are sequences of cells as :meth:`bounded` asked.
+    Failures are :class:`~stateward.runtime.StoreUnavailable`.
+    """
+
+    def bounded(self, column: str, kind: _Kind, limit: int) -> str:
+        """SQL for three values of ``column`` (of a column of ``kind``): its type as
+        :class:`RawCell` names it, its size in bytes, and its value with at most ``limit``
+        bytes of a text or blob (as bytes)."""
+        ...
+
+    def rows(self, sql: str, arguments: Sequence[Any]) -> list[Sequence[Any]]: ...
+
+    def stream(self, sql: str, arguments: Sequence[Any]) -> Iterator[Sequence[Any]]:
+        """The rows of ``sql``, read as they are iterated."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def _select(
+    engine: Engine, columns: Sequence[_Column], source: str, limits: Mapping[str, int]
+) -> str:
     """A query of ``columns`` from ``source``, each read bounded (``limits`` by kind)."""
-    cells = ", ".join(_bounded(c.sql or c.name, limits[c.kind]) for c in columns)
+    cells = ", ".join(engine.bounded(c.sql or c.name, c.kind, limits[c.kind]) for c in columns)
     return f"SELECT {cells} FROM {source}"
+
+
+def _where(*filters: tuple[str, object]) -> tuple[str, tuple[object, ...]]:
+    """``WHERE`` (or nothing) of the ``(condition, argument)`` pairs whose argument is set."""
+    chosen = [(condition, argument) for condition, argument in filters if argument is not None]
+    if not chosen:
+        return "", ()
+    return "WHERE " + " AND ".join(c for c, _ in chosen), tuple(a for _, a in chosen)
 
 
 class _Fields:
@@ -339,31 +377,44 @@ def _check_text(name: str, value: object, *, optional: bool = False) -> str | No
 
 
 class StoreReader:
-    """A read-only view of one SQLite store file, in one read transaction.
+    """A read-only view of one store, in one read transaction.
 
     Open it with :func:`open_store_reader` and close it (``with`` does); every call reads
     the same snapshot. Lists are newest first where they are of time, and take a ``limit``.
 
     Attributes:
-        path: the database file.
-        schema_version: the schema version the file holds (1 to :data:`SCHEMA_VERSION`).
+        path: the database file, or the PostgreSQL DSN (without its password).
+        schema: the PostgreSQL schema read; None for a SQLite file.
+        schema_version: the schema version the store holds (1 to :attr:`latest_version`).
+        latest_version: the schema version this stateward writes for such a store.
     """
 
-    def __init__(self, path: str, db: sqlite3.Connection, version: int, text_bytes: int) -> None:
+    def __init__(
+        self,
+        path: str,
+        engine: Engine,
+        version: int,
+        text_bytes: int,
+        *,
+        schema: str | None = None,
+        latest_version: int = SCHEMA_VERSION,
+        documents_since: int = 2,
+    ) -> None:
         self.path = path
+        self.schema = schema
         self.schema_version = version
-        self._db: sqlite3.Connection | None = db
+        self.latest_version = latest_version
+        self._engine: Engine | None = engine
         self._text_bytes = text_bytes
+        self._documents_since = documents_since
 
     # -- lifecycle ----------------------------------------------------------------------
 
     def close(self) -> None:
-        """End the read transaction and close the file; later calls fail."""
-        db, self._db = self._db, None
-        if db is not None:
-            with contextlib.suppress(sqlite3.Error):
-                db.execute("ROLLBACK")  # a read transaction: nothing to keep
-            db.close()
+        """End the read transaction and close the connection; later calls fail."""
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.close()
 
     def __enter__(self) -> StoreReader:
         return self
@@ -376,29 +427,20 @@ class StoreReader:
     ) -> None:
         self.close()
 
-    def _cursor(self, sql: str, arguments: Sequence[Any]) -> sqlite3.Cursor:
-        if self._db is None:
+    def _open_engine(self) -> Engine:
+        if self._engine is None:
             raise StoreUnavailable("read", reason="the reader is closed")
-        try:
-            return self._db.execute(sql, arguments)
-        except sqlite3.Error as exc:
-            raise _translate(self.path, exc) from exc
-
-    def _next(self, cursor: sqlite3.Cursor) -> Any:
-        """The cursor's next row, None after the last; its failure translated."""
-        if self._db is None:
-            raise StoreUnavailable("read", reason="the reader is closed")
-        try:
-            return cursor.fetchone()
-        except sqlite3.Error as exc:
-            raise _translate(self.path, exc) from exc
+        return self._engine
 
     def _rows(self, sql: str, arguments: Sequence[Any] = ()) -> list[Any]:
-        cursor = self._cursor(sql, arguments)
-        try:
-            return cursor.fetchall()
-        except sqlite3.Error as exc:
-            raise _translate(self.path, exc) from exc
+        return self._open_engine().rows(sql, arguments)
+
+    def _stream(self, sql: str, arguments: Sequence[Any]) -> Iterator[Any]:
+        engine = self._open_engine()
+        for row in engine.stream(sql, arguments):
+            yield row
+            if self._engine is None:
+                raise StoreUnavailable("read", reason="the reader is closed")
 
     def _count(self, sql: str, arguments: Sequence[Any] = ()) -> int:
         [(found,)] = self._rows(sql, arguments)
@@ -408,15 +450,18 @@ class StoreReader:
         text = self._text_bytes
         return {"text": text, "optional": text, "integer": text, "number": text, "raw": raw}
 
+    def _select(self, columns: Sequence[_Column], source: str, raw: int) -> str:
+        return _select(self._open_engine(), columns, source, self._limits(raw))
+
     @property
     def has_documents(self) -> bool:
-        """Whether the schema has documents (version 2 on); without, there are none."""
-        return self.schema_version >= 2
+        """Whether the schema has documents (SQLite's version 2 on); without, there are none."""
+        return self.schema_version >= self._documents_since
 
     # -- resources ----------------------------------------------------------------------
 
     def _heads(self, where: str, arguments: Sequence[Any]) -> list[HeadRow]:
-        sql = f"{_select(_HEAD_COLUMNS, _HEADS, self._limits(0))} {where}"
+        sql = f"{self._select(_HEAD_COLUMNS, _HEADS, 0)} {where}"
         found = []
         for row in self._rows(sql, arguments):
             fields = _Fields(_HEAD_COLUMNS, row)
@@ -427,10 +472,8 @@ class StoreReader:
         """Resource heads ordered by id, of one ``kind`` or all, at most ``limit``."""
         _check_text("kind", kind, optional=True)
         _check_limit(limit)
-        rows = self._heads(
-            "WHERE (? IS NULL OR r.kind = ?) ORDER BY r.id LIMIT ?", (kind, kind, limit)
-        )
-        return tuple(rows)
+        where, arguments = _where(("r.kind = ?", kind))
+        return tuple(self._heads(f"{where} ORDER BY r.id LIMIT ?", (*arguments, limit)))
 
     def head(self, resource_id: str) -> HeadRow | None:
         """One resource's head, or None when no such resource is stored."""
@@ -446,7 +489,7 @@ class StoreReader:
         _check_text("resource_id", resource_id)
         _check_limit(limit)
         _check_limit(payload_bytes, "payload_bytes")
-        sql = _select(_JOURNAL_COLUMNS, "journal", self._limits(payload_bytes))
+        sql = self._select(_JOURNAL_COLUMNS, "journal", payload_bytes)
         found = []
         for row in self._rows(
             f"{sql} WHERE resource_id = ? ORDER BY sequence DESC LIMIT ?", (resource_id, limit)
@@ -468,9 +511,8 @@ class StoreReader:
         _check_limit(body_bytes, "body_bytes")
         if not self.has_documents:
             return iter(())
-        sql = f"{_select(_DOCUMENT_COLUMNS, 'documents', self._limits(body_bytes))} {where}"
-        cursor = self._cursor(sql, arguments)
-        return (self._document(row) for row in iter(lambda: self._next(cursor), None))
+        sql = f"{self._select(_DOCUMENT_COLUMNS, 'documents', body_bytes)} {where}"
+        return (self._document(row) for row in self._stream(sql, arguments))
 
     @staticmethod
     def _document(row: Sequence[Any]) -> DocumentRow:
@@ -503,12 +545,11 @@ class StoreReader:
         Rows are read as they are iterated, so that only one body is in memory at a time;
         iterate before the reader closes.
         """
-        arguments = self._document_filter(collection, resource_id, status)
+        where, arguments = self._document_filter(collection, resource_id, status)
         _check_limit(limit)
         order = "ASC" if oldest_first else "DESC"
         return self._documents(
-            "WHERE collection = ? AND (? IS NULL OR resource_id = ?) "
-            f"AND (? IS NULL OR status = ?) ORDER BY created {order}, key {order} LIMIT ?",
+            f"{where} ORDER BY created {order}, key {order} LIMIT ?",
             (*arguments, limit),
             body_bytes,
         )
@@ -517,23 +558,21 @@ class StoreReader:
         self, collection: str, *, resource_id: str | None = None, status: str | None = None
     ) -> int:
         """How many documents of a collection match every field given."""
-        arguments = self._document_filter(collection, resource_id, status)
+        where, arguments = self._document_filter(collection, resource_id, status)
         if not self.has_documents:
             return 0
-        return self._count(
-            "SELECT count(*) FROM documents WHERE collection = ? "
-            "AND (? IS NULL OR resource_id = ?) AND (? IS NULL OR status = ?)",
-            arguments,
-        )
+        return self._count(f"SELECT count(*) FROM documents {where}", arguments)
 
     @staticmethod
     def _document_filter(
         collection: str, resource_id: str | None, status: str | None
-    ) -> tuple[str | None, ...]:
+    ) -> tuple[str, tuple[object, ...]]:
         _check_text("collection", collection)
         _check_text("resource_id", resource_id, optional=True)
         _check_text("status", status, optional=True)
-        return (collection, resource_id, resource_id, status, status)
+        return _where(
+            ("collection = ?", collection), ("resource_id = ?", resource_id), ("status = ?", status)
+        )
 
     # -- whole tables -------------------------------------------------------------------
 
@@ -546,6 +585,42 @@ class StoreReader:
             documents=documents,
             quarantined=self._count("SELECT count(*) FROM quarantine"),
         )
+
+
+class _SqliteEngine:
+    """A read-only sqlite3 connection inside its read transaction."""
+
+    def __init__(self, path: str, db: sqlite3.Connection) -> None:
+        self._path = path
+        self._db = db
+
+    def bounded(self, column: str, kind: _Kind, limit: int) -> str:
+        return _bounded(column, limit)
+
+    def rows(self, sql: str, arguments: Sequence[Any]) -> list[Sequence[Any]]:
+        try:
+            return self._db.execute(sql, arguments).fetchall()
+        except sqlite3.Error as exc:
+            raise _translate(self._path, exc) from exc
+
+    def stream(self, sql: str, arguments: Sequence[Any]) -> Iterator[Sequence[Any]]:
+        try:
+            cursor = self._db.execute(sql, arguments)
+        except sqlite3.Error as exc:
+            raise _translate(self._path, exc) from exc
+        while True:
+            try:
+                row = cursor.fetchone()
+            except sqlite3.Error as exc:
+                raise _translate(self._path, exc) from exc
+            if row is None:
+                return
+            yield row
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self._db.execute("ROLLBACK")  # a read transaction: nothing to keep
+        self._db.close()
 
 
 def _check_file(path: str) -> None:
@@ -612,25 +687,39 @@ def _begin(uri: str, name: str, busy_timeout: float) -> tuple[sqlite3.Connection
 
 
 def open_store_reader(
-    path: str | os.PathLike[str], *, text_bytes: int = TEXT_BYTES, busy_timeout: float = 2.0
+    path: str | os.PathLike[str],
+    *,
+    text_bytes: int = TEXT_BYTES,
+    busy_timeout: float = 2.0,
+    schema: str = "stateward",
 ) -> StoreReader:
-    """Open a SQLite store's file read-only, in one read transaction; close the reader after.
+    """Open a store read-only, in one read transaction; close the reader after.
 
     Args:
-        path: the database file; it is never created, written or locked for writing.
+        path: the SQLite file (never created, written or locked for writing), or the DSN of
+            a PostgreSQL database (``postgresql://user@host:port/database``), read in one
+            ``REPEATABLE READ READ ONLY`` transaction.
         text_bytes: bytes read of a text column at most (ids, states, causes, ...).
         busy_timeout: seconds to wait for a lock (only a rollback-journal database being
-            written has one; in WAL mode readers never wait).
+            written has one; in WAL mode readers never wait), or for a PostgreSQL server to
+            answer.
+        schema: the PostgreSQL schema the store wrote (``stateward`` unless it was told).
 
     Raises:
-        StoreUnavailable: the file cannot be read; its ``reason`` is a :class:`ReadFailure`.
-        SchemaError: a newer stateward wrote the file.
+        StoreUnavailable: the store cannot be read; its ``reason`` is a :class:`ReadFailure`.
+        SchemaError: a newer stateward wrote the store.
         InvalidArgument: ``path`` names no file, or an option is out of range.
     """
-    name = _file_path(path)
     _check_limit(text_bytes, "text_bytes")
     if not isinstance(busy_timeout, int | float) or not 0 <= busy_timeout < 1e9:
         raise InvalidArgument("busy_timeout", expected="seconds >= 0", got=busy_timeout)
+    if isinstance(path, str) and is_dsn(path):
+        from ._pg_reader import open_postgres_reader
+
+        return open_postgres_reader(
+            path, schema=schema, text_bytes=text_bytes, timeout=busy_timeout
+        )
+    name = _file_path(path)
     _check_file(name)
     uri = f"{PurePath(os.path.abspath(name)).as_uri()}?mode=ro"
     try:
@@ -645,4 +734,4 @@ def open_store_reader(
         # cannot create the -shm file a reader needs. Without a -wal file there is no writer
         # (one would have made it) and the file alone is the database: read it immutable.
         db, version = _begin(f"{uri}&immutable=1", name, busy_timeout)
-    return StoreReader(name, db, version, text_bytes)
+    return StoreReader(name, _SqliteEngine(name, db), version, text_bytes)
