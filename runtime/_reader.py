@@ -719,6 +719,8 @@ def open_store_reader(
         return open_postgres_reader(
             path, schema=schema, text_bytes=text_bytes, timeout=busy_timeout
         )
+    if schema != "stateward":
+        raise InvalidArgument("schema", expected="only with a PostgreSQL DSN", got=schema)
     name = _file_path(path)
     _check_file(name)
     uri = f"{PurePath(os.path.abspath(name)).as_uri()}?mode=ro"

@@ -226,3 +226,9 @@ def test_bad_arguments_are_typed(postgres: PostgresServer) -> None:
         open_store_reader(postgres.dsn, schema='x"; DROP')
     with pytest.raises(InvalidArgument, match="dsn"):
         open_store_reader("postgresql://host:notaport/db")
+
+
+def test_a_schema_is_only_for_a_dsn(tmp_path: Path) -> None:
+    """A file has no schemas: naming one is an InvalidArgument, not ignored."""
+    with pytest.raises(InvalidArgument, match="only with a PostgreSQL DSN"):
+        open_store_reader(tmp_path / "state.db", schema="other")
