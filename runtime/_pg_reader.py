@@ -28,7 +28,8 @@ except ImportError:  # the `postgres` extra is not installed: the reader says so
 from ._reader import ReadFailure, StoreReader, _Kind
 from ._sql import numbered
 
-__all__ = ("open_postgres_reader",)
+#: Nothing public: the reader is reached through ``open_store_reader(dsn)``.
+__all__: tuple[str, ...] = ()
 
 _T = TypeVar("_T")
 
