@@ -69,11 +69,11 @@ from stateward.runtime import (
     Subscription,
     Write,
     get_logger,
+    is_dsn,
     open_actor_system,
     open_postgres_store,
     open_sqlite_store,
 )
-from stateward.runtime._postgres import is_dsn
 
 from ._checks import (
     MAX_INT,

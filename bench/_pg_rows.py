@@ -166,10 +166,6 @@ async def _create(dsn: str, schema: str) -> str:
 # --- pg.durable_transition -----------------------------------------------------------------
 
 
-def _columns(rows: Sequence[tuple[object, ...]], width: int) -> list[list[object]]:
-    return [[row[i] for row in rows] for i in range(width)]
-
-
 async def raw_pg_durable_round(dsn: str, schema: str, *, actors: int, transitions: int) -> Round:
     """Transitions per second of raw asyncpg writing the store's rows for each one.
 
@@ -199,7 +195,7 @@ async def raw_pg_durable_round(dsn: str, schema: str, *, actors: int, transition
                 heads = [
                     (rid, kind, target, sequence, now, snap, sequence, target) for rid in chunk
                 ]
-                await statement.fetch(*_columns(journal, 9), *_columns(heads, 8))
+                await statement.fetch(*zip(*journal, strict=True), *zip(*heads, strict=True))
 
         await write(1, 0)
         start = time.perf_counter()

@@ -19,7 +19,7 @@ from collections.abc import Coroutine, Iterator, Sequence
 from typing import Any, TypeVar
 
 from ._errors import InvalidArgument, SchemaError, StoreUnavailable
-from ._postgres import _SCHEMA_NAME, _TABLES, POSTGRES_SCHEMA_VERSION, redact_dsn
+from ._postgres import _SCHEMA_NAME, _TABLES, POSTGRES_SCHEMA_VERSION, redact_dsn, tables_in
 
 try:
     import asyncpg
@@ -149,12 +149,7 @@ async def _begin(dsn: str, schema: str, timeout: float) -> Any:
 
 async def _version(db: Any, schema: str, where: str) -> int:
     """The schema's version, its tables checked; raise when it is not a stateward schema."""
-    tables = {
-        str(name)
-        for (name,) in await db.fetch(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = $1", schema
-        )
-    }
+    tables = await tables_in(db, schema)
     advice = "name the schema a PostgresStore wrote (--schema)"
     if "schema_version" not in tables:
         listing = ", ".join(sorted(tables))

@@ -186,8 +186,22 @@ def is_dsn(target: object) -> bool:
     return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
 
 
+async def tables_in(db: asyncpg.Connection, schema: str) -> set[str]:
+    """The names of the tables ``schema`` holds (none when it does not exist)."""
+    rows = await db.fetch(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = $1", schema
+    )
+    return {str(name) for (name,) in rows}
+
+
 def redact_dsn(dsn: str) -> str:
-    """``dsn`` with its password hidden, for messages and logs."""
+    """``dsn`` with its password hidden, for messages and logs.
+
+    Raises:
+        InvalidArgument: ``dsn`` is not a str.
+    """
+    if type(dsn) is not str:
+        raise InvalidArgument("dsn", expected="a str (a PostgreSQL DSN)", got=dsn)
     try:
         parts = urllib.parse.urlsplit(dsn)
         if parts.password is None:
@@ -402,13 +416,7 @@ class PostgresStore(SqlQueries):
 
     async def _stored_version(self, db: asyncpg.Connection) -> int:
         """The schema's version; 0 for a schema to create; raise if it is not ours."""
-        tables = {
-            str(name)
-            for (name,) in await db.fetch(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = $1",
-                self.schema,
-            )
-        }
+        tables = await tables_in(db, self.schema)
         where = f"schema {self.schema!r} of {self.dsn}"
         if not tables:
             if not self.create:

@@ -597,25 +597,22 @@ class _SqliteEngine:
     def bounded(self, column: str, kind: _Kind, limit: int) -> str:
         return _bounded(column, limit)
 
-    def rows(self, sql: str, arguments: Sequence[Any]) -> list[Sequence[Any]]:
+    @contextlib.contextmanager
+    def _translated(self) -> Iterator[None]:
         try:
-            return self._db.execute(sql, arguments).fetchall()
+            yield
         except sqlite3.Error as exc:
             raise _translate(self._path, exc) from exc
 
+    def rows(self, sql: str, arguments: Sequence[Any]) -> list[Sequence[Any]]:
+        with self._translated():
+            return self._db.execute(sql, arguments).fetchall()
+
     def stream(self, sql: str, arguments: Sequence[Any]) -> Iterator[Sequence[Any]]:
-        try:
+        with self._translated():
             cursor = self._db.execute(sql, arguments)
-        except sqlite3.Error as exc:
-            raise _translate(self._path, exc) from exc
-        while True:
-            try:
-                row = cursor.fetchone()
-            except sqlite3.Error as exc:
-                raise _translate(self._path, exc) from exc
-            if row is None:
-                return
-            yield row
+            while (row := cursor.fetchone()) is not None:
+                yield row
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):

@@ -24,6 +24,7 @@ from stateward.runtime import (
     open_postgres_store,
     open_sqlite_store,
     open_store_reader,
+    redact_dsn,
 )
 from stateward.testing import PostgresServer
 
@@ -232,3 +233,13 @@ def test_a_schema_is_only_for_a_dsn(tmp_path: Path) -> None:
     """A file has no schemas: naming one is an InvalidArgument, not ignored."""
     with pytest.raises(InvalidArgument, match="only with a PostgreSQL DSN"):
         open_store_reader(tmp_path / "state.db", schema="other")
+
+
+def test_redact_dsn_hides_the_password_and_types_its_input() -> None:
+    """The password becomes ***; what is no str is an InvalidArgument."""
+    assert (
+        redact_dsn("postgresql://app:s3cret@db:5432/cloud") == "postgresql://app:***@db:5432/cloud"
+    )
+    assert redact_dsn("postgresql://app@db/cloud") == "postgresql://app@db/cloud"
+    with pytest.raises(InvalidArgument, match="dsn"):
+        redact_dsn(123)  # type: ignore[arg-type]
